@@ -1,0 +1,130 @@
+"""The tf.data input pipeline: listing, decoding, shapes, labels, determinism and bad folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import make_split_folder, write_image
+
+from catsdogs.augment import AugmentParams
+from catsdogs.cli import UserError
+from catsdogs.data import (
+    data_fingerprint,
+    decode_and_resize,
+    load_image,
+    make_dataset,
+    make_path_dataset,
+    read_image_folder,
+    read_splits,
+)
+
+
+def collect(dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    images, labels = zip(*[(x.numpy(), y.numpy()) for x, y in dataset])
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def test_labels_follow_sorted_class_folders(tiny_split):
+    folder = read_image_folder(tiny_split / "train")
+    assert folder.class_names == ("cats", "dogs")
+    assert len(folder) == 12 and folder.labels.count(0) == 6 and folder.labels.count(1) == 6
+    assert all(Path(p).parent.name == folder.class_names[label] for p, label in zip(folder.paths, folder.labels))
+
+
+def test_batches_have_the_promised_shapes_dtypes_and_range(tiny_split):
+    dataset = make_dataset(tiny_split / "train", image_size=32, batch_size=5)
+    images, labels = collect(dataset)
+    first_images, first_labels = next(iter(dataset))
+    assert first_images.shape == (5, 32, 32, 3) and first_images.dtype == tf.float32
+    assert first_labels.shape == (5,) and first_labels.dtype == tf.int32
+    assert images.shape == (12, 32, 32, 3) and 0 <= images.min() and images.max() <= 255
+    # The generated classes differ in colour: red-dominant cats (0), blue-dominant dogs (1).
+    red_minus_blue = images[..., 0].mean(axis=(1, 2)) - images[..., 2].mean(axis=(1, 2))
+    np.testing.assert_array_equal(labels, (red_minus_blue < 0).astype(np.int32))
+
+
+def test_same_seed_gives_the_same_epochs_and_epochs_differ(tiny_split):
+    def epochs(seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        dataset = make_dataset(tiny_split / "train", 32, 4, shuffle=True, augment=AugmentParams(), seed=seed)
+        return [collect(dataset) for _ in range(2)]
+
+    first, again, other = epochs(1), epochs(1), epochs(2)
+    for (images_a, labels_a), (images_b, labels_b) in zip(first, again):
+        np.testing.assert_array_equal(images_a, images_b)
+        np.testing.assert_array_equal(labels_a, labels_b)
+    assert not np.array_equal(first[0][0], first[1][0])  # a new shuffle and new augmentations each epoch
+    assert not np.array_equal(first[0][0], other[0][0])
+
+
+def test_cached_dataset_reshuffles_each_epoch_and_keeps_every_image(tiny_split):
+    dataset = make_dataset(tiny_split / "train", 32, 12, shuffle=True, cache=True, seed=3)
+    (images_1, labels_1), (images_2, labels_2) = collect(dataset), collect(dataset)
+    assert sorted(labels_1.tolist()) == sorted(labels_2.tolist()) == [0] * 6 + [1] * 6
+    assert not np.array_equal(labels_1, labels_2) or not np.array_equal(images_1, images_2)
+    np.testing.assert_allclose(np.sort(images_1.mean(axis=(1, 2, 3))), np.sort(images_2.mean(axis=(1, 2, 3))))
+
+
+def test_unshuffled_order_is_the_listing_order(tiny_split):
+    folder = read_image_folder(tiny_split / "validation")
+    _, labels = collect(make_dataset(folder, 32, 4))
+    assert labels.tolist() == list(folder.labels)
+
+
+def test_large_jpeg_decodes_at_reduced_scale_close_to_full_decode(tmp_path):
+    rng = np.random.default_rng(0)
+    smooth = np.kron(rng.uniform(0, 255, (20, 30, 3)), np.ones((20, 20, 1)))  # 400 x 600 blocks
+    path = write_image(tmp_path / "big.jpg", smooth)
+    contents = tf.io.read_file(str(path))
+    full = tf.image.resize(tf.io.decode_jpeg(contents, channels=3), [64, 64]).numpy()
+    reduced = decode_and_resize(contents, 64).numpy().astype(np.float32)
+    assert reduced.shape == (64, 64, 3) and reduced.dtype == np.float32
+    assert np.abs(reduced - full).mean() < 6.0
+
+
+@pytest.mark.parametrize("fmt,mode", [("PNG", "RGB"), ("PNG", "L"), ("PNG", "RGBA"), ("BMP", "RGB"), ("GIF", "P")])
+def test_other_formats_and_modes_decode_to_rgb(tmp_path, fmt, mode):
+    from PIL import Image
+
+    path = tmp_path / f"image.{fmt.lower()}"
+    Image.new("RGB", (50, 40), (200, 30, 30)).convert(mode).save(path, format=fmt)
+    image = load_image(path, 24).numpy()
+    assert image.shape == (24, 24, 3) and image.dtype == np.uint8
+
+
+def test_path_dataset_drops_undecodable_files_and_keeps_the_rest(tmp_path):
+    good = [write_image(tmp_path / f"good{i}.jpg", np.full((30, 30, 3), 40 * i)) for i in range(3)]
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not an image at all")
+    paths = [str(good[0]), str(bad), str(good[1]), str(good[2])]
+    seen = [p.decode() for batch_paths, _ in make_path_dataset(paths, 16, batch_size=2) for p in batch_paths.numpy()]
+    assert seen == [str(p) for p in good]
+
+
+def test_read_splits_requires_train_and_matching_classes(tmp_path, tiny_split):
+    assert set(read_splits(tiny_split)) == {"train", "validation", "test"}
+    with pytest.raises(UserError, match="does not exist"):
+        read_splits(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no train/ folder"):
+        read_splits(tmp_path / "empty")
+    odd = make_split_folder(tmp_path / "odd", {"train": 2, "validation": 2}, classes=("cats", "dogs"))
+    for image in (odd / "validation" / "dogs").iterdir():
+        image.unlink()
+    with pytest.raises(UserError, match="holds no images"):
+        read_splits(odd)
+
+
+def test_a_single_class_folder_is_refused(tmp_path):
+    make_split_folder(tmp_path / "one", {"train": 2}, classes=("cats",))
+    with pytest.raises(UserError, match="at least 2"):
+        read_image_folder(tmp_path / "one" / "train")
+
+
+def test_fingerprint_changes_when_the_data_changes(tiny_split):
+    before = data_fingerprint(tiny_split)
+    assert before == data_fingerprint(tiny_split)
+    write_image(tiny_split / "train" / "cats" / "extra.jpg", np.zeros((10, 10, 3)))
+    assert data_fingerprint(tiny_split) != before
