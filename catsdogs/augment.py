@@ -19,80 +19,16 @@ The same code runs in a ``tf.data`` map (``augment_batch``, XLA-compiled there) 
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import keras
 import tensorflow as tf
 
-FILL_MODES = ("nearest", "reflect", "wrap", "constant")
-INTERPOLATIONS = ("bilinear", "nearest")
+from catsdogs.config import NO_AUGMENTATION, AugmentParams
 
-
-@dataclass(frozen=True)
-class AugmentParams:
-    """ImageDataGenerator's geometric parameters; defaults are the report's (Deep Learning with Python, 5.2)."""
-
-    rotation_range: float = 40.0
-    width_shift_range: float = 0.2
-    height_shift_range: float = 0.2
-    shear_range: float = 0.2
-    zoom_range: float | tuple[float, float] = 0.2
-    horizontal_flip: bool = True
-    vertical_flip: bool = False
-    fill_mode: str = "nearest"
-    cval: float = 0.0
-    interpolation: str = "bilinear"
-
-    def __post_init__(self) -> None:
-        if self.fill_mode not in FILL_MODES:
-            raise ValueError(f"fill_mode must be one of {FILL_MODES}, not {self.fill_mode!r}")
-        if self.interpolation not in INTERPOLATIONS:
-            raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, not {self.interpolation!r}")
-        for name in ("rotation_range", "width_shift_range", "height_shift_range", "shear_range"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, not {getattr(self, name)}")
-        low, high = self.zoom_bounds
-        if not 0 < low <= high:
-            raise ValueError(f"zoom_range must give 0 < low <= high, not {self.zoom_range!r}")
-
-    @property
-    def zoom_bounds(self) -> tuple[float, float]:
-        if isinstance(self.zoom_range, (tuple, list)):
-            low, high = self.zoom_range
-            return float(low), float(high)
-        return 1.0 - float(self.zoom_range), 1.0 + float(self.zoom_range)
-
-    @property
-    def is_identity(self) -> bool:
-        """True when no parameter moves a pixel, so the resampling can be skipped altogether."""
-        return (
-            self.rotation_range == 0
-            and self.width_shift_range == 0
-            and self.height_shift_range == 0
-            and self.shear_range == 0
-            and self.zoom_bounds == (1.0, 1.0)
-            and not self.horizontal_flip
-            and not self.vertical_flip
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "AugmentParams":
-        values = dict(values)
-        if isinstance(values.get("zoom_range"), list):
-            values["zoom_range"] = tuple(values["zoom_range"])
-        return cls(**values)
-
-
-NO_AUGMENTATION = AugmentParams(
-    rotation_range=0, width_shift_range=0, height_shift_range=0, shear_range=0, zoom_range=0, horizontal_flip=False
-)
-
+__all__ = ["AugmentParams", "NO_AUGMENTATION", "RandomAffine", "affine_transforms", "apply_transforms",
+           "augment_batch", "random_transforms"]
 
 def affine_transforms(
     height: int | tf.Tensor,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from typing import Callable, NoReturn, Sequence
 
 EXIT_USER_ERROR = 2
@@ -28,9 +29,29 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def quiet_tensorflow() -> None:
-    """Silence TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) for CLI users."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
+    """Import TensorFlow without its C++ start-up chatter (CUDA probing, CPU-feature notices).
+
+    Some of those lines are written before any log level applies, so stderr is captured while
+    TensorFlow loads and replayed only if the import fails. ``TF_CPP_MIN_LOG_LEVEL`` set by the
+    user wins (0 shows everything).
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> NoReturn:

@@ -67,3 +67,21 @@ def make_split_folder(root: Path, per_class: dict[str, int], size: int = 40, see
 def tiny_split(tmp_path: Path) -> Path:
     """train / validation / test with 6 / 3 / 3 images per class, 40 px, classes told apart by colour."""
     return make_split_folder(tmp_path / "data", {"train": 6, "validation": 3, "test": 3})
+
+
+def write_legacy_h5_weights(model, path: Path) -> Path:
+    """Write ``model``'s weights in the legacy Keras h5 layout that keras.applications files use."""
+    import h5py
+
+    layers = [layer for layer in model.layers if layer.weights]
+    with h5py.File(path, "w") as handle:
+        handle.attrs["layer_names"] = [layer.name.encode() for layer in layers]
+        handle.attrs["backend"] = b"tensorflow"
+        handle.attrs["keras_version"] = b"2.15.0"
+        for layer in layers:
+            group = handle.create_group(layer.name)
+            names = [f"{layer.name}/{variable.name}:0".encode() for variable in layer.weights]
+            group.attrs["weight_names"] = names
+            for name, variable in zip(names, layer.weights):
+                group.create_dataset(name.decode(), data=np.asarray(variable.numpy()))
+    return path

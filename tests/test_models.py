@@ -1,0 +1,179 @@
+"""The model registry: every model builds, unfreezing is exact, preprocessing is inside, weights load or fail clearly."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import write_legacy_h5_weights
+
+from catsdogs.cli import UserError
+from catsdogs.models import (
+    Preprocess,
+    build_base,
+    create_model,
+    find_base,
+    get_spec,
+    list_models,
+    set_trainable,
+)
+from catsdogs.saving import ModelInfo, load_model, save_model
+
+VGG_BLOCK5 = {"block5_conv1", "block5_conv2", "block5_conv3", "block5_conv4"}
+VGG_BLOCK4 = {"block4_conv1", "block4_conv2", "block4_conv3", "block4_conv4"}
+
+
+def raw_images(size: int, count: int = 2, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(0, 255, (count, size, size, 3)).astype(np.float32)
+
+
+def trainable_base_layers(model: keras.Model) -> set[str]:
+    return {layer.name for layer in find_base(model).layers if layer.trainable and layer.weights}
+
+
+def trainable_head_layers(model: keras.Model) -> set[str]:
+    return {layer.name for layer in model.layers if layer.trainable_weights and not isinstance(layer, keras.Model)}
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_registered_model_builds_and_predicts_at_its_smallest_size(name):
+    size = get_spec(name).min_size
+    model = create_model(name, image_size=size, weights=None)
+    probabilities = model.predict(raw_images(size), verbose=0)
+    assert probabilities.shape == (2, 1)
+    assert np.all((probabilities >= 0) & (probabilities <= 1))
+    with pytest.raises(UserError, match=f"at least {size} px"):
+        create_model(name, image_size=size - 1, weights=None)
+
+
+def test_n_classes_get_a_softmax_output():
+    model = create_model("small_cnn", image_size=48, num_classes=3)
+    probabilities = model.predict(raw_images(48), verbose=0)
+    assert probabilities.shape == (2, 3)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_vgg19_block5_unfreezes_exactly_block5_and_the_head():
+    model = create_model("vgg19", image_size=32, weights=None, unfreeze="block5")
+    assert trainable_base_layers(model) == VGG_BLOCK5
+    assert trainable_head_layers(model) == {"dense", "output"}
+    trainable = {w.path.split("/")[0] for w in model.trainable_weights}
+    assert trainable == VGG_BLOCK5 | {"dense", "output"}
+
+
+def test_vgg19_block4_unfreezes_blocks_4_and_5_and_none_freezes_the_base():
+    model = create_model("vgg19", image_size=32, weights=None, unfreeze="block4")
+    assert trainable_base_layers(model) == VGG_BLOCK4 | VGG_BLOCK5
+    set_trainable(model, "none")
+    assert trainable_base_layers(model) == set()
+    assert len(model.trainable_weights) == 4  # dense and output kernels and biases
+    set_trainable(model, "all")
+    assert len(trainable_base_layers(model)) == 16
+
+
+def test_unknown_block_and_layer_names_are_refused():
+    model = create_model("vgg16", image_size=32, weights=None)
+    with pytest.raises(UserError, match="no block7"):
+        set_trainable(model, "block7")
+    with pytest.raises(UserError, match="no layer 'conv_pw_99'"):
+        set_trainable(model, "conv_pw_99")
+    with pytest.raises(UserError, match=r"\(0, 1\]"):
+        set_trainable(model, "1.5")
+    with pytest.raises(UserError, match="unknown model"):
+        create_model("vgg21")
+    with pytest.raises(UserError, match="pretrained bases"):
+        create_model("small_cnn", image_size=48, unfreeze="block5")
+
+
+def test_partial_unfreeze_by_fraction_or_layer_keeps_batchnorm_frozen():
+    model = create_model("mobilenet", image_size=32, weights=None, alpha=0.25)
+    base = find_base(model)
+    set_trainable(model, "conv_pw_12")
+    assert trainable_base_layers(model) == {"conv_pw_12", "conv_dw_13", "conv_pw_13"}
+    names = set_trainable(model, "0.25")
+    convolutions = [layer.name for layer in base.layers
+                    if layer.weights and not isinstance(layer, keras.layers.BatchNormalization)]
+    assert set(names) == set(convolutions[-round(0.25 * len(convolutions)):])
+    assert not any(layer.trainable for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization))
+    # The base is called with training=False: its BatchNormalization uses moving statistics in training too.
+    images = raw_images(32, count=4)
+    np.testing.assert_allclose(model(images, training=True).numpy(), model(images, training=False).numpy(),
+                               rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode,application", [("caffe", "vgg19"), ("tf", "mobilenet"), ("torch", "densenet")])
+def test_preprocess_layer_matches_keras_applications(mode, application):
+    images = raw_images(8, count=3)
+    expected = getattr(keras.applications, application).preprocess_input(images.copy())
+    np.testing.assert_allclose(Preprocess(mode)(images).numpy(), expected, rtol=1e-5, atol=1e-4)
+
+
+def test_models_take_raw_pixels_and_reload_identically(tmp_path):
+    model = create_model("vgg16", image_size=32, weights=None, unfreeze="block5")
+    info = ModelInfo(class_names=["cats", "dogs"], image_size=32, model_name="vgg16", preprocessing="caffe")
+    path = save_model(model, tmp_path / "vgg16.keras", info)
+    reloaded, reloaded_info = load_model(path)
+    images = raw_images(32, count=3)
+    np.testing.assert_allclose(reloaded.predict(images, verbose=0), model.predict(images, verbose=0), rtol=1e-5)
+    assert reloaded_info == info
+    assert not list(tmp_path.glob("*.partial*"))
+
+
+def test_local_weights_file_is_loaded(tmp_path):
+    spec = get_spec("mobilenet")
+    source = build_base(spec, 32, weights=None, alpha=0.25)
+    for variable in source.weights:
+        variable.assign(np.full(variable.shape, 0.5, np.float32))
+    source.save_weights(tmp_path / "mobilenet.weights.h5")
+    model = create_model("mobilenet", image_size=32, alpha=0.25, weights=str(tmp_path / "mobilenet.weights.h5"))
+    loaded = find_base(model).get_layer("conv1").kernel.numpy()
+    np.testing.assert_array_equal(loaded, np.full(loaded.shape, 0.5, np.float32))
+    with pytest.raises(UserError, match="does not exist"):
+        create_model("mobilenet", image_size=32, weights=str(tmp_path / "missing.h5"))
+    with pytest.raises(UserError, match="does not fit vgg16"):
+        create_model("vgg16", image_size=32, weights=str(tmp_path / "mobilenet.weights.h5"))
+
+
+def test_missing_imagenet_weights_name_the_file_and_where_to_put_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setenv("CATSDOGS_OFFLINE", "1")
+    with pytest.raises(UserError) as offline:
+        create_model("vgg19", image_size=32, weights="imagenet")
+    message = str(offline.value)
+    assert "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5" in message
+    assert str(tmp_path / "keras" / "models") in message and "--weights PATH" in message
+    # Without the offline promise Keras tries to download; the test session's network guard refuses.
+    monkeypatch.delenv("CATSDOGS_OFFLINE")
+    with pytest.raises(UserError, match="mobilenet_2_5_224_tf_no_top.h5.*no network|no network.*mobilenet_2_5_224"):
+        create_model("mobilenet", image_size=150, alpha=0.25, weights="imagenet")
+
+
+def test_cached_imagenet_file_is_used_without_network(tmp_path, monkeypatch):
+    # A file under the name Keras expects in KERAS_HOME/models is loaded, no download attempted.
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setenv("CATSDOGS_OFFLINE", "1")
+    source = keras.applications.MobileNet(include_top=False, weights=None, alpha=0.25, input_shape=(128, 128, 3))
+    (tmp_path / "models").mkdir()
+    write_legacy_h5_weights(source, tmp_path / "models" / "mobilenet_2_5_128_tf_no_top.h5")
+    model = create_model("mobilenet", image_size=128, alpha=0.25, weights="imagenet")
+    np.testing.assert_array_equal(find_base(model).get_layer("conv1").kernel.numpy(), source.get_layer("conv1").kernel.numpy())
+
+
+def test_lambda_models_are_refused_in_safe_mode(tmp_path):
+    inputs = keras.Input((8, 8, 3))
+    outputs = keras.layers.Dense(1)(keras.layers.Lambda(lambda x: x * 2.0)(keras.layers.Flatten()(inputs)))
+    path = tmp_path / "lambda.keras"
+    keras.Model(inputs, outputs).save(path)
+    with pytest.raises(UserError, match="Lambda.*--unsafe"):
+        load_model(path)
+    model, info = load_model(path, unsafe=True)
+    assert model.output_shape == (None, 1) and info.image_size == 8
+
+
+def test_non_model_files_are_refused_clearly(tmp_path):
+    (tmp_path / "notes.keras").write_text("hello")
+    with pytest.raises(UserError, match="not a .keras model"):
+        load_model(tmp_path / "notes.keras")
+    with pytest.raises(UserError, match="does not exist"):
+        load_model(tmp_path / "missing.keras")

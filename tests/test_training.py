@@ -1,0 +1,184 @@
+"""train(config): the run directory, two-phase fine-tuning, resume, MirroredStrategy and the CLI's errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from catsdogs.cli import UserError
+from catsdogs.config import NO_AUGMENTATION, TrainConfig
+from catsdogs.data import make_dataset
+from catsdogs.models import find_base
+from catsdogs.saving import load_model
+from catsdogs.train import main as train_main
+from catsdogs.training import read_history, train
+
+
+def tiny_config(data_dir: Path, tmp_path: Path, **overrides) -> TrainConfig:
+    values = dict(data_dir=str(data_dir), image_size=48, model="small_cnn", weights=None, epochs=2, batch_size=8,
+                  output=str(tmp_path / "runs"), saved_models_dir=str(tmp_path / "saved_models"), verbose=0)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+class StopAfter(keras.callbacks.Callback):
+    """Simulates a kill: raises once ``epochs`` epochs have finished (after the backup is written)."""
+
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if epoch + 1 == self.epochs:
+            raise KeyboardInterrupt("simulated kill")
+
+
+class EpochRecorder(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.started: list[int] = []
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.started.append(epoch)
+
+
+def test_a_run_directory_holds_config_history_curves_metrics_and_the_model(tiny_split, tmp_path):
+    run = train(tiny_config(tiny_split, tmp_path))
+    files = {p.name for p in run.run_dir.iterdir()}
+    assert {"config.json", "history.csv", "curves.png", "metrics.json", "model.keras", "best.weights.h5"} <= files
+    saved = json.loads((run.run_dir / "config.json").read_text())
+    assert saved["model"] == "small_cnn" and saved["image_size"] == 48 and saved["augment_params"]["rotation_range"] == 40
+    assert {"tensorflow", "keras", "numpy"} <= set(saved["run"]["versions"])
+    assert len(saved["run"]["data_fingerprint"]) == 64 and saved["run"]["class_names"] == ["cats", "dogs"]
+    assert TrainConfig.load(run.run_dir / "config.json") == run.config
+    assert read_history(run.run_dir / "history.csv")["epoch"] == [0.0, 1.0]
+    metrics = json.loads((run.run_dir / "metrics.json").read_text())
+    assert 0 <= metrics["test"]["accuracy"] <= 1 and metrics["epochs"] == 2
+    assert (run.run_dir / "curves.png").stat().st_size > 1000
+
+    model, info = load_model(run.saved_model_path)  # saved_models/<name>.keras, no flags needed
+    assert run.saved_model_path.name == "small_cnn.keras"
+    assert info.class_names == ["cats", "dogs"] and info.image_size == 48 and info.preprocessing == "rescale"
+    images = next(iter(make_dataset(tiny_split / "test", 48, 6)))[0].numpy()
+    np.testing.assert_allclose(model.predict(images, verbose=0), run.model.predict(images, verbose=0), rtol=1e-5)
+
+
+def test_fine_tuning_warms_up_the_head_then_unfreezes_block5(tiny_split, tmp_path):
+    config = tiny_config(tiny_split, tmp_path, model="vgg19", image_size=32, unfreeze="block5",
+                         warmup_epochs=1, epochs=1, augment=False)
+    run = train(config)
+    assert read_history(run.run_dir / "history.csv")["learning_rate"] == pytest.approx([1e-4, 1e-5])
+    trainable = {layer.name for layer in find_base(run.model).layers if layer.trainable and layer.weights}
+    assert trainable == {f"block5_conv{i}" for i in range(1, 5)}
+    assert json.loads((run.run_dir / "state.json").read_text())["completed_phases"] == ["warmup", "fine_tune"]
+    assert run.saved_model_path.name == "vgg19-block5.keras"
+
+
+def test_resume_continues_at_the_first_unfinished_epoch(tiny_split, tmp_path):
+    config = tiny_config(tiny_split, tmp_path, epochs=4, augment=False)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, callbacks=[StopAfter(2)])
+    run_dir = next((tmp_path / "runs").iterdir())
+    assert (run_dir / "backup").is_dir() and not (run_dir / "model.keras").exists()
+
+    recorder = EpochRecorder()
+    run = train(TrainConfig(), resume_dir=run_dir, callbacks=[recorder])  # the run's own config.json wins
+    assert recorder.started == [2, 3]
+    assert read_history(run_dir / "history.csv")["epoch"] == [0.0, 1.0, 2.0, 3.0]
+    assert run.run_dir == run_dir and (run_dir / "model.keras").is_file() and not (run_dir / "backup").exists()
+
+
+def test_resume_in_the_fine_tuning_phase_keeps_the_phase(tiny_split, tmp_path):
+    config = tiny_config(tiny_split, tmp_path, model="vgg16", image_size=32, unfreeze="block5",
+                         warmup_epochs=1, epochs=3, augment=False)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, callbacks=[StopAfter(2)])  # warm-up done, one fine-tuning epoch done
+    run_dir = next((tmp_path / "runs").iterdir())
+    recorder = EpochRecorder()
+    train(config, resume_dir=run_dir, callbacks=[recorder])
+    assert recorder.started == [2, 3]
+    assert read_history(run_dir / "history.csv")["learning_rate"] == pytest.approx([1e-4, 1e-5, 1e-5, 1e-5])
+
+
+def test_mirrored_strategy_over_two_cpus_trains_and_saves_a_model_that_reloads(tiny_split, tmp_path):
+    config = tiny_config(tiny_split, tmp_path, epochs=1, strategy="mirrored", devices=["/cpu:0", "/cpu:1"])
+    run = train(config)
+    saved = json.loads((run.run_dir / "config.json").read_text())
+    assert saved["run"]["replicas"] == 2 and saved["run"]["global_batch_size"] == 16
+    model, _ = load_model(run.model_path)
+    images = np.random.default_rng(0).uniform(0, 255, (3, 48, 48, 3)).astype(np.float32)
+    np.testing.assert_allclose(model.predict(images, verbose=0), run.model.predict(images, verbose=0), rtol=1e-5)
+
+
+def test_augmentation_inside_the_model_is_saved_and_inert_at_inference(tiny_split, tmp_path):
+    run = train(tiny_config(tiny_split, tmp_path, epochs=1, augment_in="model"))
+    assert "augment" in [layer.name for layer in run.model.layers]
+    images = np.random.default_rng(1).uniform(0, 255, (2, 48, 48, 3)).astype(np.float32)
+    np.testing.assert_array_equal(run.model(images, training=False).numpy(), run.model(images, training=False).numpy())
+
+
+def test_cli_maps_flags_onto_the_config_and_trains(tiny_split, tmp_path, capsys):
+    code = train_main(["--data-dir", str(tiny_split), "--model", "small_cnn", "--image-size", "48", "--epochs", "1",
+                       "--batch-size", "4", "--no-augment", "--output", str(tmp_path / "runs"),
+                       "--saved-models-dir", str(tmp_path / "models"), "--name", "tiny", "--quiet"])
+    assert code == 0
+    run_dir = next((tmp_path / "runs").iterdir())
+    config = TrainConfig.load(run_dir / "config.json")
+    assert (config.batch_size, config.augment, config.epochs) == (4, False, 1)
+    assert (tmp_path / "models" / "tiny.keras").is_file()
+    assert "test accuracy" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--model", "vgg21"], "unknown model 'vgg21'"),
+    (["--model", "vgg19", "--unfreeze", "block9", "--weights", "none"], "no block9"),
+    (["--model", "xception", "--image-size", "64", "--weights", "none"], "at least 71 px"),
+    (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--zoom-range", "2"], "zoom_range"),
+])
+def test_cli_refuses_bad_settings_with_a_user_error(tiny_split, tmp_path, flags, message):
+    with pytest.raises(UserError, match=message):
+        train_main(["--data-dir", str(tiny_split), "--output", str(tmp_path / "runs"), "--quiet", *flags])
+
+
+def test_cli_refuses_a_missing_or_empty_data_dir(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        train_main(["--data-dir", str(tmp_path / "nothing"), "--quiet"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no train/ folder"):
+        train_main(["--data-dir", str(tmp_path / "empty"), "--quiet"])
+
+
+def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as a user's shell
+    environment.update(env or {})
+    return subprocess.run([sys.executable, "-m", "catsdogs.train", *args], capture_output=True, text=True,
+                          env=environment, timeout=300)
+
+
+def test_cli_errors_are_one_line_with_exit_code_2(tmp_path):
+    result = run_cli("--data-dir", str(tmp_path / "missing"))
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and result.stderr.startswith("error: ")
+    assert "Traceback" not in result.stderr
+    bad_flag = run_cli("--epochs", "many")
+    assert bad_flag.returncode == 2 and bad_flag.stderr.strip().count("\n") == 0 and "--epochs" in bad_flag.stderr
+
+
+def test_cli_vgg19_block5_end_to_end_and_imagenet_offline_message(tiny_split, tmp_path):
+    common = ["--data-dir", str(tiny_split), "--model", "vgg19", "--unfreeze", "block5", "--epochs", "1",
+              "--image-size", "64", "--output", str(tmp_path / "runs"), "--saved-models-dir", str(tmp_path / "m")]
+    result = run_cli(*common, "--weights", "none", "--warmup-epochs", "1", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "m" / "vgg19-block5.keras").is_file()
+    offline = run_cli(*common, "--weights", "imagenet",
+                      env={"CATSDOGS_OFFLINE": "1", "KERAS_HOME": str(tmp_path / "keras")})
+    assert offline.returncode == 2 and offline.stderr.strip().count("\n") == 0, offline.stderr
+    assert "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5" in offline.stderr
