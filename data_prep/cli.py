@@ -1,0 +1,152 @@
+"""``python -m data_prep`` / ``catsdogs-prep``: flags -> :func:`data_prep.prepare_split`."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Sequence
+
+from catsdogs import __version__
+from catsdogs.cli import ArgumentParser, run_cli
+from data_prep import download
+from data_prep.split import DEFAULT_SEED, SPLIT_MODES, SplitCounts, prepare_split
+from data_prep.synthetic import make_synthetic_source
+
+DESCRIPTION = """\
+Prepare train/validation/test folders from a Dogs-vs-Cats source: every image is decoded fully; undecodable
+files are skipped and replaced by the next candidate, odd formats re-encoded as RGB JPEGs, exact duplicates
+dropped. Writes OUT/{train,validation,test}/<class>/, OUT/manifest.csv and OUT/summary.json.
+
+Sources (detected automatically): Kaggle dogs-vs-cats.zip or train.zip; a folder of cat.N.jpg / dog.N.jpg
+(flat or under train/); Microsoft's kagglecatsanddogs_*.zip or its PetImages/Cat|Dog folder; any folder
+with one sub-folder of images per class."""
+
+EPILOG = """\
+examples:
+  %(prog)s --source dogs-vs-cats.zip --out data/cats_and_dogs_small --split by-id   (the book's split)
+  %(prog)s --download --out data/cats_and_dogs_small
+  %(prog)s --synthetic 200 --out /tmp/synthetic_split"""
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = _count(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be >= 1, got 0")
+    return value
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="catsdogs-prep", description=DESCRIPTION, epilog=EPILOG,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    where = parser.add_argument_group("source (exactly one)")
+    where.add_argument("--source", metavar="PATH", help="a zip or folder in one of the layouts above")
+    where.add_argument("--download", action="store_true",
+                       help="download Microsoft's PetImages archive (about 787 MB; resumable) and use it")
+    where.add_argument("--synthetic", metavar="N", type=_positive,
+                       help="generate N synthetic images per class (warm discs = cats, cool squares/triangles = "
+                            "dogs) and use them; counts default to 50/25/25%% of N")
+    parser.add_argument("--out", metavar="DIR", required=True, help="output folder (must be new or empty)")
+    parser.add_argument("--split", choices=SPLIT_MODES, default="random",
+                        help="random: seeded shuffle (default); by-id: sorted by the number in the file name, "
+                             "first --train to train, next --val to validation, next --test to test "
+                             "(ids 0-999 / 1000-1499 / 1500-1999 with the defaults: the book's split)")
+    parser.add_argument("--seed", type=_count, metavar="N", default=DEFAULT_SEED,
+                        help=f"seed of the random split (default: {DEFAULT_SEED})")
+    counts = SplitCounts()
+    parser.add_argument("--train", type=_count, metavar="N", help=f"training images per class (default: {counts.train})")
+    parser.add_argument("--val", type=_count, metavar="N", help=f"validation images per class (default: {counts.validation})")
+    parser.add_argument("--test", type=_count, metavar="N", help=f"test images per class (default: {counts.test})")
+    parser.add_argument("--force", action="store_true",
+                        help="replace OUT if data_prep wrote it before (never a folder it did not write)")
+    parser.add_argument("--link", action="store_true",
+                        help="hard-link plain JPEGs from a folder source instead of copying them (copies across "
+                             "filesystems); the linked files share storage with the source, so never edit them")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars and no final line")
+    fetch = parser.add_argument_group("--download options")
+    fetch.add_argument("--download-dir", metavar="DIR",
+                       help=f"where the archive is kept (default: ${download.CACHE_ENV} or ~/.cache/catsdogs)")
+    fetch.add_argument("--url", default=download.PETIMAGES_URL, help="archive URL (a mirror; default: Microsoft's)")
+    fetch.add_argument("--sha256", default=download.PETIMAGES_SHA256,
+                       help="expected SHA-256 of the archive ('none' skips the check; default: the known value "
+                            "for Microsoft's file)")
+    made = parser.add_argument_group("--synthetic options")
+    made.add_argument("--synthetic-dir", metavar="DIR",
+                      help="keep the generated source in DIR (new or empty; default: a temporary folder)")
+    made.add_argument("--synthetic-size", metavar="PX", type=_positive,
+                      help="square synthetic images of PX pixels (default: random 96-160 per side)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+def _split_counts(args: argparse.Namespace) -> SplitCounts:
+    defaults = SplitCounts()
+    if args.synthetic and args.train is None and args.val is None and args.test is None:
+        quarter = args.synthetic // 4  # 50/25/25 %, every generated image used
+        return SplitCounts(args.synthetic - 2 * quarter, quarter, quarter)
+    return SplitCounts(
+        defaults.train if args.train is None else args.train,
+        defaults.validation if args.val is None else args.val,
+        defaults.test if args.test is None else args.test,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of ``catsdogs-prep`` / ``python -m data_prep``; exits with 2 and one line on user errors."""
+    run_cli(_main, argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    chosen = [flag for flag, value in (("--source", args.source), ("--download", args.download),
+                                       ("--synthetic", args.synthetic)) if value]
+    if len(chosen) != 1:
+        parser.error("give exactly one of --source PATH, --download, --synthetic N"
+                     + (f" (got {', '.join(chosen)})" if chosen else ""))
+    counts = _split_counts(args)
+    progress = not args.quiet
+    started = time.perf_counter()
+    extra: dict = {}
+    temporary: Path | None = None
+    try:
+        if args.download:
+            sha256 = None if args.sha256.lower() in ("", "none") else args.sha256
+            source = download.download_petimages(args.url, args.download_dir, sha256, progress=progress)
+            extra["download"] = {"url": args.url, "sha256": sha256}
+        elif args.synthetic:
+            if args.synthetic_dir:
+                directory = Path(args.synthetic_dir)
+            else:
+                temporary = Path(tempfile.mkdtemp(prefix="catsdogs-synthetic-"))
+                directory = temporary
+            source = make_synthetic_source(directory, args.synthetic, args.synthetic_size, seed=args.seed)
+            extra["synthetic"] = {"n_per_class": args.synthetic, "seed": args.seed,
+                                  "image_size": args.synthetic_size, "kept_in": args.synthetic_dir}
+        else:
+            source = Path(args.source)
+        summary = prepare_split(source, args.out, split=args.split, seed=args.seed, counts=counts,
+                                force=args.force, link=args.link, progress=progress, extra_summary=extra)
+    finally:
+        if temporary is not None:
+            shutil.rmtree(temporary, ignore_errors=True)
+    if not args.quiet:
+        print(f"{summary.describe()} in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])

@@ -1,0 +1,270 @@
+"""Choose the split and write it: ``prepare_split`` is what the CLI, notebooks and tests call.
+
+Per class, candidates are put in order (by id, or sorted by name then shuffled with the seed), then taken
+one by one: read, hashed (an exact duplicate of an earlier image is dropped), decoded fully (undecodable
+files are skipped), re-encoded if not a plain RGB JPEG, and written. The first ``train`` accepted images
+go to train, the next ``validation`` to validation, the next ``test`` to test, so skipped files are
+replaced by the next candidates and the counts hold.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import sys
+import zipfile
+import zlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from tqdm import tqdm
+
+from catsdogs import __version__
+from catsdogs.cli import UserError
+from data_prep import output
+from data_prep.checking import CheckedImage, UndecodableImage, check_image
+from data_prep.sources import Candidate, Source, open_source, require_source
+
+DEFAULT_SEED = 1337
+SPLIT_MODES = ("random", "by-id")
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class SplitCounts:
+    """Images per class in each split."""
+
+    train: int = 1000
+    validation: int = 500
+    test: int = 500
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if not isinstance(value, int) or value < 0:
+                raise UserError(f"the {name} count must be a whole number >= 0, got {value!r}")
+        if self.total == 0:
+            raise UserError("all split counts are 0; ask for at least one image, e.g. --train 1000")
+
+    @property
+    def total(self) -> int:
+        return self.train + self.validation + self.test
+
+    def as_dict(self) -> dict[str, int]:
+        return {"train": self.train, "validation": self.validation, "test": self.test}
+
+    def split_of(self, index: int) -> str:
+        """The split of the ``index``-th accepted image of a class (0-based)."""
+        if index < self.train:
+            return "train"
+        return "validation" if index < self.train + self.validation else "test"
+
+    def as_flags(self) -> str:
+        return f"--train {self.train} --val {self.validation} --test {self.test}"
+
+    def fitted_to(self, available: int) -> SplitCounts | None:
+        """Counts that fit ``available`` images per class (validation and test kept if possible), or None."""
+        if available > self.validation + self.test:
+            return SplitCounts(available - self.validation - self.test, self.validation, self.test)
+        scale = max(available, 0) / self.total
+        parts = [int(n * scale) for n in (self.train, self.validation, self.test)]
+        return SplitCounts(*parts) if sum(parts) else None
+
+
+@dataclass
+class PrepSummary:
+    """What a run did; ``summary.json`` is ``to_dict()`` of it."""
+
+    out: Path
+    source: Path
+    kind: str
+    split: str
+    seed: int | None  # None for by-id
+    requested: SplitCounts
+    class_names: tuple[str, ...]
+    counts: dict[str, dict[str, int]]  # split -> class -> images
+    actions: dict[str, int]  # copied / linked / reencoded -> files
+    skipped: list[dict] = field(default_factory=list)  # undecodable or unreadable: source, class, reason
+    reencoded: list[dict] = field(default_factory=list)  # source, path, reason
+    duplicates: list[dict] = field(default_factory=list)  # source, duplicate_of, sha256
+    ignored: list[dict] = field(default_factory=list)  # not candidates at all (Thumbs.db, test1.zip): source, reason
+    candidates: dict[str, int] = field(default_factory=dict)  # class -> candidate files in the source
+    extra: dict = field(default_factory=dict)  # e.g. {"synthetic": {...}, "download": {...}}
+
+    @property
+    def total(self) -> int:
+        return sum(sum(per_class.values()) for per_class in self.counts.values())
+
+    def to_dict(self) -> dict:
+        return {
+            "created_by": output.MARKER,
+            "version": __version__,
+            "source": str(self.source),
+            "kind": self.kind,
+            "split": self.split,
+            "seed": self.seed,
+            "requested_per_class": self.requested.as_dict(),
+            "classes": list(self.class_names),
+            "counts": self.counts,
+            "total": self.total,
+            "actions": self.actions,
+            "candidates": self.candidates,
+            "skipped": self.skipped,
+            "reencoded": self.reencoded,
+            "duplicates": self.duplicates,
+            "ignored": self.ignored,
+            **self.extra,
+        }
+
+    def describe(self) -> str:
+        """One line for the terminal."""
+        per_split = ", ".join(
+            f"{split} {'+'.join(str(n) for n in self.counts[split].values())}" for split in self.counts)
+        return (f"wrote {self.out}: {per_split} ({'/'.join(self.class_names)}); {len(self.reencoded)} re-encoded, "
+                f"{len(self.skipped)} skipped, {len(self.duplicates)} duplicates dropped")
+
+
+def order_candidates(candidates: Sequence[Candidate], mode: str, seed: int, class_name: str) -> list[Candidate]:
+    """The order in which a class's candidates are taken: by id, or by name then shuffled with the seed."""
+    if mode == "by-id":
+        return sorted(candidates, key=lambda c: c.id_order)
+    ordered = sorted(candidates, key=lambda c: c.name)
+    # One generator per class (a string seed is hashed deterministically), so a class's order
+    # does not depend on how many candidates the other classes have.
+    random.Random(f"{seed}:{class_name}").shuffle(ordered)
+    return ordered
+
+
+def _not_enough(class_name: str, found: int, detail: str, counts: SplitCounts) -> UserError:
+    fitted = counts.fitted_to(found)
+    advice = f"ask for at most {found} per class, e.g. {fitted.as_flags()}" if fitted else "use another source"
+    return UserError(f"not enough images for class {class_name!r}: found {found} usable {detail}, but "
+                     f"{counts.as_flags()} needs {counts.total} per class; {advice}")
+
+
+@dataclass
+class _Selection:
+    """What selecting and writing builds up, across classes."""
+
+    rows: list[tuple[tuple, dict]] = field(default_factory=list)  # (sort key, manifest row)
+    seen: dict[str, str] = field(default_factory=dict)  # source sha256 -> first source name
+    skipped: list[dict] = field(default_factory=list)
+    reencoded: list[dict] = field(default_factory=list)
+    duplicates: list[dict] = field(default_factory=list)
+    actions: dict[str, int] = field(default_factory=lambda: {"copied": 0, "linked": 0, "reencoded": 0})
+
+
+def _unique_file_name(stem: str, used: set[str]) -> str:
+    """``stem.jpg``, or ``stem-2.jpg`` ... when taken (``1.png`` and ``1.jpg`` in one class folder)."""
+    name, suffix = f"{stem}.jpg", 2
+    while name in used:
+        name, suffix = f"{stem}-{suffix}.jpg", suffix + 1
+    used.add(name)
+    return name
+
+
+def _write_accepted(candidate: Candidate, data: bytes, digest: str, checked: CheckedImage, relative: str,
+                    staging: Path, link: bool, state: _Selection) -> None:
+    """Write one accepted image at ``staging/relative`` and record its manifest row."""
+    destination = staging / relative
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    if checked.reencoded is not None:
+        output.write_bytes(checked.reencoded, destination)  # never linked: the bytes differ from the source
+        state.reencoded.append({"source": candidate.name, "path": relative, "reason": checked.reason})
+        action, written = "reencoded", hashlib.sha256(checked.reencoded).hexdigest()
+    else:
+        action, written = output.place_image(data, destination, candidate.file_path if link else None), digest
+    state.actions[action] += 1
+    split, class_name, _ = relative.split("/")
+    state.rows.append(((SPLITS.index(split), class_name, candidate.id_order), {
+        "split": split, "class": class_name, "path": relative, "source": candidate.name,
+        "id": "" if candidate.image_id is None else candidate.image_id, "sha256": written,
+        "source_sha256": digest, "width": checked.width, "height": checked.height, "action": action}))
+
+
+def _select_class(source: Source, class_name: str, ordered: list[Candidate], counts: SplitCounts, staging: Path,
+                  link: bool, state: _Selection, progress: tqdm) -> None:
+    """Take ``ordered`` candidates until ``counts.total`` images are accepted, skipping what cannot be used."""
+    accepted = 0
+    used_names: set[str] = set()
+    for candidate in ordered:
+        if accepted == counts.total:
+            break
+        try:
+            data = source.read(candidate)
+        except (OSError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            state.skipped.append({"source": candidate.name, "class": class_name, "reason": f"cannot be read ({exc})"})
+            continue
+        digest = hashlib.sha256(data).hexdigest()
+        if digest in state.seen:  # the first one met in selection order is kept
+            state.duplicates.append({"source": candidate.name, "duplicate_of": state.seen[digest], "sha256": digest})
+            continue
+        try:
+            checked = check_image(data, candidate.name)
+        except UndecodableImage as exc:
+            state.skipped.append({"source": candidate.name, "class": class_name, "reason": str(exc)})
+            continue
+        state.seen[digest] = candidate.name
+        relative = f"{counts.split_of(accepted)}/{class_name}/{_unique_file_name(candidate.out_stem, used_names)}"
+        _write_accepted(candidate, data, digest, checked, relative, staging, link, state)
+        accepted += 1
+        progress.update(1)
+    if accepted < counts.total:
+        names = {c.name for c in ordered}
+        unusable = sum(1 for s in state.skipped if s["source"] in names)
+        dropped = sum(1 for d in state.duplicates if d["source"] in names)
+        raise _not_enough(class_name, accepted, f"of {len(ordered)} candidates ({unusable} undecodable or "
+                          f"unreadable, {dropped} duplicates)", counts)
+
+
+def prepare_split(
+    source: str | Path,
+    out: str | Path,
+    *,
+    split: str = "random",
+    seed: int = DEFAULT_SEED,
+    counts: SplitCounts = SplitCounts(),
+    force: bool = False,
+    link: bool = False,
+    progress: bool = False,
+    extra_summary: dict | None = None,
+) -> PrepSummary:
+    """Build ``out/{train,validation,test}/<class>/`` plus ``manifest.csv`` and ``summary.json`` from ``source``.
+
+    ``split``: ``"random"`` (seeded: same source and seed give a byte-identical manifest) or ``"by-id"``
+    (candidates sorted by the number in their name: the first ``counts.train`` to train, and so on).
+    ``counts`` are per class. ``force`` replaces an ``out`` that data_prep wrote earlier (never anything else);
+    ``link`` hard-links plain JPEGs from a folder source instead of copying them. The source is only read.
+    Raises UserError for anything the caller can fix (bad source, not enough images, occupied ``out``).
+    """
+    if split not in SPLIT_MODES:
+        raise UserError(f"unknown split mode {split!r}; use one of {', '.join(SPLIT_MODES)}")
+    source, out = require_source(source), Path(out).expanduser()
+    output.check_destination(out, source, force)
+    output.remove_leftovers(out)
+    with output.staging_folder(out) as staging, open_source(source, scratch_dir=staging) as opened:
+        for class_name in opened.class_names:
+            available = len(opened.candidates[class_name])
+            if available < counts.total:
+                raise _not_enough(class_name, available, f"candidate files in {source}", counts)
+        state = _Selection()
+        total = counts.total * len(opened.class_names)
+        with tqdm(total=total, unit="img", desc="checking", file=sys.stderr, disable=None if progress else True,
+                  leave=False) as bar:
+            for class_name in opened.class_names:
+                ordered = order_candidates(opened.candidates[class_name], split, seed, class_name)
+                _select_class(opened, class_name, ordered, counts, staging, link, state, bar)
+        rows = [row for _, row in sorted(state.rows, key=lambda item: item[0])]
+        per_split = {name: {c: 0 for c in opened.class_names} for name, n in counts.as_dict().items() if n}
+        for row in rows:
+            per_split[row["split"]][row["class"]] += 1
+        summary = PrepSummary(
+            out=out.resolve(), source=source.resolve(), kind=opened.kind, split=split,
+            seed=seed if split == "random" else None, requested=counts, class_names=opened.class_names,
+            counts=per_split, actions=state.actions, skipped=state.skipped, reencoded=state.reencoded,
+            duplicates=state.duplicates, ignored=[{"source": i.name, "reason": i.reason} for i in opened.ignored],
+            candidates={c: len(opened.candidates[c]) for c in opened.class_names}, extra=dict(extra_summary or {}))
+        output.write_reports(staging, rows, summary.to_dict())
+        opened.close()  # release the nested-zip scratch file before the folder moves
+        output.publish(staging, out, force)
+    return summary
