@@ -52,6 +52,7 @@ def quiet_tensorflow() -> None:
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+    tensorflow.get_logger().setLevel("ERROR")  # retracing notices and the like are for developers
 
 
 def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> NoReturn:

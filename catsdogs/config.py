@@ -117,6 +117,7 @@ class TrainConfig:
     # performance
     cache_features: bool = False  # frozen layers run once; see catsdogs.features
     augment_copies: int = 0  # with cache_features: K augmented copies of the training set
+    feature_cache: str = "cache/features"  # where cached features are kept, keyed by what they depend on
     mixed_precision: bool = False
     jit_compile: str = "auto"  # auto (XLA on GPU, not on CPU, as Keras decides) | on | off
     # distribution

@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
                              help="run the frozen layers once and train on their stored outputs")
     performance.add_argument("--augment-copies", type=int, default=_DEFAULTS.augment_copies, metavar="K",
                              help="with --cache-features: also cache K augmented copies of the training set")
+    performance.add_argument("--feature-cache", default=_DEFAULTS.feature_cache, metavar="DIR",
+                             help="where --cache-features keeps features (keyed by model, weights, data, augmentation)")
     performance.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPUs)")
     performance.add_argument("--jit-compile", choices=("auto", "on", "off"), default=_DEFAULTS.jit_compile,
                              help="XLA: auto lets Keras decide (on for GPU, off for CPU, where it is slower)")
@@ -124,7 +126,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         batchnorm=args.batchnorm, epochs=args.epochs, warmup_epochs=args.warmup_epochs, batch_size=args.batch_size,
         optimizer=args.optimizer, lr=args.lr, fine_tune_lr=args.fine_tune_lr, early_stopping=args.early_stopping,
         reduce_lr=args.reduce_lr, seed=args.seed, augment=args.augment, augment_params=augment_params,
-        augment_in=args.augment_in, cache_features=args.cache_features, augment_copies=args.augment_copies,
+        augment_in=args.augment_in, cache_features=args.cache_features, augment_copies=args.augment_copies, feature_cache=args.feature_cache,
         mixed_precision=args.mixed_precision, jit_compile=args.jit_compile, strategy=args.strategy,
         devices=[d.strip() for d in args.devices.split(",") if d.strip()], output=args.output, name=args.name,
         saved_models_dir=args.saved_models_dir, verbose=0 if args.quiet else 1)

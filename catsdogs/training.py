@@ -23,7 +23,7 @@ import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import keras
 import numpy as np
@@ -180,16 +180,34 @@ class EpochLog(keras.callbacks.Callback):
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 
-def make_callbacks(config: TrainConfig, run_dir: Path, has_validation: bool, best_so_far: float | None,
+class BestWeights(keras.callbacks.Callback):
+    """Save ``model``'s weights whenever ``monitor`` improves.
+
+    Unlike ModelCheckpoint it saves a given model, not the one being fitted: with cached features
+    the fitted model is only the upper part, and the checkpoint must hold the whole classifier.
+    """
+
+    def __init__(self, model: keras.Model, path: Path, monitor: str, best: float | None = None):
+        super().__init__()
+        self.classifier, self.path, self.monitor = model, path, monitor
+        self.best = -np.inf if best is None else best
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        value = (logs or {}).get(self.monitor)
+        if value is not None and value > self.best:
+            self.best = float(value)
+            self.classifier.save_weights(self.path)
+
+
+def make_callbacks(config: TrainConfig, run_dir: Path, model: keras.Model, has_validation: bool,
+                   best_so_far: float | None,
                    extra: Sequence[keras.callbacks.Callback] = ()) -> list[keras.callbacks.Callback]:
     monitor = "val_accuracy" if has_validation else "accuracy"
     callbacks: list[keras.callbacks.Callback] = [
         # First, so an epoch is backed up before anything else reports it finished.
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
         EpochLog(),
-        keras.callbacks.ModelCheckpoint(str(run_dir / "best.weights.h5"), monitor=monitor, mode="max",
-                                        save_best_only=True, save_weights_only=True,
-                                        initial_value_threshold=best_so_far),
+        BestWeights(model, run_dir / "best.weights.h5", monitor, best_so_far),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
         keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False),
         keras.callbacks.TerminateOnNaN(),
@@ -296,15 +314,30 @@ def train(config: TrainConfig, resume_dir: str | Path | None = None,
 
             train_with_cached_features(model, config, phases, folders, datasets, run_dir, strategy, callbacks)
         else:
-            _fit_phases(model, config, phases, datasets, run_dir, strategy, num_classes, callbacks)
-        return _finish(model, config, run_dir, datasets, class_names, num_classes)
+            def on_images(phase: Phase) -> tuple[keras.Model, dict[str, tf.data.Dataset]]:
+                with strategy.scope():
+                    set_trainable(model, phase.unfreeze)
+                    compile_model(model, config, phase.learning_rate, num_classes)
+                return model, datasets
+
+            fit_phases(model, config, phases, run_dir, strategy, num_classes, callbacks, on_images)
+        with strategy.scope():  # cached-feature runs fitted only part of it; evaluate needs it compiled
+            compile_model(model, config, phases[-1].learning_rate, num_classes)
+        return _finish(model, config, run_dir, datasets, class_names)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
 
-def _fit_phases(model: keras.Model, config: TrainConfig, phases: list[Phase], datasets: dict[str, tf.data.Dataset],
-                run_dir: Path, strategy: tf.distribute.Strategy, num_classes: int,
-                extra_callbacks: Sequence[keras.callbacks.Callback]) -> None:
+def fit_phases(model: keras.Model, config: TrainConfig, phases: list[Phase], run_dir: Path,
+               strategy: tf.distribute.Strategy, num_classes: int,
+               extra_callbacks: Sequence[keras.callbacks.Callback],
+               phase_data: Callable[[Phase], tuple[keras.Model, dict[str, tf.data.Dataset]]]) -> None:
+    """Run the phases in order, skipping those a resumed run finished.
+
+    ``phase_data(phase)`` sets the phase's trainable layers and returns the compiled model to fit
+    and its datasets: ``model`` itself on images, or a model sharing its layers (cached features).
+    Checkpoints always hold ``model``'s weights.
+    """
     state = _state(run_dir)
     first_epoch = 0
     for phase in phases:
@@ -314,22 +347,20 @@ def _fit_phases(model: keras.Model, config: TrainConfig, phases: list[Phase], da
             load_model_weights(model, phase_weights)
             first_epoch = last_epoch
             continue
+        fitted, datasets = phase_data(phase)
         history = read_history(run_dir / "history.csv")
         monitor = "val_accuracy" if "validation" in datasets else "accuracy"
         best = max(history[monitor]) if history.get(monitor) else None
-        with strategy.scope():
-            set_trainable(model, phase.unfreeze)
-            compile_model(model, config, phase.learning_rate, num_classes)
         if config.verbose:
-            trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+            trainable = sum(int(np.prod(w.shape)) for w in fitted.trainable_weights)
             print(f"phase {phase.name}: epochs {first_epoch + 1}-{last_epoch}, unfreeze={phase.unfreeze}, "
                   f"lr={phase.learning_rate:g}, {trainable:,} trainable parameters")
         # BackupAndRestore leaves a restored epoch on the model, which would override the next
         # phase's initial_epoch; only a restore inside this phase may set it.
-        model._initial_epoch = None
-        model.fit(datasets["train"], validation_data=datasets.get("validation"), epochs=last_epoch,
-                  initial_epoch=first_epoch, verbose=config.verbose, shuffle=False,  # tf.data shuffles
-                  callbacks=make_callbacks(config, run_dir, "validation" in datasets, best, extra_callbacks))
+        fitted._initial_epoch = None
+        fitted.fit(datasets["train"], validation_data=datasets.get("validation"), epochs=last_epoch,
+                   initial_epoch=first_epoch, verbose=config.verbose, shuffle=False,  # tf.data shuffles
+                   callbacks=make_callbacks(config, run_dir, model, "validation" in datasets, best, extra_callbacks))
         model.save_weights(phase_weights)
         state["completed_phases"].append(phase.name)
         _write_state(run_dir, state)
@@ -337,7 +368,7 @@ def _fit_phases(model: keras.Model, config: TrainConfig, phases: list[Phase], da
 
 
 def _finish(model: keras.Model, config: TrainConfig, run_dir: Path, datasets: dict[str, tf.data.Dataset],
-            class_names: Sequence[str], num_classes: int) -> Run:
+            class_names: Sequence[str]) -> Run:
     """Best weights back in, test metrics, curves, and the model saved with its metadata."""
     from catsdogs.visualize import plot_history
 
