@@ -6,9 +6,9 @@ import io
 
 import numpy as np
 import pytest
+from conftest_data_prep import BAD_KINDS, encode, jpeg, noise_image
 from PIL import Image, ImageFile
 
-from conftest_data_prep import BAD_KINDS, encode, jpeg, noise_image
 from data_prep.checking import UndecodableImage, check_image
 
 

@@ -7,8 +7,14 @@ import subprocess
 import sys
 
 import pytest
+from conftest_data_prep import (
+    build_source,
+    read_manifest,
+    read_summary,
+    write_files,
+    zip_bytes,
+)
 
-from conftest_data_prep import build_source, read_manifest, read_summary, write_files, zip_bytes
 from data_prep.cli import main
 
 

@@ -9,9 +9,9 @@ import threading
 from dataclasses import dataclass, field
 
 import pytest
+from conftest_data_prep import petimages_members, read_summary, zip_bytes
 
 from catsdogs.cli import UserError
-from conftest_data_prep import petimages_members, read_summary, zip_bytes
 from data_prep import download
 from data_prep.cli import main
 

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import pytest
+from conftest_data_prep import (
+    build_source,
+    jpeg,
+    read_manifest,
+    read_summary,
+    tree_digest,
+    write_files,
+    zip_bytes,
+)
 
 from catsdogs.cli import UserError
-from conftest_data_prep import build_source, jpeg, read_manifest, read_summary, tree_digest, write_files, zip_bytes
 from data_prep import SplitCounts, prepare_split
 from data_prep.sources import image_id_from_name, open_source
 

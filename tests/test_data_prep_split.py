@@ -9,11 +9,19 @@ import sys
 from collections import Counter
 
 import pytest
+from conftest_data_prep import (
+    BAD_KINDS,
+    build_source,
+    jpeg,
+    kaggle_files,
+    read_manifest,
+    read_summary,
+    tree_digest,
+    write_files,
+)
 from PIL import Image
 
 from catsdogs.cli import UserError
-from conftest_data_prep import (BAD_KINDS, build_source, jpeg, kaggle_files, read_manifest, read_summary, tree_digest,
-                                write_files)
 from data_prep import SplitCounts, output, prepare_split
 
 COUNTS = SplitCounts(6, 3, 3)

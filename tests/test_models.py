@@ -5,7 +5,6 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from conftest import write_legacy_h5_weights
 
 from catsdogs.cli import UserError

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from catsdogs.cli import UserError
-from catsdogs.config import NO_AUGMENTATION, TrainConfig
+from catsdogs.config import TrainConfig
 from catsdogs.data import make_dataset
 from catsdogs.models import find_base
 from catsdogs.saving import load_model

@@ -1,0 +1,133 @@
+"""Training throughput and memory at 150 px, batch 32: our ``train`` vs a bare Keras loop, cached vs not.
+
+    python benchmarks/training.py [--images 320] [--only small_cnn,vgg19_block5,...]
+
+Every row runs in a fresh process (so its peak memory is its own) on the first ``--images`` training
+images (half per class) of the real subset split by id, with augmentation in the pipeline as a real
+run has it, and no validation split, so an epoch is training only. A row's figure is the second
+epoch (the first includes tracing):
+
+- ``ours``: ``catsdogs.training.train`` with all its callbacks (checkpoint, CSV, TensorBoard, backup);
+- ``bare``: ``create_model`` + ``compile`` + ``fit`` on the same dataset, nothing else;
+- ``cached``: ``train(..., cache_features=True)``: the epoch trains on stored features; the one-off
+  feature extraction is reported beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import peak_rss_mb, prepare_data, print_table, run_isolated, write_results
+
+SIZE, BATCH = 150, 32
+ROWS = {  # name: (model, unfreeze, mode, extra config)
+    "small_cnn ours": ("small_cnn", "none", "ours", {}),
+    "small_cnn bare": ("small_cnn", "none", "bare", {}),
+    "small_cnn ours XLA": ("small_cnn", "none", "ours", {"jit_compile": "on"}),
+    "mobilenet ours": ("mobilenet", "none", "ours", {}),
+    "mobilenet bare": ("mobilenet", "none", "bare", {}),
+    "vgg19 frozen ours": ("vgg19", "none", "ours", {}),
+    "vgg19 frozen bare": ("vgg19", "none", "bare", {}),
+    "vgg19 frozen cached": ("vgg19", "none", "ours", {"cache_features": True}),
+    "vgg19 block5 ours": ("vgg19", "block5", "ours", {}),
+    "vgg19 block5 bare": ("vgg19", "block5", "bare", {}),
+    "vgg19 block5 cached": ("vgg19", "block5", "ours", {"cache_features": True}),
+}
+
+
+def train_only_subset(data: Path, images: int) -> Path:
+    """A train-only split with the first images/2 of each class (hard links into the prepared split)."""
+    subset = Path(tempfile.gettempdir()) / f"catsdogs-bench-train-{images}"
+    if subset.is_dir():
+        return subset
+    for class_dir in sorted((data / "train").iterdir()):
+        target = subset / "train" / class_dir.name
+        target.mkdir(parents=True)
+        for path in sorted(class_dir.iterdir())[: images // 2]:
+            (target / path.name).hardlink_to(path)
+    return subset
+
+
+def child(name: str, data_dir: str) -> None:
+    """One row, in this process; prints its result as the last line (JSON)."""
+    import keras
+
+    from catsdogs.config import TrainConfig
+    from catsdogs.data import make_dataset, read_image_folder
+    from catsdogs.models import create_model
+    from catsdogs.training import compile_model, train
+
+    model_name, unfreeze, mode, extra = ROWS[name]
+    folder = read_image_folder(Path(data_dir) / "train")
+    scratch = Path(tempfile.mkdtemp())
+    config = TrainConfig(data_dir=data_dir, image_size=SIZE, model=model_name, weights=None, unfreeze=unfreeze,
+                         warmup_epochs=0, epochs=2, batch_size=BATCH, cache="memory", output=str(scratch / "runs"),
+                         saved_models_dir="", feature_cache=str(scratch / "features"), verbose=0, **extra)
+    result = {"row": name, "images": len(folder)}
+    if mode == "bare":
+        keras.utils.set_random_seed(config.seed)
+        model = create_model(model_name, SIZE, 2, None, unfreeze)
+        compile_model(model, config, 1e-4, 2)
+        dataset = make_dataset(folder, SIZE, BATCH, shuffle=True, augment=config.augment_params, cache=True)
+        seconds = []
+        for epoch in range(2):
+            start = time.perf_counter()
+            model.fit(dataset, epochs=epoch + 1, initial_epoch=epoch, verbose=0)
+            seconds.append(time.perf_counter() - start)
+    else:
+        start = time.perf_counter()
+        run = train(config)
+        total = time.perf_counter() - start
+        seconds = run.history["seconds"]
+        if config.cache_features:
+            result["feature_extraction_s"] = total - sum(seconds)  # the one-off pass (plus set-up)
+    result.update(epoch_s=seconds[-1], images_per_s=len(folder) / seconds[-1], peak_rss_mb=peak_rss_mb())
+    shutil.rmtree(scratch, ignore_errors=True)
+    print(json.dumps(result))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=320, help="training images per epoch (half per class)")
+    parser.add_argument("--only", default="", help="comma-separated row names (default: all)")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--data-dir", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.data_dir)
+        return
+    data = train_only_subset(prepare_data(), args.images)
+    names = [n.strip() for n in args.only.split(",") if n.strip()] or list(ROWS)
+    rows = []
+    for name in names:
+        row = run_isolated(Path(__file__), "--child", name, "--data-dir", str(data))
+        rows.append(row)
+        print(f"{name}: {row['images_per_s']:.1f} images/s, {row['epoch_s']:.1f} s/epoch, "
+              f"peak {row['peak_rss_mb']:.0f} MB", flush=True)
+    by_name = {row["row"]: row for row in rows}
+    ratios = {}
+    for model in ("small_cnn", "mobilenet", "vgg19 frozen", "vgg19 block5"):
+        if f"{model} ours" in by_name and f"{model} bare" in by_name:
+            ratios[f"{model}: ours / bare step time"] = by_name[f"{model} ours"]["epoch_s"] / by_name[f"{model} bare"]["epoch_s"]
+    for model in ("vgg19 frozen", "vgg19 block5"):
+        if f"{model} ours" in by_name and f"{model} cached" in by_name:
+            ratios[f"{model}: uncached / cached epoch"] = by_name[f"{model} ours"]["epoch_s"] / by_name[f"{model} cached"]["epoch_s"]
+    if "small_cnn ours XLA" in by_name and "small_cnn ours" in by_name:
+        ratios["small_cnn: XLA / no XLA epoch"] = by_name["small_cnn ours XLA"]["epoch_s"] / by_name["small_cnn ours"]["epoch_s"]
+    print()
+    print_table(rows, ["row", "images", "epoch_s", "images_per_s", "peak_rss_mb", "feature_extraction_s"])
+    print()
+    for key, value in ratios.items():
+        print(f"{key}: {value:.2f}")
+    write_results("training", {"image_size": SIZE, "batch_size": BATCH, "images_per_epoch": args.images,
+                               "rows": rows, "ratios": ratios, "command": " ".join(sys.argv)})
+
+
+if __name__ == "__main__":
+    main()
