@@ -1,6 +1,7 @@
 """Training throughput and memory at 150 px, batch 32: our ``train`` vs a bare Keras loop, cached vs not.
 
-    python benchmarks/training.py [--images 320] [--only small_cnn,vgg19_block5,...]
+    python benchmarks/training.py [--images 320] [--only "small_cnn ours,vgg19 block5 cached"]
+    python benchmarks/training.py --gpu --images 2000      # on a GPU machine
 
 Every row runs in a fresh process (so its peak memory is its own) on the first ``--images`` training
 images (half per class) of the real subset split by id, with augmentation in the pipeline as a real
@@ -39,6 +40,15 @@ ROWS = {  # name: (model, unfreeze, mode, extra config)
     "vgg19 block5 bare": ("vgg19", "block5", "bare", {}),
     "vgg19 block5 cached": ("vgg19", "block5", "ours", {"cache_features": True}),
 }
+# With a GPU (--gpu): mixed precision, XLA, augmentation inside the model, and MirroredStrategy scaling.
+GPU_ROWS = {
+    "vgg19 block5 ours gpu": ("vgg19", "block5", "ours", {"augment_in": "model"}),
+    "vgg19 block5 ours gpu mixed": ("vgg19", "block5", "ours", {"augment_in": "model", "mixed_precision": True}),
+    "vgg19 block5 ours gpu mixed XLA": ("vgg19", "block5", "ours",
+                                        {"augment_in": "model", "mixed_precision": True, "jit_compile": "on"}),
+    "vgg19 block5 ours all gpus": ("vgg19", "block5", "ours", {"augment_in": "model", "strategy": "mirrored"}),
+}
+ROWS.update(GPU_ROWS)
 
 
 def train_only_subset(data: Path, images: int) -> Path:
@@ -95,7 +105,8 @@ def child(name: str, data_dir: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=320, help="training images per epoch (half per class)")
-    parser.add_argument("--only", default="", help="comma-separated row names (default: all)")
+    parser.add_argument("--only", default="", help="comma-separated row names (default: all CPU rows)")
+    parser.add_argument("--gpu", action="store_true", help="the GPU rows instead (mixed precision, XLA, all GPUs)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -103,7 +114,8 @@ def main() -> None:
         child(args.child, args.data_dir)
         return
     data = train_only_subset(prepare_data(), args.images)
-    names = [n.strip() for n in args.only.split(",") if n.strip()] or list(ROWS)
+    default = list(GPU_ROWS) if args.gpu else [name for name in ROWS if name not in GPU_ROWS]
+    names = [n.strip() for n in args.only.split(",") if n.strip()] or default
     rows = []
     for name in names:
         row = run_isolated(Path(__file__), "--child", name, "--data-dir", str(data))

@@ -107,6 +107,7 @@ class TrainConfig:
     optimizer: str = "rmsprop"
     lr: float = 1e-4  # the report's rate from scratch; also the head's rate in the warm-up
     fine_tune_lr: float = 1e-5  # the report's fine-tuning rate
+    ema: float = 0.0  # momentum of an exponential moving average of the weights (e.g. 0.99); 0 = off
     early_stopping: int = 0  # patience in epochs; 0 = off
     reduce_lr: int = 0  # ReduceLROnPlateau patience; 0 = off
     seed: int = 1337

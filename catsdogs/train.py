@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                               help="learning rate from scratch and for the head (report: 1e-4)")
     optimisation.add_argument("--fine-tune-lr", type=float, default=_DEFAULTS.fine_tune_lr,
                               help="learning rate once layers are unfrozen (report: 1e-5)")
+    optimisation.add_argument("--ema", type=float, default=_DEFAULTS.ema, metavar="MOMENTUM",
+                              help="validate and keep a moving average of the weights, e.g. 0.99 (0: off)")
     optimisation.add_argument("--early-stopping", type=int, default=_DEFAULTS.early_stopping, metavar="PATIENCE",
                               help="stop after PATIENCE epochs without a better validation accuracy (0: off)")
     optimisation.add_argument("--reduce-lr", type=int, default=_DEFAULTS.reduce_lr, metavar="PATIENCE",
@@ -111,6 +113,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     for name in ("epochs", "batch_size", "image_size"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(args, name)}")
+    if not 0 <= args.ema < 1:
+        raise UserError(f"--ema is a momentum in [0, 1), not {args.ema}")
     if args.warmup_epochs < 0 or args.augment_copies < 0:
         raise UserError("--warmup-epochs and --augment-copies cannot be negative")
     try:
@@ -124,7 +128,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         data_dir=args.data_dir, image_size=args.image_size, cache=args.cache, model=args.model,
         weights=args.weights, unfreeze=args.unfreeze, alpha=args.alpha, dropout=args.dropout,
         batchnorm=args.batchnorm, epochs=args.epochs, warmup_epochs=args.warmup_epochs, batch_size=args.batch_size,
-        optimizer=args.optimizer, lr=args.lr, fine_tune_lr=args.fine_tune_lr, early_stopping=args.early_stopping,
+        optimizer=args.optimizer, lr=args.lr, fine_tune_lr=args.fine_tune_lr, ema=args.ema, early_stopping=args.early_stopping,
         reduce_lr=args.reduce_lr, seed=args.seed, augment=args.augment, augment_params=augment_params,
         augment_in=args.augment_in, cache_features=args.cache_features, augment_copies=args.augment_copies, feature_cache=args.feature_cache,
         mixed_precision=args.mixed_precision, jit_compile=args.jit_compile, strategy=args.strategy,

@@ -147,13 +147,15 @@ def plan_phases(config: TrainConfig) -> list[Phase]:
     return [Phase("train", config.epochs, config.unfreeze, config.lr)]
 
 
-def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+def make_optimizer(name: str, learning_rate: float, ema: float = 0.0) -> keras.optimizers.Optimizer:
+    """``ema`` > 0 keeps a moving average of the weights (Polyak averaging) for validation and checkpoints."""
+    averaging = {"use_ema": True, "ema_momentum": ema} if ema else {}
     if name == "rmsprop":
-        return keras.optimizers.RMSprop(learning_rate)
+        return keras.optimizers.RMSprop(learning_rate, **averaging)
     if name == "adam":
-        return keras.optimizers.Adam(learning_rate)
+        return keras.optimizers.Adam(learning_rate, **averaging)
     if name == "sgd":
-        return keras.optimizers.SGD(learning_rate, momentum=0.9)
+        return keras.optimizers.SGD(learning_rate, momentum=0.9, **averaging)
     raise UserError(f"unknown optimizer {name!r}; choose {', '.join(('rmsprop', 'adam', 'sgd'))}")
 
 
@@ -164,7 +166,7 @@ def compile_model(model: keras.Model, config: TrainConfig, learning_rate: float,
         loss, accuracy = keras.losses.SparseCategoricalCrossentropy(), keras.metrics.SparseCategoricalAccuracy(
             name="accuracy")
     jit = {"auto": "auto", "on": True, "off": False}[config.jit_compile]
-    model.compile(optimizer=make_optimizer(config.optimizer, learning_rate), loss=loss, metrics=[accuracy],
+    model.compile(optimizer=make_optimizer(config.optimizer, learning_rate, config.ema), loss=loss, metrics=[accuracy],
                   jit_compile=jit)
 
 
@@ -206,6 +208,10 @@ def make_callbacks(config: TrainConfig, run_dir: Path, model: keras.Model, has_v
     callbacks: list[keras.callbacks.Callback] = [
         # First, so an epoch is backed up before anything else reports it finished.
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+    ]
+    if config.ema:  # validate and checkpoint the averaged weights (swapped in after the backup is written)
+        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+    callbacks += [
         EpochLog(),
         BestWeights(model, run_dir / "best.weights.h5", monitor, best_so_far),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),

@@ -208,3 +208,13 @@ def test_small_cnn_learns_the_synthetic_set_and_mixed_labels_stay_at_chance(tmp_
         assert accuracy <= 0.7, accuracy  # the best of 8 epochs on 60 images: chance plus luck
     else:
         assert accuracy >= 0.9, accuracy  # through our pipeline, augmentation and labels
+
+
+def test_weight_averaging_validates_and_saves_the_averaged_weights(tiny_split, tmp_path):
+    run = train(tiny_config(tiny_split, tmp_path, epochs=2, ema=0.5, augment=False))
+    assert run.model.optimizer.use_ema
+    images = next(iter(make_dataset(tiny_split / "validation", 48, 6)))[0].numpy()
+    model, _ = load_model(run.model_path)
+    np.testing.assert_allclose(model.predict(images, verbose=0), run.model.predict(images, verbose=0), rtol=1e-5)
+    history = read_history(run.run_dir / "history.csv")
+    assert len(history["val_accuracy"]) == 2
