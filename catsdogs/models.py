@@ -170,7 +170,7 @@ def offline() -> bool:
 
 
 def _resolve_weights(spec: ModelSpec, weights: str | None, image_size: int, alpha: float) -> str | None:
-    """``imagenet`` (Keras's cache, else a download), a local file, or None; fail early with a fix."""
+    """A weights file path (``imagenet``: Keras's cache, else a download) or None; fail early with a fix."""
     if weights in (None, "none", "None"):
         return None
     if weights != "imagenet":
@@ -185,7 +185,14 @@ def _resolve_weights(spec: ModelSpec, weights: str | None, image_size: int, alph
         return str(cached)
     if offline():
         raise UserError(_missing_weights_message(spec, file_name, "offline mode (CATSDOGS_OFFLINE) is set"))
-    return "imagenet"
+    # Download into $KERAS_HOME/models ourselves: Keras reads KERAS_HOME once, at import, so asking it for
+    # "imagenet" would ignore a KERAS_HOME set later and could find a file in another cache.
+    try:
+        return keras.utils.get_file(file_name, origin=spec.weights_url + file_name,
+                                    cache_dir=str(keras_cache_dir().parent), cache_subdir="models")
+    except Exception as exc:  # Keras raises a bare Exception("URL fetch failure ...") when offline
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(_missing_weights_message(spec, file_name, f"no network: {first_line[:80]}")) from None
 
 
 def _missing_weights_message(spec: ModelSpec, file_name: str, reason: str) -> str:
@@ -205,12 +212,9 @@ def build_base(spec: ModelSpec, image_size: int, weights: str | None = "imagenet
         base = constructor(**kwargs)
     except Exception as exc:  # Keras raises a bare Exception when a download fails
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if resolved not in (None, "imagenet"):
+        if resolved is not None:
             raise UserError(f"weights file {resolved} does not fit {spec.name} without its top "
                             f"at alpha={alpha}: {first_line}") from None
-        if resolved == "imagenet" and ("URL fetch failure" in str(exc) or isinstance(exc, OSError)):
-            file_name = spec.weights_file(image_size, alpha)
-            raise UserError(_missing_weights_message(spec, file_name, "no network")) from None
         if isinstance(exc, ValueError):
             raise UserError(f"{spec.name}: {first_line}") from None
         raise
