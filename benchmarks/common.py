@@ -14,9 +14,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REAL_SUBSET = Path(__file__).resolve().parents[2] / "shared" / "assets" / "kaggle_dogs_vs_cats_subset"

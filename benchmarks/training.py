@@ -124,14 +124,15 @@ def main() -> None:
               f"peak {row['peak_rss_mb']:.0f} MB", flush=True)
     by_name = {row["row"]: row for row in rows}
     ratios = {}
+    def epoch_ratio(label: str, numerator: str, denominator: str) -> None:
+        if numerator in by_name and denominator in by_name:
+            ratios[label] = by_name[numerator]["epoch_s"] / by_name[denominator]["epoch_s"]
+
     for model in ("small_cnn", "mobilenet", "vgg19 frozen", "vgg19 block5"):
-        if f"{model} ours" in by_name and f"{model} bare" in by_name:
-            ratios[f"{model}: ours / bare step time"] = by_name[f"{model} ours"]["epoch_s"] / by_name[f"{model} bare"]["epoch_s"]
+        epoch_ratio(f"{model}: ours / bare step time", f"{model} ours", f"{model} bare")
     for model in ("vgg19 frozen", "vgg19 block5"):
-        if f"{model} ours" in by_name and f"{model} cached" in by_name:
-            ratios[f"{model}: uncached / cached epoch"] = by_name[f"{model} ours"]["epoch_s"] / by_name[f"{model} cached"]["epoch_s"]
-    if "small_cnn ours XLA" in by_name and "small_cnn ours" in by_name:
-        ratios["small_cnn: XLA / no XLA epoch"] = by_name["small_cnn ours XLA"]["epoch_s"] / by_name["small_cnn ours"]["epoch_s"]
+        epoch_ratio(f"{model}: uncached / cached epoch", f"{model} ours", f"{model} cached")
+    epoch_ratio("small_cnn: XLA / no XLA epoch", "small_cnn ours XLA", "small_cnn ours")
     print()
     print_table(rows, ["row", "images", "epoch_s", "images_per_s", "peak_rss_mb", "feature_extraction_s"])
     print()

@@ -11,7 +11,8 @@ import argparse
 import os
 import sys
 import tempfile
-from typing import Callable, NoReturn, Sequence
+from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130

@@ -68,7 +68,7 @@ class AugmentParams:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "AugmentParams":
+    def from_dict(cls, values: dict[str, Any]) -> AugmentParams:
         values = dict(values)
         if isinstance(values.get("zoom_range"), list):
             values["zoom_range"] = tuple(values["zoom_range"])
@@ -155,7 +155,7 @@ class TrainConfig:
         return values
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
 
@@ -163,5 +163,5 @@ class TrainConfig:
         Path(path).write_text(json.dumps({**self.to_dict(), **extra}, indent=2, default=str) + "\n")
 
     @classmethod
-    def load(cls, path: str | Path) -> "TrainConfig":
+    def load(cls, path: str | Path) -> TrainConfig:
         return cls.from_dict(json.loads(Path(path).read_text()))

@@ -13,9 +13,9 @@ Images leave the pipeline as float32 RGB in 0-255: every model does its own prep
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import tensorflow as tf
 

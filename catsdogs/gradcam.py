@@ -15,9 +15,9 @@ its layers in the classifier, so there the chain is simply split at the target l
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import keras
 import numpy as np

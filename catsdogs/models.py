@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import keras
 
@@ -312,8 +313,8 @@ def set_trainable(model: keras.Model, unfreeze: str = "none") -> list[str]:
 
     ``unfreeze``: ``none`` (train the head only), ``all``, ``blockK`` (VGG: blocks K..5, e.g.
     ``block5`` = block5_conv1..4), a fraction such as ``0.25`` (the top quarter of the base's layers
-    with weights, BatchNormalization not counted), or a layer name (that layer and every layer above it). BatchNormalization
-    layers stay frozen in a partly or fully unfrozen base. The head is always trainable.
+    with weights, BatchNormalization not counted), or a layer name (that layer and every layer above
+    it). BatchNormalization layers stay frozen in a partly or fully unfrozen base. The head is always trainable.
     """
     base = find_base(model)
     unfreeze = str(unfreeze).strip()

@@ -27,9 +27,10 @@ import json
 import os
 import re
 import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
@@ -300,7 +301,8 @@ def write_kaggle_submission(results: Sequence[Prediction], path: str | Path) -> 
         if stem.isdigit():
             rows.append((int(stem), float(result.probabilities[1])))
         else:
-            problems.append(Failure(result.path, "not in the Kaggle test set's N.jpg naming; left out of the submission"))
+            problems.append(Failure(result.path,
+                                    "not in the Kaggle test set's N.jpg naming; left out of the submission"))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as handle:

@@ -10,7 +10,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
-from typing import Sequence
+from collections.abc import Sequence
 
 from catsdogs.cli import ArgumentParser, UserError, quiet_tensorflow, run_cli
 from catsdogs.config import AUGMENT_PLACES, FILL_MODES, OPTIMIZERS, STRATEGIES, AugmentParams, TrainConfig
@@ -128,9 +128,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         data_dir=args.data_dir, image_size=args.image_size, cache=args.cache, model=args.model,
         weights=args.weights, unfreeze=args.unfreeze, alpha=args.alpha, dropout=args.dropout,
         batchnorm=args.batchnorm, epochs=args.epochs, warmup_epochs=args.warmup_epochs, batch_size=args.batch_size,
-        optimizer=args.optimizer, lr=args.lr, fine_tune_lr=args.fine_tune_lr, ema=args.ema, early_stopping=args.early_stopping,
-        reduce_lr=args.reduce_lr, seed=args.seed, augment=args.augment, augment_params=augment_params,
-        augment_in=args.augment_in, cache_features=args.cache_features, augment_copies=args.augment_copies, feature_cache=args.feature_cache,
+        optimizer=args.optimizer, lr=args.lr, fine_tune_lr=args.fine_tune_lr, ema=args.ema,
+        early_stopping=args.early_stopping, reduce_lr=args.reduce_lr, seed=args.seed, augment=args.augment,
+        augment_params=augment_params, augment_in=args.augment_in, cache_features=args.cache_features,
+        augment_copies=args.augment_copies, feature_cache=args.feature_cache,
         mixed_precision=args.mixed_precision, jit_compile=args.jit_compile, strategy=args.strategy,
         devices=[d.strip() for d in args.devices.split(",") if d.strip()], output=args.output, name=args.name,
         saved_models_dir=args.saved_models_dir, verbose=0 if args.quiet else 1)

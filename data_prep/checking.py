@@ -12,9 +12,9 @@ import hashlib
 import io
 import os
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError

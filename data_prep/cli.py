@@ -7,8 +7,8 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from catsdogs import __version__
 from catsdogs.cli import ArgumentParser, run_cli
@@ -67,8 +67,10 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--seed", type=_count, metavar="N", default=DEFAULT_SEED,
                         help=f"seed of the random split (default: {DEFAULT_SEED})")
     counts = SplitCounts()
-    parser.add_argument("--train", type=_count, metavar="N", help=f"training images per class (default: {counts.train})")
-    parser.add_argument("--val", type=_count, metavar="N", help=f"validation images per class (default: {counts.validation})")
+    parser.add_argument("--train", type=_count, metavar="N",
+                        help=f"training images per class (default: {counts.train})")
+    parser.add_argument("--val", type=_count, metavar="N",
+                        help=f"validation images per class (default: {counts.validation})")
     parser.add_argument("--test", type=_count, metavar="N", help=f"test images per class (default: {counts.test})")
     parser.add_argument("--force", action="store_true",
                         help="replace OUT if data_prep wrote it before (never a folder it did not write)")

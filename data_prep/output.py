@@ -15,9 +15,9 @@ import os
 import re
 import secrets
 import shutil
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from catsdogs.cli import UserError
 

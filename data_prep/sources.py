@@ -180,7 +180,8 @@ def _open_zip_source(path: Path, scratch_dir: Path | None) -> Source:
                            for m in members if m != nested[0])
             _list_kaggle_zip(inner, f"{path.name}!{nested[0]}", candidates, ignored)
             if not candidates:
-                raise UserError(f"{path}!{nested[0]} holds no cat.N.jpg / dog.N.jpg images; accepted: {ACCEPTED_LAYOUTS}")
+                raise UserError(f"{path}!{nested[0]} holds no cat.N.jpg / dog.N.jpg images; "
+                                f"accepted: {ACCEPTED_LAYOUTS}")
             return _finish(path, KAGGLE_COMPETITION_ZIP, candidates, ignored, inner, open_files)
         if any(_KAGGLE_NAME.match(m.rsplit("/", 1)[-1]) for m in members):
             _list_kaggle_zip(archive, path.name, candidates, ignored)

@@ -14,9 +14,9 @@ import random
 import sys
 import zipfile
 import zlib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from tqdm import tqdm
 

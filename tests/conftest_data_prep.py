@@ -12,8 +12,8 @@ import io
 import json
 import random
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from PIL import Image
