@@ -254,7 +254,8 @@ def read_history(path: Path) -> dict[str, list[float]]:
             rows[int(row["epoch"])] = row
     ordered = [rows[epoch] for epoch in sorted(rows)]
     columns = ordered[0].keys() if ordered else []
-    return {key: [float(row[key]) if row.get(key) not in (None, "") else float("nan") for row in ordered]
+    # CSVLogger writes "NA" for a metric an epoch lacks (no validation split, a key added later).
+    return {key: [float(row[key]) if row.get(key) not in (None, "", "NA") else float("nan") for row in ordered]
             for key in columns}
 
 

@@ -218,3 +218,11 @@ def test_weight_averaging_validates_and_saves_the_averaged_weights(tiny_split, t
     np.testing.assert_allclose(model.predict(images, verbose=0), run.model.predict(images, verbose=0), rtol=1e-5)
     history = read_history(run.run_dir / "history.csv")
     assert len(history["val_accuracy"]) == 2
+
+
+def test_history_reads_csvloggers_na_as_missing(tmp_path):
+    # CSVLogger writes "NA" for a metric an epoch lacks (a run without a validation split).
+    (tmp_path / "history.csv").write_text("epoch,accuracy,val_accuracy\n0,0.5,NA\n1,0.75,0.8\n1,0.7,0.9\n")
+    history = read_history(tmp_path / "history.csv")
+    assert history["accuracy"] == [0.5, 0.7] and np.isnan(history["val_accuracy"][0])
+    assert history["val_accuracy"][1] == 0.9
