@@ -387,7 +387,8 @@ def _finish(model: keras.Model, config: TrainConfig, run_dir: Path, datasets: di
     metrics: dict[str, Any] = {"epochs": len(history.get("epoch", []))}
     if history.get("seconds"):
         metrics["seconds_per_epoch"] = float(np.median(history["seconds"]))
-    if history.get("val_accuracy"):
+    # Keras's CSVLogger adds val_* columns (all NA) to a run without validation data.
+    if not np.all(np.isnan(history.get("val_accuracy", [np.nan]))):
         best_index = int(np.nanargmax(history["val_accuracy"]))
         metrics["best_epoch"] = best_index + 1
         metrics["best_val_accuracy"] = history["val_accuracy"][best_index]

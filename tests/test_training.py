@@ -11,6 +11,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from conftest import make_split_folder
 
 from catsdogs.cli import UserError
 from catsdogs.config import TrainConfig
@@ -226,3 +227,11 @@ def test_history_reads_csvloggers_na_as_missing(tmp_path):
     history = read_history(tmp_path / "history.csv")
     assert history["accuracy"] == [0.5, 0.7] and np.isnan(history["val_accuracy"][0])
     assert history["val_accuracy"][1] == 0.9
+
+
+def test_a_split_with_only_train_images_trains_and_checkpoints_on_training_accuracy(tmp_path):
+    data = make_split_folder(tmp_path / "data", {"train": 6})
+    run = train(tiny_config(data, tmp_path))
+    metrics = json.loads((run.run_dir / "metrics.json").read_text())
+    assert metrics["epochs"] == 2 and "test" not in metrics and "best_val_accuracy" not in metrics
+    assert (run.run_dir / "best.weights.h5").is_file()
