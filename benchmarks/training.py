@@ -6,7 +6,9 @@
 Every row runs in a fresh process (so its peak memory is its own) on the first ``--images`` training
 images (half per class) of the real subset split by id, with augmentation in the pipeline as a real
 run has it, and no validation split, so an epoch is training only. A row's figure is the second
-epoch (the first includes tracing):
+epoch (the first includes tracing), as wall time and as this process's CPU time (user + system, all
+threads): on a shared machine the wall time moves with the other processes' load, the CPU time much
+less, so the ratios are given on both:
 
 - ``ours``: ``catsdogs.training.train`` with all its callbacks (checkpoint, CSV, TensorBoard, backup);
 - ``bare``: ``create_model`` + ``compile`` + ``fit`` on the same dataset, nothing else;
@@ -18,11 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from common import peak_rss_mb, prepare_data, print_table, run_isolated, write_results
 
@@ -64,6 +68,44 @@ def train_only_subset(data: Path, images: int) -> Path:
     return subset
 
 
+def cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def epoch_cpu_time_callback() -> Any:
+    """A Keras callback recording this process's CPU seconds per epoch and over its steps alone.
+
+    ``steps``: from the first batch's start to the last batch's end, i.e. without what happens once
+    per epoch (checkpoints, logs), which a short benchmark epoch would over-weight.
+    (Keras is imported in the children only.)
+    """
+    import keras
+
+    class EpochCPUTime(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seconds: list[float] = []
+            self.steps: list[float] = []
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self._start = cpu_seconds()
+            self._first_step: float | None = None
+
+        def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+            if self._first_step is None:
+                self._first_step = cpu_seconds()
+
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            self._last_step = cpu_seconds()
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            self.seconds.append(cpu_seconds() - self._start)
+            self.steps.append(self._last_step - (self._first_step or self._start))
+
+    return EpochCPUTime()
+
+
 def child(name: str, data_dir: str) -> None:
     """One row, in this process; prints its result as the last line (JSON)."""
     import keras
@@ -80,6 +122,7 @@ def child(name: str, data_dir: str) -> None:
                          warmup_epochs=0, epochs=2, batch_size=BATCH, cache="memory", output=str(scratch / "runs"),
                          saved_models_dir="", feature_cache=str(scratch / "features"), verbose=0, **extra)
     result = {"row": name, "images": len(folder)}
+    cpu_time = epoch_cpu_time_callback()
     if mode == "bare":
         keras.utils.set_random_seed(config.seed)
         model = create_model(model_name, SIZE, 2, None, unfreeze)
@@ -88,16 +131,18 @@ def child(name: str, data_dir: str) -> None:
         seconds = []
         for epoch in range(2):
             start = time.perf_counter()
-            model.fit(dataset, epochs=epoch + 1, initial_epoch=epoch, verbose=0)
+            model.fit(dataset, epochs=epoch + 1, initial_epoch=epoch, verbose=0, callbacks=[cpu_time])
             seconds.append(time.perf_counter() - start)
     else:
         start = time.perf_counter()
-        run = train(config)
+        run = train(config, callbacks=[cpu_time])
         total = time.perf_counter() - start
         seconds = run.history["seconds"]
         if config.cache_features:
             result["feature_extraction_s"] = total - sum(seconds)  # the one-off pass (plus set-up)
-    result.update(epoch_s=seconds[-1], images_per_s=len(folder) / seconds[-1], peak_rss_mb=peak_rss_mb())
+    result.update(epoch_s=seconds[-1], images_per_s=len(folder) / seconds[-1], epoch_cpu_s=cpu_time.seconds[-1],
+                  steps_cpu_s=cpu_time.steps[-1],
+                  peak_rss_mb=peak_rss_mb(), load_average=os.getloadavg()[0])
     shutil.rmtree(scratch, ignore_errors=True)
     print(json.dumps(result))
 
@@ -107,6 +152,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=320, help="training images per epoch (half per class)")
     parser.add_argument("--only", default="", help="comma-separated row names (default: all CPU rows)")
     parser.add_argument("--gpu", action="store_true", help="the GPU rows instead (mixed precision, XLA, all GPUs)")
+    parser.add_argument("--results", default="training", help="benchmarks/results/NAME.json")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -120,13 +166,16 @@ def main() -> None:
     for name in names:
         row = run_isolated(Path(__file__), "--child", name, "--data-dir", str(data))
         rows.append(row)
-        print(f"{name}: {row['images_per_s']:.1f} images/s, {row['epoch_s']:.1f} s/epoch, "
-              f"peak {row['peak_rss_mb']:.0f} MB", flush=True)
+        print(f"{name}: {row['images_per_s']:.1f} images/s, {row['epoch_s']:.1f} s/epoch "
+              f"({row['epoch_cpu_s']:.1f} CPU s), peak {row['peak_rss_mb']:.0f} MB", flush=True)
     by_name = {row["row"]: row for row in rows}
     ratios = {}
     def epoch_ratio(label: str, numerator: str, denominator: str) -> None:
         if numerator in by_name and denominator in by_name:
             ratios[label] = by_name[numerator]["epoch_s"] / by_name[denominator]["epoch_s"]
+            ratios[f"{label} (CPU time)"] = by_name[numerator]["epoch_cpu_s"] / by_name[denominator]["epoch_cpu_s"]
+            ratios[f"{label} (CPU time of the steps)"] = (by_name[numerator]["steps_cpu_s"]
+                                                           / by_name[denominator]["steps_cpu_s"])
 
     for model in ("small_cnn", "mobilenet", "vgg19 frozen", "vgg19 block5"):
         epoch_ratio(f"{model}: ours / bare step time", f"{model} ours", f"{model} bare")
@@ -134,11 +183,12 @@ def main() -> None:
         epoch_ratio(f"{model}: uncached / cached epoch", f"{model} ours", f"{model} cached")
     epoch_ratio("small_cnn: XLA / no XLA epoch", "small_cnn ours XLA", "small_cnn ours")
     print()
-    print_table(rows, ["row", "images", "epoch_s", "images_per_s", "peak_rss_mb", "feature_extraction_s"])
+    print_table(rows, ["row", "images", "epoch_s", "epoch_cpu_s", "steps_cpu_s", "images_per_s", "peak_rss_mb",
+                       "feature_extraction_s", "load_average"])
     print()
     for key, value in ratios.items():
         print(f"{key}: {value:.2f}")
-    write_results("training", {"image_size": SIZE, "batch_size": BATCH, "images_per_epoch": args.images,
+    write_results(args.results, {"image_size": SIZE, "batch_size": BATCH, "images_per_epoch": args.images,
                                "rows": rows, "ratios": ratios, "command": " ".join(sys.argv)})
 
 
