@@ -11,11 +11,15 @@ error, so the forward pass runs in three parts: the classifier's layers before t
 (augmentation, preprocessing), then a model built from the base's *own* inputs to
 ``[target layer output, base output]``, then the head layers, re-applied by hand. ``small_cnn`` keeps
 its layers in the classifier, so there the chain is simply split at the target layer.
+
+``feature_extractor`` is the same cut for any number of layers, without the head: raw images ->
+the named layers' outputs. ``catsdogs.visualize`` (activations) and ``catsdogs.filters``
+(gradient ascent in input space) build on it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,9 +31,10 @@ from catsdogs.augment import RandomAffine
 from catsdogs.cli import UserError
 from catsdogs.models import Preprocess, find_base
 
+# Layers whose 4-D output is still the image (the classifier's input side), not a feature map.
+_INPUT_SIDE = (keras.layers.InputLayer, Preprocess, RandomAffine)
 # Layers whose 4-D output is not a feature map worth explaining.
-_NOT_FEATURE_MAPS = (keras.layers.InputLayer, Preprocess, RandomAffine, keras.layers.MaxPooling2D,
-                     keras.layers.AveragePooling2D)
+_NOT_FEATURE_MAPS = (*_INPUT_SIDE, keras.layers.MaxPooling2D, keras.layers.AveragePooling2D)
 
 
 def _has_spatial_output(layer: keras.layers.Layer) -> bool:
@@ -53,12 +58,24 @@ def default_target_layer(model: keras.Model) -> str:
     return candidates[-1]
 
 
+def layers_by_name(model: keras.Model) -> dict[str, keras.layers.Layer]:
+    """The classifier's layers and its nested base's layers, by name."""
+    base = find_base(model)
+    return {layer.name: layer for layer in [*model.layers, *(base.layers if base else [])]}
+
+
+def feature_map_layers(model: keras.Model) -> list[str]:
+    """Every layer whose output is a 2-D feature map (4-D tensor), bottom to top, input-side layers excluded."""
+    container = find_base(model) or model
+    return [layer.name for layer in container.layers
+            if _has_spatial_output(layer) and not isinstance(layer, _INPUT_SIDE)]
+
+
 def resolve_target_layer(model: keras.Model, layer_name: str | None = None) -> str:
     """``layer_name`` when the classifier or its base has it with a 2-D feature map, else the default layer."""
     if layer_name is None:
         return default_target_layer(model)
-    base = find_base(model)
-    layers = {layer.name: layer for layer in [*model.layers, *(base.layers if base else [])]}
+    layers = layers_by_name(model)
     if layer_name not in layers:
         raise UserError(f"{model.name} has no layer {layer_name!r}; the default is {default_target_layer(model)!r}")
     if not _has_spatial_output(layers[layer_name]):
@@ -76,12 +93,22 @@ class _SplitClassifier:
     after: list[keras.layers.Layer]
 
 
+def _chain(model: keras.Model) -> list[keras.layers.Layer]:
+    return [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+
+
+def _in_base(model: keras.Model, layer_name: str) -> keras.Model | None:
+    """The nested base when ``layer_name`` is one of its layers, else None."""
+    base = find_base(model)
+    return base if base is not None and layer_name in {layer.name for layer in base.layers} else None
+
+
 def _split_at(model: keras.Model, layer_name: str) -> _SplitClassifier:
     """Cut the chain ``image -> ... -> output`` (the layout ``create_model`` builds) at ``layer_name``."""
-    chain = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    chain = _chain(model)
     names = [layer.name for layer in chain]
-    base = find_base(model)
-    if base is not None and layer_name in {layer.name for layer in base.layers}:
+    base = _in_base(model, layer_name)
+    if base is not None:
         position = names.index(base.name)
         target = base.get_layer(layer_name)
         # Built from the base's own graph: connected, unlike one built from the classifier's input.
@@ -89,6 +116,41 @@ def _split_at(model: keras.Model, layer_name: str) -> _SplitClassifier:
         return _SplitClassifier(chain[:position], features_model, chain[position + 1:])
     position = names.index(layer_name)
     return _SplitClassifier(chain[:position + 1], None, chain[position + 1:])
+
+
+def feature_extractor(model: keras.Model, layer_names: Sequence[str]) -> Callable[[tf.Tensor], list[tf.Tensor]]:
+    """A function: raw 0-255 RGB images -> the named layers' outputs, in inference mode (differentiable).
+
+    Layers inside a nested base are read from a model built on the base's own inputs, after the
+    classifier's layers before the base (augmentation, preprocessing) are applied by hand, as in
+    ``grad_cam``; layers of the classifier itself (``small_cnn``) from a model on its input.
+    Unknown names raise ``ValueError`` (callers check names first, with ``resolve_target_layer``).
+    """
+    layer_names = list(layer_names)
+    unknown = [name for name in layer_names if name not in layers_by_name(model)]
+    if unknown:
+        raise ValueError(f"{model.name} has no layer(s) {unknown}")
+    base = find_base(model)
+    inner = [name for name in layer_names if _in_base(model, name) is not None]
+    outer = [name for name in layer_names if name not in inner]
+    before: list[keras.layers.Layer] = []
+    inner_model = outer_model = None
+    if inner:
+        chain = _chain(model)
+        before = chain[:[layer.name for layer in chain].index(base.name)]
+        inner_model = keras.Model(base.inputs, [base.get_layer(name).output for name in inner])
+    if outer:
+        outer_model = keras.Model(model.inputs, [model.get_layer(name).output for name in outer])
+
+    def extract(images: tf.Tensor) -> list[tf.Tensor]:
+        outputs: dict[str, tf.Tensor] = {}
+        if inner_model is not None:
+            outputs.update(zip(inner, tf.nest.flatten(inner_model(_apply(before, images), training=False))))
+        if outer_model is not None:
+            outputs.update(zip(outer, tf.nest.flatten(outer_model(images, training=False))))
+        return [outputs[name] for name in layer_names]
+
+    return extract
 
 
 def _apply(layers: Sequence[keras.layers.Layer], x: tf.Tensor) -> tf.Tensor:
