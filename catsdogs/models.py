@@ -193,7 +193,8 @@ def _resolve_weights(spec: ModelSpec, weights: str | None, image_size: int, alph
                                     cache_dir=str(keras_cache_dir().parent), cache_subdir="models")
     except Exception as exc:  # Keras raises a bare Exception("URL fetch failure ...") when offline
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(_missing_weights_message(spec, file_name, f"no network: {first_line[:80]}")) from None
+        reason = "no network" if "URL fetch failure" in first_line else f"download failed: {first_line[:100]}"
+        raise UserError(_missing_weights_message(spec, file_name, reason)) from None
 
 
 def _missing_weights_message(spec: ModelSpec, file_name: str, reason: str) -> str:

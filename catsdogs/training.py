@@ -299,6 +299,11 @@ def train(config: TrainConfig, resume_dir: str | Path | None = None,
         global_batch = config.batch_size * replicas
         augment_in_model = _augment_in_model(config)
         datasets = build_datasets(config, folders, global_batch, augment_in_model)
+        # The model before the run directory: missing weights or a bad --unfreeze leave no empty run behind.
+        with strategy.scope():
+            model = create_model(config.model, config.image_size, num_classes, config.weights, phases[0].unfreeze,
+                                 config.dropout, config.alpha, config.batchnorm,
+                                 augmentation=config.augment_params if augment_in_model else None, seed=config.seed)
 
         if resume_dir is None:
             run_dir = new_run_dir(config)
@@ -313,10 +318,6 @@ def train(config: TrainConfig, resume_dir: str | Path | None = None,
         if config.verbose:
             print(f"run directory: {run_dir} ({replicas} replica(s), global batch {global_batch})")
 
-        with strategy.scope():
-            model = create_model(config.model, config.image_size, num_classes, config.weights, phases[0].unfreeze,
-                                 config.dropout, config.alpha, config.batchnorm,
-                                 augmentation=config.augment_params if augment_in_model else None, seed=config.seed)
         if config.cache_features:
             from catsdogs.features import train_with_cached_features
 

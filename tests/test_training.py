@@ -183,6 +183,7 @@ def test_cli_vgg19_block5_end_to_end_and_imagenet_offline_message(tiny_split, tm
                       env={"CATSDOGS_OFFLINE": "1", "KERAS_HOME": str(tmp_path / "keras")})
     assert offline.returncode == 2 and offline.stderr.strip().count("\n") == 0, offline.stderr
     assert "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5" in offline.stderr
+    assert len(list((tmp_path / "runs").iterdir())) == 1  # the failed start left no run directory behind
 
 
 def _synthetic_split(tmp_path: Path, mix_labels: bool) -> Path:
