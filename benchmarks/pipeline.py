@@ -22,8 +22,9 @@ import keras
 import tensorflow as tf
 from common import data_description, prepare_data, print_table, write_results
 
-from catsdogs.augment import AugmentParams
-from catsdogs.data import make_dataset, read_image_folder
+from catsdogs.config import AugmentParams
+from catsdogs.data.files import read_image_folder
+from catsdogs.data.pipeline import make_dataset
 
 SIZE, BATCH = 150, 32
 

@@ -13,7 +13,7 @@ Rows, per model:
   (the batched tf.data pipeline, batch 32), files in the page cache;
 - ``folder, CLI``: the whole command on the folder, start-up included;
 - ``one call per file``: what the pipeline replaces, ``model(load_image(path))`` per file;
-- ``Grad-CAM``: ``explain_predictions`` (maps and overlay PNGs on the original images).
+- ``Grad-CAM``: ``explain_files`` (maps and overlay PNGs on the original images).
 
 Each figure comes as wall time and as CPU time (user + system over all threads): on a shared
 machine the wall figures move with other processes' load (recorded), the CPU figures much less.
@@ -37,10 +37,12 @@ from typing import Any
 import numpy as np
 from common import REAL_SUBSET, print_table, timed, write_results
 
-from catsdogs.data import load_image
+from catsdogs.data.decode import load_image
+from catsdogs.data.files import expand_inputs
+from catsdogs.explain.gradcam import explain_files
+from catsdogs.inference.predict import predict_files
 from catsdogs.models import create_model
-from catsdogs.predict import expand_inputs, explain_predictions, predict_files
-from catsdogs.saving import ModelInfo, load_model, save_model
+from catsdogs.models.saving import ModelInfo, load_model, save_model
 
 MODELS = {  # row label: (registry name, image size, create_model keywords)
     "small_cnn 150 px": ("small_cnn", 150, {}),
@@ -74,7 +76,7 @@ def image_folder(count: int) -> tuple[Path, str]:
 def save_models(directory: Path) -> dict[str, Path]:
     paths = {}
     for label, (name, size, kwargs) in MODELS.items():
-        model = create_model(name, size, weights=None, **kwargs)
+        model = create_model(name, image_size=size, weights=None, **kwargs)
         info = ModelInfo(["cats", "dogs"], size, name, model.get_layer("preprocess").mode)
         paths[label] = save_model(model, directory / f"{name}-{size}.keras", info)
     return paths
@@ -118,10 +120,10 @@ def measure(label: str, model_path: Path, files: list[str], repeats: int, explai
     row["per_file_images_per_s"], row["per_file_images_per_cpu_s"], _ = rates(
         len(sample), lambda: [model(load_image(path, info.image_size)[None], training=False) for path in sample])
 
-    results = predict_files(model, info, files[:EXPLAIN_IMAGES]).results
-    explain_predictions(model, info, results[:4], explain_dir)  # warm-up
+    explained = files[:EXPLAIN_IMAGES]
+    explain_files(model, info, explained[:4], explain_dir)  # warm-up
     row["gradcam_images_per_s"], row["gradcam_images_per_cpu_s"], _ = rates(
-        len(results), lambda: explain_predictions(model, info, results, explain_dir))
+        len(explained), lambda: explain_files(model, info, explained, explain_dir))
     return row
 
 

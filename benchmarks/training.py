@@ -10,7 +10,7 @@ epoch (the first includes tracing), as wall time and as this process's CPU time 
 threads): on a shared machine the wall time moves with the other processes' load, the CPU time much
 less, so the ratios are given on both:
 
-- ``ours``: ``catsdogs.training.train`` with all its callbacks (checkpoint, CSV, TensorBoard, backup);
+- ``ours``: ``catsdogs.training.trainer.train`` with all its callbacks (checkpoint, CSV, TensorBoard, backup);
 - ``bare``: ``create_model`` + ``compile`` + ``fit`` on the same dataset, nothing else;
 - ``cached``: ``train(..., cache_features=True)``: the epoch trains on stored features; the one-off
   feature extraction is reported beside it.
@@ -111,9 +111,11 @@ def child(name: str, data_dir: str) -> None:
     import keras
 
     from catsdogs.config import TrainConfig
-    from catsdogs.data import make_dataset, read_image_folder
+    from catsdogs.data.files import read_image_folder
+    from catsdogs.data.pipeline import make_dataset
     from catsdogs.models import create_model
-    from catsdogs.training import compile_model, train
+    from catsdogs.training.fitting import compile_model
+    from catsdogs.training.trainer import train
 
     model_name, unfreeze, mode, extra = ROWS[name]
     folder = read_image_folder(Path(data_dir) / "train")
@@ -125,7 +127,7 @@ def child(name: str, data_dir: str) -> None:
     cpu_time = epoch_cpu_time_callback()
     if mode == "bare":
         keras.utils.set_random_seed(config.seed)
-        model = create_model(model_name, SIZE, 2, None, unfreeze)
+        model = create_model(model_name, image_size=SIZE, num_classes=2, weights=None, unfreeze=unfreeze)
         compile_model(model, config, 1e-4, 2)
         dataset = make_dataset(folder, SIZE, BATCH, shuffle=True, augment=config.augment_params, cache=True)
         seconds = []

@@ -1,9 +1,66 @@
 """catsdogs: small-data image classification with Keras 3.
 
-Importing the package is cheap (no TensorFlow); the modules that need it import it themselves:
-``catsdogs.data`` (tf.data pipelines), ``catsdogs.augment`` (ImageDataGenerator-compatible
-augmentation), ``catsdogs.models`` (the model registry), ``catsdogs.training`` (``train(config)``),
-``catsdogs.predict``, ``catsdogs.evaluate`` and ``catsdogs.visualize``.
+The public Python API, what notebooks and users call (each name is imported on first use, so
+``import catsdogs`` stays instant and TensorFlow loads only when a name that needs it is touched)::
+
+    import catsdogs
+    config = catsdogs.TrainConfig(data_dir="data/cats_vs_dogs_small", model="mobilenet", alpha=0.25)
+    run = catsdogs.train_model(config)                        # catsdogs.training.trainer.train
+    report = catsdogs.predict_files(run.model, catsdogs.load_model(run.model_path)[1], ["cat.jpg"])
+    heatmaps = catsdogs.grad_cam(run.model, images)
+
+``train_model`` and ``evaluate_folder`` are the library's ``train`` and ``evaluate``: the plain names
+belong to the command modules (``python -m catsdogs.train``), and Python binds a package attribute to
+its submodule whenever that submodule is imported, so one name cannot be both.
+
+The layout (see ARCHITECTURE.md): commands at the top (``train``, ``predict``, ``evaluate``,
+``visualize``), the library in sub-packages (``data``, ``models``, ``training``, ``inference``,
+``explain``), and below them ``plots``, ``affine``, ``config`` and ``errors``.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
+
+# name -> (module, attribute in it)
+_API = {
+    "TrainConfig": ("catsdogs.config", "TrainConfig"),
+    "AugmentParams": ("catsdogs.config", "AugmentParams"),
+    "UserError": ("catsdogs.errors", "UserError"),
+    "read_splits": ("catsdogs.data.files", "read_splits"),
+    "make_dataset": ("catsdogs.data.pipeline", "make_dataset"),
+    "load_image": ("catsdogs.data.decode", "load_image"),
+    "create_model": ("catsdogs.models.registry", "create_model"),
+    "list_models": ("catsdogs.models.registry", "list_models"),
+    "register_model": ("catsdogs.models.registry", "register_model"),
+    "save_model": ("catsdogs.models.saving", "save_model"),
+    "load_model": ("catsdogs.models.saving", "load_model"),
+    "ModelInfo": ("catsdogs.models.saving", "ModelInfo"),
+    "train_model": ("catsdogs.training.trainer", "train"),
+    "predict_files": ("catsdogs.inference.predict", "predict_files"),
+    "evaluate_folder": ("catsdogs.inference.evaluation", "evaluate_folder"),
+    "compute_metrics": ("catsdogs.inference.metrics", "compute_metrics"),
+    "grad_cam": ("catsdogs.explain.gradcam", "grad_cam"),
+    "save_gradcam": ("catsdogs.explain.gradcam", "save_gradcam"),
+    "save_activation_grids": ("catsdogs.explain.activations", "save_activation_grids"),
+    "save_filter_grid": ("catsdogs.explain.filters", "save_filter_grid"),
+}
+
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's module on first use (PEP 562); later look-ups find it in the namespace."""
+    if name not in _API:
+        raise AttributeError(f"module 'catsdogs' has no attribute {name!r}")
+    module, attribute = _API[name]
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,29 +1,49 @@
-"""What every command-line entry point shares: one-line errors, exit codes, a quiet TensorFlow.
+"""What every command shares: one-line errors and exit codes, help that shows each default once,
+flags generated from a settings dataclass, the flags that choose a model, and a quiet TensorFlow.
 
-A problem the user can fix (a missing file, a bad flag) is a ``UserError``: the CLI prints one line,
-``error: <message>``, and exits with status 2, never a traceback. This module must stay free of
-TensorFlow so that ``data_prep`` and ``--help`` start instantly.
+Commands (``catsdogs/train.py``, ``predict.py``, ...) are thin: they parse flags with these helpers,
+call the library and map errors to exit codes with ``run_cli``. This module imports no TensorFlow and
+nothing of the library above ``config``, so ``data_prep`` can use it too and ``--help`` is instant.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
-from typing import NoReturn
+import typing
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, NoReturn
 
-EXIT_USER_ERROR = 2
-EXIT_INTERRUPTED = 130
+from catsdogs.config import DEFAULT_SAVED_MODELS_DIR, flag_name
+from catsdogs.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USER_ERROR, UserError
 
 
-class UserError(Exception):
-    """An error caused by the user's input; its message says what is wrong and how to fix it."""
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Appends ``(default: X)`` to a flag's help unless the help already names its default.
+
+    A flag whose default is None says in its help what happens without it; generated setting flags
+    write their default into the help themselves (their parser default is SUPPRESS, see below).
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        help_text = action.help or ""
+        if "(default" in help_text or action.default in (None, argparse.SUPPRESS) or not action.option_strings:
+            return help_text
+        default = action.default
+        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+            default = "on" if default else "off"
+        return f"{help_text} (default: {default})".strip()
 
 
 class ArgumentParser(argparse.ArgumentParser):
     """argparse with a one-line error (argparse's default prints the whole usage block first)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -44,7 +64,7 @@ def quiet_tensorflow() -> None:
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:
-            import tensorflow  # noqa: F401
+            import tensorflow  # deferred: the one place a command pays TensorFlow's start-up
         except BaseException:
             os.dup2(saved, 2)
             captured.seek(0)
@@ -66,4 +86,95 @@ def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[s
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         code = EXIT_INTERRUPTED
-    sys.exit(code or 0)
+    sys.exit(code or EXIT_OK)
+
+
+def report_failures(failures: Iterable[object]) -> int:
+    """One ``error: <what>`` line per failure on stderr; the exit status to return (1 if any)."""
+    failures = list(failures)
+    for failure in failures:
+        print(f"error: {failure}", file=sys.stderr)
+    return EXIT_SOME_FAILED if failures else EXIT_OK
+
+
+# ------------------------------------------------------------------------------ flags from settings
+def _comma_list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _argument_type(hint: Any) -> Callable[[str], Any]:
+    """The argparse ``type`` for a field's annotation (the config validates the value afterwards)."""
+    if typing.get_origin(hint) is list:
+        return _comma_list
+    options = [arg for arg in typing.get_args(hint) if arg is not type(None)] or [hint]
+    for simple in (int, float, str):  # the simplest type a flag can carry
+        if simple in options:
+            return simple
+    return str
+
+
+def _display(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value)) or "none"
+    if value is None or value == "":
+        return "none"
+    return str(value)
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser, settings: type, prefix: str = "",
+                           groups: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One flag per field of the ``settings`` dataclass (``image_size`` -> ``--image-size``), grouped.
+
+    Help, group, choices and metavar come from the field's metadata (``catsdogs.config.setting``);
+    the help ends with the field's default. Parser defaults are SUPPRESS, so the namespace holds only
+    the flags given, and ``settings_from_args`` turns those into the top layer of the resolution.
+    Nested settings dataclasses (``augment_params``) contribute their own fields' flags. Returns the
+    argument groups by name, so a command can add its own flags to them.
+    """
+    groups = {} if groups is None else groups
+    hints = typing.get_type_hints(settings)
+    defaults = settings()
+    for item in dataclasses.fields(settings):
+        hint, meta = hints[item.name], item.metadata
+        if dataclasses.is_dataclass(hint):
+            add_settings_arguments(parser, hint, f"{prefix}{item.name}.", groups)
+            continue
+        group = groups.get(meta["group"]) or groups.setdefault(meta["group"], parser.add_argument_group(meta["group"]))
+        help_text = f"{meta['help']} (default: {_display(getattr(defaults, item.name))})"
+        common = {"dest": prefix + item.name, "default": argparse.SUPPRESS, "help": help_text}
+        if hint is bool:
+            group.add_argument(flag_name(item.name), action=argparse.BooleanOptionalAction, **common)
+        else:
+            group.add_argument(flag_name(item.name), type=_argument_type(hint), choices=meta.get("choices"),
+                               metavar=meta.get("metavar") or (None if meta.get("choices") else item.name.upper()),
+                               **common)
+    return groups
+
+
+def settings_from_args(args: argparse.Namespace, settings: type) -> dict[str, Any]:
+    """The settings the flags gave, as a (nested) mapping: the top layer of ``TrainConfig.resolve``."""
+    names = {item.name for item in dataclasses.fields(settings)}
+    given: dict[str, Any] = {}
+    for dest, value in vars(args).items():
+        head, _, tail = dest.partition(".")
+        if head not in names:
+            continue
+        if tail:
+            given.setdefault(head, {})[tail] = value
+        else:
+            given[head] = value
+    return given
+
+
+# ------------------------------------------------------------------------------------ choosing a model
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--model``, ``--saved-models-dir`` and ``--unsafe``: how every reading command finds its model."""
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", metavar="PATH",
+                       help="a .keras file (default: the newest in --saved-models-dir)")
+    group.add_argument("--saved-models-dir", default=DEFAULT_SAVED_MODELS_DIR, metavar="DIR",
+                       help="where to look for a model when --model is not given")
+    group.add_argument("--unsafe", action="store_true",
+                       help="allow models that contain Python code (Lambda layers); only for files you trust")

@@ -1,52 +1,202 @@
-"""The configuration objects: ``TrainConfig`` for a run, ``AugmentParams`` for augmentation.
+"""Settings: the constants every layer shares, ``AugmentParams`` and ``TrainConfig``.
 
-One dataclass describes a training run; the CLI fills it, ``train(config)`` runs it, and it is saved
-as ``config.json`` in the run directory so any result can be reproduced (``--resume`` reads it back).
+One dataclass describes a training run. Each field carries its own documentation in its metadata
+(help text, flag group, choices, bounds), so that the ``train`` command generates its flags from the
+fields (``catsdogs.cli.add_settings_arguments``), validation lives in one place (``__post_init__``,
+one-line ``ConfigError``s), and ``config.json`` in a run directory can be fed back as it is.
+
+How a value is resolved, lowest to highest precedence::
+
+    field default  <-  model recipe  <-  config file  <-  command-line flag
+
+``TrainConfig.resolve(*layers)`` merges the layers in that order (each a mapping of field names to
+values; ``augment_params`` merges key by key), then validates the result.
+
 This module imports no TensorFlow, so command-line help and flag errors answer at once.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
+import re
+import types
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+
+from catsdogs.errors import UserError
+
+# ------------------------------------------------------------------------------------------ constants
+DEFAULT_IMAGE_SIZE = 150  # the report's input size
+DEFAULT_SEED = 1337
+SPLITS = ("train", "validation", "test")  # data_prep writes them; training reads them
+DEFAULT_DATA_DIR = "data/cats_vs_dogs_small"  # what data_prep's examples write and every command reads
+DEFAULT_RUNS_DIR = "runs"
+DEFAULT_SAVED_MODELS_DIR = "saved_models"
+DEFAULT_VISUALIZATIONS_DIR = "visualizations"
+# What TensorFlow's own decoders read (decode_jpeg/png/gif/bmp): the files training and prediction accept.
+# data_prep accepts more (``data_prep.sources.PREPARABLE_EXTENSIONS``) because it re-encodes them to JPEG.
+DECODABLE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
 FILL_MODES = ("nearest", "reflect", "wrap", "constant")
 INTERPOLATIONS = ("bilinear", "nearest")
+OPTIMIZERS = ("rmsprop", "adam", "sgd")
+STRATEGIES = ("auto", "mirrored", "one-device", "default")
+AUGMENT_PLACES = ("auto", "pipeline", "model")
+JIT_CHOICES = ("auto", "on", "off")
+RECORD_KEY = "run"  # config.json's record of what the settings resolved to; not a setting itself
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+class ConfigError(UserError, ValueError):
+    """A setting with a wrong type or out of range; the message names the setting and its flag."""
+
+
+def setting(default: Any = dataclasses.MISSING, *, help: str, group: str, choices: tuple | None = None,
+            minimum: float | None = None, maximum: float | None = None, above: float | None = None,
+            below: float | None = None, metavar: str | None = None, factory: Any = None) -> Any:
+    """A dataclass field that documents itself: help text, flag group, choices and bounds.
+
+    ``minimum``/``maximum`` are inclusive, ``above``/``below`` exclusive bounds.
+    """
+    metadata = {"help": help, "group": group, "choices": choices, "minimum": minimum, "maximum": maximum,
+                "above": above, "below": below, "metavar": metavar}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def flag_name(field_name: str) -> str:
+    return "--" + field_name.replace("_", "-")
+
+
+# --------------------------------------------------------------------------------------- validation
+_TYPE_WORDS = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}
+
+
+def _describe_type(hint: Any) -> str:
+    if hint in _TYPE_WORDS:
+        return _TYPE_WORDS[hint]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join("none" if arg is type(None) else _describe_type(arg) for arg in typing.get_args(hint))
+    if typing.get_origin(hint) in (list, tuple):
+        return f"a list of {_describe_type(typing.get_args(hint)[0])}"
+    return getattr(hint, "__name__", str(hint))
+
+
+def _conform(value: Any, hint: Any) -> Any:
+    """``value`` as type ``hint`` where that loses nothing (an int where a float goes); else TypeError."""
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    elif hint is type(None):
+        if value is None:
+            return None
+    elif typing.get_origin(hint) in (typing.Union, types.UnionType):
+        for option in typing.get_args(hint):
+            try:
+                return _conform(value, option)
+            except TypeError:
+                continue
+    elif typing.get_origin(hint) is list:
+        if isinstance(value, (list, tuple)):
+            return [_conform(item, typing.get_args(hint)[0]) for item in value]
+    elif typing.get_origin(hint) is tuple:
+        if isinstance(value, (list, tuple)) and len(value) == len(typing.get_args(hint)):
+            return tuple(_conform(item, arg) for item, arg in zip(value, typing.get_args(hint)))
+    elif dataclasses.is_dataclass(hint):
+        if isinstance(value, hint):
+            return value
+        if isinstance(value, Mapping):
+            return hint.from_dict(value)
+    raise TypeError(_describe_type(hint))
+
+
+def _check_bounds(name: str, value: Any, metadata: Mapping[str, Any]) -> None:
+    choices = metadata.get("choices")
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{flag_name(name)} must be one of {', '.join(map(str, choices))}, not {value!r} "
+                          f"(setting {name!r})")
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return
+    for key, fails, words in (("minimum", lambda v, b: v < b, "at least"), ("maximum", lambda v, b: v > b, "at most"),
+                              ("above", lambda v, b: v <= b, "above"), ("below", lambda v, b: v >= b, "below")):
+        bound = metadata.get(key)
+        if bound is not None and fails(value, bound):
+            raise ConfigError(f"{flag_name(name)} must be {words} {bound:g}, not {value:g} (setting {name!r})")
+
+
+def validate_fields(instance: Any) -> None:
+    """Conform every field of a settings dataclass to its type and check its bounds, in place."""
+    hints = typing.get_type_hints(type(instance))
+    for item in dataclasses.fields(instance):
+        value = getattr(instance, item.name)
+        try:
+            value = _conform(value, hints[item.name])
+        except TypeError as exc:
+            raise ConfigError(f"{flag_name(item.name)} must be {exc}, not {value!r} (setting {item.name!r})") from None
+        _check_bounds(item.name, value, item.metadata)
+        object.__setattr__(instance, item.name, value)  # works for frozen dataclasses too
+
+
+def _known(cls: type, values: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """``values`` without the record key; an unknown key is an error that suggests the nearest name."""
+    names = [item.name for item in dataclasses.fields(cls)]
+    unknown = [key for key in values if key not in names and key != RECORD_KEY]
+    if unknown:
+        near = difflib.get_close_matches(unknown[0], names, n=1)
+        hint = f"; did you mean {near[0]!r}?" if near else f"; known settings: {', '.join(names)}"
+        raise ConfigError(f"unknown setting {unknown[0]!r} in {source}{hint}")
+    return {key: value for key, value in values.items() if key in names}
+
+
+# -------------------------------------------------------------------------------------- augmentation
+AUGMENTATION = "augmentation (ImageDataGenerator's parameters and meaning)"
 
 
 @dataclass(frozen=True)
 class AugmentParams:
     """ImageDataGenerator's geometric parameters; defaults are the report's (Deep Learning with Python, 5.2)."""
 
-    rotation_range: float = 40.0
-    width_shift_range: float = 0.2
-    height_shift_range: float = 0.2
-    shear_range: float = 0.2
-    zoom_range: float | tuple[float, float] = 0.2
-    horizontal_flip: bool = True
-    vertical_flip: bool = False
-    fill_mode: str = "nearest"
-    cval: float = 0.0
-    interpolation: str = "bilinear"
+    rotation_range: float = setting(40.0, help="degrees", group=AUGMENTATION, minimum=0)
+    width_shift_range: float = setting(0.2, help="fraction of the width (< 1) or pixels", group=AUGMENTATION,
+                                       minimum=0)
+    height_shift_range: float = setting(0.2, help="fraction of the height (< 1) or pixels", group=AUGMENTATION,
+                                        minimum=0)
+    shear_range: float = setting(0.2, help="degrees", group=AUGMENTATION, minimum=0)
+    zoom_range: float | tuple[float, float] = setting(
+        0.2, help="x and y zoom drawn independently from [1 - z, 1 + z]", group=AUGMENTATION)
+    horizontal_flip: bool = setting(True, help="flip left-right half of the time", group=AUGMENTATION)
+    vertical_flip: bool = setting(False, help="flip upside down half of the time", group=AUGMENTATION)
+    fill_mode: str = setting("nearest", help="how points outside the image are filled", group=AUGMENTATION,
+                             choices=FILL_MODES)
+    cval: float = setting(0.0, help="the value outside the image with --fill-mode constant", group=AUGMENTATION)
+    interpolation: str = setting("bilinear", help="resampling", group=AUGMENTATION, choices=INTERPOLATIONS)
 
     def __post_init__(self) -> None:
-        if self.fill_mode not in FILL_MODES:
-            raise ValueError(f"fill_mode must be one of {FILL_MODES}, not {self.fill_mode!r}")
-        if self.interpolation not in INTERPOLATIONS:
-            raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, not {self.interpolation!r}")
-        for name in ("rotation_range", "width_shift_range", "height_shift_range", "shear_range"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, not {getattr(self, name)}")
+        if isinstance(self.zoom_range, list):
+            object.__setattr__(self, "zoom_range", tuple(self.zoom_range))
+        validate_fields(self)
         low, high = self.zoom_bounds
         if not 0 < low <= high:
-            raise ValueError(f"zoom_range must give 0 < low <= high, not {self.zoom_range!r}")
+            raise ConfigError(f"--zoom-range must give 0 < low <= high, not {self.zoom_range!r} (setting 'zoom_range')")
 
     @property
     def zoom_bounds(self) -> tuple[float, float]:
-        if isinstance(self.zoom_range, (tuple, list)):
+        if isinstance(self.zoom_range, tuple):
             low, high = self.zoom_range
             return float(low), float(high)
         return 1.0 - float(self.zoom_range), 1.0 + float(self.zoom_range)
@@ -68,11 +218,8 @@ class AugmentParams:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> AugmentParams:
-        values = dict(values)
-        if isinstance(values.get("zoom_range"), list):
-            values["zoom_range"] = tuple(values["zoom_range"])
-        return cls(**values)
+    def from_dict(cls, values: Mapping[str, Any], source: str = "augment_params") -> AugmentParams:
+        return cls(**_known(cls, values, source))
 
 
 NO_AUGMENTATION = AugmentParams(
@@ -80,61 +227,89 @@ NO_AUGMENTATION = AugmentParams(
 )
 
 
-OPTIMIZERS = ("rmsprop", "adam", "sgd")
-STRATEGIES = ("auto", "mirrored", "one-device", "default")
-AUGMENT_PLACES = ("auto", "pipeline", "model")
+# ----------------------------------------------------------------------------------------- training
+DATA, MODEL, OPTIMISATION, PERFORMANCE, DISTRIBUTION, OUTPUT = (
+    "data", "model", "optimisation", "performance", "distribution", "output")
 
 
 @dataclass
 class TrainConfig:
     """Every setting of a run. Defaults follow the report where it gave one."""
 
+    GROUPS: ClassVar[tuple[str, ...]] = (DATA, MODEL, OPTIMISATION, AUGMENTATION, PERFORMANCE, DISTRIBUTION, OUTPUT)
+
     # data
-    data_dir: str = "data/cats_vs_dogs_small"
-    image_size: int = 150
-    cache: str = "auto"  # auto (memory when it fits) | memory | none | a file path
+    data_dir: str = setting(DEFAULT_DATA_DIR, help="split folder written by python -m data_prep", group=DATA)
+    image_size: int = setting(DEFAULT_IMAGE_SIZE, help="square input size in pixels", group=DATA, minimum=1)
+    cache: str = setting("auto", help="decoded-image cache: auto (memory when it fits), memory, none, or a file path",
+                         group=DATA)
     # model
-    model: str = "small_cnn"
-    weights: str | None = "imagenet"  # imagenet | a file | none (ignored by small_cnn)
-    unfreeze: str = "none"
-    alpha: float = 1.0
-    dropout: float = 0.5
-    batchnorm: bool = False
+    model: str = setting("small_cnn", help="registered model name (see --list-models)", group=MODEL)
+    weights: str | None = setting("imagenet", help="imagenet (Keras cache, KERAS_HOME), a local weights file, "
+                                                   "or none (ignored by models trained from scratch)", group=MODEL)
+    unfreeze: str = setting("none", help="base layers to fine-tune: none, all, blockK (K and above), a fraction, "
+                                         "or a layer name", group=MODEL)
+    alpha: float = setting(1.0, help="width multiplier (MobileNet)", group=MODEL, above=0)
+    dropout: float = setting(0.5, help="dropout rate before the output", group=MODEL, minimum=0, below=1)
+    batchnorm: bool = setting(False, help="BatchNormalization after each convolution (small_cnn)", group=MODEL)
     # optimisation
-    epochs: int = 30
-    warmup_epochs: int = 5  # head-only epochs before unfreezing (only with --unfreeze)
-    batch_size: int = 32  # per replica
-    optimizer: str = "rmsprop"
-    lr: float = 1e-4  # the report's rate from scratch; also the head's rate in the warm-up
-    fine_tune_lr: float = 1e-5  # the report's fine-tuning rate
-    ema: float = 0.0  # momentum of an exponential moving average of the weights (e.g. 0.99); 0 = off
-    early_stopping: int = 0  # patience in epochs; 0 = off
-    reduce_lr: int = 0  # ReduceLROnPlateau patience; 0 = off
-    seed: int = 1337
+    epochs: int = setting(30, help="epochs (after the warm-up when fine-tuning)", group=OPTIMISATION, minimum=1)
+    warmup_epochs: int = setting(5, help="head-only epochs with the base frozen before --unfreeze takes effect",
+                                 group=OPTIMISATION, minimum=0)
+    batch_size: int = setting(32, help="batch size per replica", group=OPTIMISATION, minimum=1)
+    optimizer: str = setting("rmsprop", help="the optimizer", group=OPTIMISATION, choices=OPTIMIZERS)
+    lr: float = setting(1e-4, help="learning rate from scratch and for the head (report: 1e-4)", group=OPTIMISATION,
+                        above=0)
+    fine_tune_lr: float = setting(1e-5, help="learning rate once layers are unfrozen (report: 1e-5)",
+                                  group=OPTIMISATION, above=0)
+    ema: float = setting(0.0, help="validate and keep a moving average of the weights with this momentum, "
+                                   "e.g. 0.99 (0: off)", group=OPTIMISATION, minimum=0, below=1, metavar="MOMENTUM")
+    early_stopping: int = setting(0, help="stop after PATIENCE epochs without a better validation accuracy (0: off)",
+                                  group=OPTIMISATION, minimum=0, metavar="PATIENCE")
+    reduce_lr: int = setting(0, help="halve the learning rate after PATIENCE flat epochs (0: off)",
+                             group=OPTIMISATION, minimum=0, metavar="PATIENCE")
+    seed: int = setting(DEFAULT_SEED, help="seed of the weights, the order and the augmentation", group=OPTIMISATION)
     # augmentation (ImageDataGenerator's names and meaning)
-    augment: bool = True
-    augment_params: AugmentParams = field(default_factory=AugmentParams)
-    augment_in: str = "auto"  # auto (pipeline on CPU, model on GPU) | pipeline | model
+    augment: bool = setting(True, help="augment the training images", group=AUGMENTATION)
+    augment_params: AugmentParams = setting(help="ImageDataGenerator's parameters", group=AUGMENTATION,
+                                            factory=AugmentParams)
+    augment_in: str = setting("auto", help="where augmentation runs: auto = tf.data on CPU, inside the model on GPU",
+                              group=AUGMENTATION, choices=AUGMENT_PLACES)
     # performance
-    cache_features: bool = False  # frozen layers run once; see catsdogs.features
-    augment_copies: int = 0  # with cache_features: K augmented copies of the training set
-    feature_cache: str = "cache/features"  # where cached features are kept, keyed by what they depend on
-    mixed_precision: bool = False
-    jit_compile: str = "auto"  # auto (XLA on GPU, not on CPU, as Keras decides) | on | off
+    cache_features: bool = setting(False, help="run the frozen layers once and train on their stored outputs",
+                                   group=PERFORMANCE)
+    augment_copies: int = setting(0, help="with --cache-features: also cache K augmented copies of the training set",
+                                  group=PERFORMANCE, minimum=0, metavar="K")
+    feature_cache: str = setting("cache/features", help="where --cache-features keeps features (keyed by model, "
+                                                        "weights, data, augmentation)", group=PERFORMANCE,
+                                 metavar="DIR")
+    mixed_precision: bool = setting(False, help="float16 compute (GPUs)", group=PERFORMANCE)
+    jit_compile: str = setting("auto", help="XLA: auto lets Keras decide (on for GPU, off for CPU, where it is "
+                                            "slower)", group=PERFORMANCE, choices=JIT_CHOICES)
     # distribution
-    strategy: str = "auto"
-    devices: list[str] = field(default_factory=list)
+    strategy: str = setting("auto", help="auto: MirroredStrategy over all GPUs when there are 2+, else the default",
+                            group=DISTRIBUTION, choices=STRATEGIES)
+    devices: list[str] = setting(help="comma-separated devices for mirrored/one-device, e.g. /gpu:0,/gpu:1 or "
+                                      "/cpu:0,/cpu:1 (CPU devices are created as needed)", group=DISTRIBUTION,
+                                 factory=list)
     # output
-    output: str = "runs"
-    name: str = ""  # saved_models/<name>.keras; default from the model and --unfreeze
-    saved_models_dir: str = "saved_models"
-    verbose: int = 1
+    output: str = setting(DEFAULT_RUNS_DIR, help="where run directories go", group=OUTPUT, metavar="DIR")
+    name: str = setting("", help="the saved model's name, saved_models/NAME.keras (default: model and --unfreeze, "
+                                 "e.g. vgg19-block5)", group=OUTPUT)
+    saved_models_dir: str = setting(DEFAULT_SAVED_MODELS_DIR, help="where trained models are collected",
+                                    group=OUTPUT, metavar="DIR")
+    verbose: int = setting(1, help="0: silent, 1: progress bars, 2: one line per epoch", group=OUTPUT,
+                           choices=(0, 1, 2))
 
     def __post_init__(self) -> None:
-        if isinstance(self.augment_params, dict):
-            self.augment_params = AugmentParams.from_dict(self.augment_params)
         if isinstance(self.weights, str) and self.weights.lower() == "none":
             self.weights = None
+        if isinstance(self.devices, str):
+            self.devices = [d.strip() for d in self.devices.split(",") if d.strip()]
+        validate_fields(self)
+        if self.name and (not _PLAIN_NAME.fullmatch(self.name) or ".." in self.name):
+            raise ConfigError(f"--name must be a plain name (letters, digits, '.', '_', '-'), not {self.name!r}: "
+                              "it names a file in --saved-models-dir (setting 'name')")
 
     @property
     def run_label(self) -> str:
@@ -155,13 +330,31 @@ class TrainConfig:
         return values
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+    def from_dict(cls, values: Mapping[str, Any], source: str = "the settings") -> TrainConfig:
+        return cls(**_known(cls, values, source))
+
+    @classmethod
+    def resolve(cls, *layers: Mapping[str, Any], source: str = "the settings") -> TrainConfig:
+        """The config from layers of settings, later layers winning (defaults <- recipe <- file <- flags)."""
+        merged: dict[str, Any] = {}
+        for layer in layers:
+            for key, value in layer.items():
+                if key == "augment_params":
+                    value = value.to_dict() if isinstance(value, AugmentParams) else dict(value)
+                    merged[key] = {**merged.get(key, {}), **value}
+                else:
+                    merged[key] = value
+        return cls.from_dict(merged, source)
 
     def save(self, path: str | Path, **extra: Any) -> None:
         Path(path).write_text(json.dumps({**self.to_dict(), **extra}, indent=2, default=str) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        try:
+            values = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{path} cannot be read as JSON settings ({exc})") from None
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{path} must hold a JSON object of settings, not {type(values).__name__}")
+        return cls.from_dict(values, str(path))

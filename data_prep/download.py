@@ -22,7 +22,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from catsdogs import __version__
-from catsdogs.cli import UserError
+from catsdogs.errors import UserError
 
 PETIMAGES_URL = ("https://download.microsoft.com/download/3/E/1/3E1C3F21-ECDB-4869-8368-6DEBA77B919F/"
                  "kagglecatsanddogs_5340.zip")

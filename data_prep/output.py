@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from catsdogs.cli import UserError
+from catsdogs.errors import UserError
 
 MARKER = "catsdogs.data_prep"  # summary.json's "created_by": the proof that data_prep wrote a folder
 SUMMARY_NAME = "summary.json"

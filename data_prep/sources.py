@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from catsdogs.cli import UserError
+from catsdogs.config import DECODABLE_EXTENSIONS
+from catsdogs.errors import UserError
 from data_prep.output import written_by_data_prep
 
 KAGGLE_COMPETITION_ZIP = "kaggle-competition-zip"
@@ -35,7 +36,9 @@ PETIMAGES_ZIP = "petimages-zip"
 PETIMAGES_FOLDER = "petimages-folder"
 CLASS_FOLDERS = "class-folders"
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+# What data_prep accepts: TensorFlow's decodable formats plus those only Pillow reads (WebP, TIFF); every
+# non-JPEG is re-encoded to an RGB JPEG (``checking``), so a split holds only what the pipeline decodes.
+PREPARABLE_EXTENSIONS = (*DECODABLE_EXTENSIONS, ".webp", ".tif", ".tiff")
 KAGGLE_CLASSES = {"cat": "cats", "dog": "dogs"}
 PETIMAGES_CLASSES = {"Cat": "cats", "Dog": "dogs"}
 
@@ -121,7 +124,7 @@ def _is_hidden(relative: str) -> bool:
 
 
 def _has_image_extension(name: str) -> bool:
-    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+    return os.path.splitext(name)[1].lower() in PREPARABLE_EXTENSIONS
 
 
 def _finish(path: Path, kind: str, candidates: dict[str, list[Candidate]], ignored: list[Ignored],

@@ -21,14 +21,13 @@ from pathlib import Path
 from tqdm import tqdm
 
 from catsdogs import __version__
-from catsdogs.cli import UserError
+from catsdogs.config import DEFAULT_SEED, SPLITS
+from catsdogs.errors import UserError
 from data_prep import output
 from data_prep.checking import CheckedImage, UndecodableImage, check_image
 from data_prep.sources import Candidate, Source, open_source, require_source
 
-DEFAULT_SEED = 1337
 SPLIT_MODES = ("random", "by-id")
-SPLITS = ("train", "validation", "test")
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from catsdogs.cli import UserError
+from catsdogs.errors import UserError
 
 SIZE_RANGE = (96, 160)  # width and height drawn independently per image, like real photos' varied shapes
 OBJECT_FRACTION = (0.3, 0.6)  # the object's extent as a fraction of the image's short side

@@ -9,15 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from catsdogs.augment import (
-    NO_AUGMENTATION,
-    AugmentParams,
-    RandomAffine,
-    affine_transforms,
-    apply_transforms,
-    augment_batch,
-    random_transforms,
-)
+from catsdogs.affine import affine_transforms, apply_transforms, augment_batch, random_transforms
+from catsdogs.config import NO_AUGMENTATION, AugmentParams
+from catsdogs.models.layers import RandomAffine
 
 SIZE = 33  # odd, so the centre is a pixel
 CENTER = SIZE // 2

@@ -9,17 +9,11 @@ import pytest
 import tensorflow as tf
 from conftest import make_split_folder, write_image
 
-from catsdogs.augment import AugmentParams
-from catsdogs.cli import UserError
-from catsdogs.data import (
-    data_fingerprint,
-    decode_and_resize,
-    load_image,
-    make_dataset,
-    make_path_dataset,
-    read_image_folder,
-    read_splits,
-)
+from catsdogs.config import AugmentParams
+from catsdogs.data.decode import decode_and_resize, load_image
+from catsdogs.data.files import data_fingerprint, read_image_folder, read_splits
+from catsdogs.data.pipeline import make_dataset, make_path_dataset
+from catsdogs.errors import UserError
 
 
 def collect(dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import pytest
 from conftest_data_prep import petimages_members, read_summary, zip_bytes
 
-from catsdogs.cli import UserError
+from catsdogs.errors import UserError
 from data_prep import download
 from data_prep.cli import main
 

@@ -13,7 +13,7 @@ from conftest_data_prep import (
     zip_bytes,
 )
 
-from catsdogs.cli import UserError
+from catsdogs.errors import UserError
 from data_prep import SplitCounts, prepare_split
 from data_prep.sources import image_id_from_name, open_source
 

@@ -21,7 +21,7 @@ from conftest_data_prep import (
 )
 from PIL import Image
 
-from catsdogs.cli import UserError
+from catsdogs.errors import UserError
 from data_prep import SplitCounts, output, prepare_split
 
 COUNTS = SplitCounts(6, 3, 3)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from catsdogs.cli import UserError
+from catsdogs.errors import UserError
 from data_prep import make_synthetic_source, prepare_split
 from data_prep.synthetic import JPEG_COMMENT, SIZE_RANGE
 

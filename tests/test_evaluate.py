@@ -13,10 +13,12 @@ import pytest
 from conftest import make_split_folder
 from test_predict import run_command
 
-from catsdogs.data import load_image, read_image_folder
-from catsdogs.evaluate import main, per_class_scores, roc_auc, top_k_accuracy
+from catsdogs.data.decode import load_image
+from catsdogs.data.files import read_image_folder
+from catsdogs.evaluate import main
+from catsdogs.inference.metrics import per_class_scores, roc_auc, top_k_accuracy
 from catsdogs.models import create_model
-from catsdogs.saving import ModelInfo, save_model
+from catsdogs.models.saving import ModelInfo, save_model
 
 SIZE = 48
 
@@ -27,7 +29,7 @@ def run_evaluate(argv: list, capsys: pytest.CaptureFixture) -> tuple[int, str, s
 
 def saved_classifier(path: Path, class_names: list[str]) -> Path:
     keras.utils.set_random_seed(3)
-    model = create_model("small_cnn", SIZE, num_classes=len(class_names), weights=None)
+    model = create_model("small_cnn", image_size=SIZE, num_classes=len(class_names), weights=None)
     return save_model(model, path, ModelInfo(class_names, SIZE, "small_cnn", "rescale"))
 
 

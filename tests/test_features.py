@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 from conftest import write_image
 
-from catsdogs.cli import UserError
 from catsdogs.config import AugmentParams, TrainConfig
-from catsdogs.data import read_image_folder
-from catsdogs.features import cached_features, frozen_layers_below_cut, split_at_first_trainable
+from catsdogs.data.files import read_image_folder
+from catsdogs.errors import UserError
 from catsdogs.models import create_model, set_trainable
-from catsdogs.saving import load_model
-from catsdogs.training import read_history, train
+from catsdogs.models.saving import load_model
+from catsdogs.training.features import cached_features, frozen_layers_below_cut, split_at_first_trainable
+from catsdogs.training.rundir import read_history
+from catsdogs.training.trainer import train
 
 
 def raw_images(size: int, count: int = 3) -> np.ndarray:

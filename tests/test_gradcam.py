@@ -8,17 +8,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from catsdogs.cli import UserError
-from catsdogs.gradcam import (
-    _apply,
-    _logits,
-    _split_at,
-    default_target_layer,
-    grad_cam,
-    overlay,
-    save_overlay,
-)
+from catsdogs.errors import UserError
+from catsdogs.explain.gradcam import default_target_layer, grad_cam, overlay, save_overlay
 from catsdogs.models import create_model
+from catsdogs.models.introspection import apply_layers, head_logits, split_at
 
 SIZE = 48
 
@@ -40,7 +33,7 @@ def square_model() -> keras.Model:
     """small_cnn trained until it tells the squares from plain noise (about 4 s on 2 cores)."""
     keras.utils.set_random_seed(0)
     images, labels = noise_with_squares(128, seed=0)
-    model = create_model("small_cnn", SIZE, weights=None, dropout=0.0)
+    model = create_model("small_cnn", image_size=SIZE, weights=None, dropout=0.0)
     model.compile(keras.optimizers.Adam(1e-3), "binary_crossentropy", metrics=["accuracy"])
     model.fit(images, labels, epochs=4, batch_size=32, verbose=0)
     return model
@@ -79,21 +72,21 @@ def test_default_class_is_the_predicted_one_and_binary_classes_use_the_logit_sig
 ])
 def test_nested_bases_give_maps_without_graph_disconnected(name, size, kwargs, expected_layer):
     keras.utils.set_random_seed(1)
-    model = create_model(name, size, weights=None, **kwargs)
+    model = create_model(name, image_size=size, weights=None, **kwargs)
     images = np.random.default_rng(0).uniform(0, 255, (3, size, size, 3)).astype("float32")
     assert default_target_layer(model) == expected_layer
     heatmaps = grad_cam(model, images)
     assert heatmaps.shape == (3, size, size) and np.isfinite(heatmaps).all()
     assert all(heatmap.std() > 0 for heatmap in heatmaps)
     # The hand-made forward pass (preprocess -> base -> head re-applied) is the classifier's own.
-    split = _split_at(model, expected_layer)
-    _, base_output = split.features_model(_apply(split.before, images))
-    probabilities = keras.ops.sigmoid(_logits(split.after, base_output)).numpy()
+    split = split_at(model, expected_layer)
+    _, base_output = split.features_model(apply_layers(split.before, images))
+    probabilities = keras.ops.sigmoid(head_logits(split.after, base_output)).numpy()
     np.testing.assert_allclose(probabilities, model.predict(images, verbose=0), rtol=1e-4, atol=1e-6)
 
 
 def test_multi_class_and_chosen_layers():
-    model = create_model("small_cnn", SIZE, num_classes=3, weights=None)
+    model = create_model("small_cnn", image_size=SIZE, num_classes=3, weights=None)
     images = np.random.default_rng(0).uniform(0, 255, (3, SIZE, SIZE, 3)).astype("float32")
     assert grad_cam(model, images, class_index=[0, 1, 2]).shape == (3, SIZE, SIZE)
     assert grad_cam(model, images, layer_name="conv2").shape == (3, SIZE, SIZE)
@@ -104,9 +97,9 @@ def test_multi_class_and_chosen_layers():
 
 
 def test_a_model_with_an_augmentation_layer_is_explained_without_augmenting():
-    from catsdogs.augment import AugmentParams
+    from catsdogs.config import AugmentParams
 
-    model = create_model("small_cnn", SIZE, weights=None, augmentation=AugmentParams(), seed=0)
+    model = create_model("small_cnn", image_size=SIZE, weights=None, augmentation=AugmentParams(), seed=0)
     images = np.random.default_rng(0).uniform(0, 255, (2, SIZE, SIZE, 3)).astype("float32")
     np.testing.assert_allclose(grad_cam(model, images), grad_cam(model, images))  # no random transform
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import write_legacy_h5_weights
 
-from catsdogs.cli import UserError
+from catsdogs.errors import UserError
 from catsdogs.models import (
     Preprocess,
     build_base,
@@ -17,7 +17,7 @@ from catsdogs.models import (
     list_models,
     set_trainable,
 )
-from catsdogs.saving import ModelInfo, load_model, save_model
+from catsdogs.models.saving import ModelInfo, load_model, save_model
 
 VGG_BLOCK5 = {"block5_conv1", "block5_conv2", "block5_conv3", "block5_conv4"}
 VGG_BLOCK4 = {"block4_conv1", "block4_conv2", "block4_conv3", "block4_conv4"}

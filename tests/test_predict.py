@@ -18,12 +18,16 @@ import pytest
 from conftest import make_split_folder, write_image
 from PIL import Image
 
-from catsdogs.cli import UserError, run_cli
+from catsdogs.cli import run_cli
 from catsdogs.config import TrainConfig
-from catsdogs.data import load_image
-from catsdogs.predict import expand_inputs, find_newest_model, main, predict_files
-from catsdogs.saving import ModelInfo, load_model, save_model
-from catsdogs.training import train
+from catsdogs.data.decode import load_image
+from catsdogs.data.files import expand_inputs
+from catsdogs.errors import UserError
+from catsdogs.inference.predict import predict_files
+from catsdogs.models.catalog import find_newest_model
+from catsdogs.models.saving import ModelInfo, load_model, save_model
+from catsdogs.predict import main
+from catsdogs.training.trainer import train
 
 SIZE = 48
 

@@ -13,13 +13,14 @@ import numpy as np
 import pytest
 from conftest import make_split_folder
 
-from catsdogs.cli import UserError
 from catsdogs.config import TrainConfig
-from catsdogs.data import make_dataset
+from catsdogs.data.pipeline import make_dataset
+from catsdogs.errors import UserError
 from catsdogs.models import find_base
-from catsdogs.saving import load_model
+from catsdogs.models.saving import load_model
 from catsdogs.train import main as train_main
-from catsdogs.training import read_history, train
+from catsdogs.training.rundir import read_history
+from catsdogs.training.trainer import train
 
 
 def tiny_config(data_dir: Path, tmp_path: Path, **overrides) -> TrainConfig:

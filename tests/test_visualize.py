@@ -13,7 +13,8 @@ from conftest import make_split_folder
 from PIL import Image
 
 from catsdogs.cli import run_cli
-from catsdogs.filters import (
+from catsdogs.explain.activations import activation_layers, layer_activations, save_activation_grids
+from catsdogs.explain.filters import (
     STRUCTURE_THRESHOLD,
     filter_ascent,
     filter_objective,
@@ -22,8 +23,9 @@ from catsdogs.filters import (
     start_images,
 )
 from catsdogs.models import create_model
-from catsdogs.saving import ModelInfo, load_model, save_model
-from catsdogs.visualize import MOSAIC_GAP, activation_layers, layer_activations, main, save_activation_grids
+from catsdogs.models.saving import ModelInfo, load_model, save_model
+from catsdogs.plots import MOSAIC_GAP
+from catsdogs.visualize import main
 
 CNN_SIZE, BASE_SIZE = 48, 32
 
@@ -56,9 +58,9 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Two saved models (small_cnn at 48 px; MobileNet 0.25 nested at 32 px, random weights), images, a run."""
     root = tmp_path_factory.mktemp("visualize")
     keras.utils.set_random_seed(0)
-    cnn = save_model(create_model("small_cnn", CNN_SIZE, weights=None), root / "models" / "small_cnn.keras",
+    cnn = save_model(create_model("small_cnn", image_size=CNN_SIZE, weights=None), root / "models" / "small_cnn.keras",
                      ModelInfo(["cats", "dogs"], CNN_SIZE, "small_cnn", "rescale"))
-    base = save_model(create_model("mobilenet", BASE_SIZE, weights=None, alpha=0.25), root / "models" / "mobilenet.keras",
+    base = save_model(create_model("mobilenet", image_size=BASE_SIZE, weights=None, alpha=0.25), root / "models" / "mobilenet.keras",
                       ModelInfo(["cats", "dogs"], BASE_SIZE, "mobilenet", "tf"))
     data = make_split_folder(root / "data", {"test": 2})
     image = next((data / "test" / "cats").glob("*.jpg"))
@@ -126,7 +128,7 @@ def test_activations_inside_a_nested_base_match_the_classifiers_own_forward_pass
 def test_a_model_that_augments_inside_is_seen_without_augmenting():
     from catsdogs.config import AugmentParams
 
-    model = create_model("small_cnn", CNN_SIZE, weights=None, augmentation=AugmentParams(), seed=0)
+    model = create_model("small_cnn", image_size=CNN_SIZE, weights=None, augmentation=AugmentParams(), seed=0)
     image = np.random.default_rng(0).uniform(0, 255, (CNN_SIZE, CNN_SIZE, 3)).astype(np.float32)
     first, second = layer_activations(model, image, ["conv2"]), layer_activations(model, image, ["conv2"])
     np.testing.assert_array_equal(first["conv2"], second["conv2"])  # RandomAffine is off: no random warp
@@ -143,7 +145,7 @@ def test_a_model_that_augments_inside_is_seen_without_augmenting():
 ])
 def test_gradient_ascent_raises_each_filters_activation(method, name, size, kwargs, layer):
     keras.utils.set_random_seed(0)
-    model = create_model(name, size, weights=None, **kwargs)
+    model = create_model(name, image_size=size, weights=None, **kwargs)
     ascent = filter_ascent(model, layer, 4, method=method, steps=8, seed=1)
     assert ascent.patterns.shape == (4, size, size, 3) and ascent.filters == [0, 1, 2, 3]
     np.testing.assert_array_equal(ascent.starts, start_images(4, size, seed=1))  # the report's grey + noise

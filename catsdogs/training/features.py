@@ -25,16 +25,18 @@ import json
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from catsdogs.cli import UserError
 from catsdogs.config import TrainConfig
-from catsdogs.data import ImageFolder, data_fingerprint, make_dataset
-from catsdogs.models import find_base, set_trainable
+from catsdogs.data.files import ImageFolder, data_fingerprint
+from catsdogs.data.pipeline import make_dataset
+from catsdogs.errors import UserError
+from catsdogs.models.introspection import find_base
+from catsdogs.models.registry import set_trainable
+from catsdogs.training.fitting import Phase, compile_model, fit_phases
 
 CACHE_FORMAT = 1  # bump when the stored layout changes
 
@@ -158,12 +160,10 @@ def feature_dataset(features: np.ndarray, labels: Sequence[int], batch_size: int
     return tf.data.Dataset.zip((dataset, choices)).map(gather).prefetch(tf.data.AUTOTUNE)
 
 
-def train_with_cached_features(model: keras.Model, config: TrainConfig, phases: list, folders: dict[str, ImageFolder],
-                               datasets: dict[str, tf.data.Dataset], run_dir: Path, strategy: tf.distribute.Strategy,
-                               callbacks: Sequence[keras.callbacks.Callback]) -> None:
-    """The phases of ``training._fit_phases``, each on the features below its own cut."""
-    from catsdogs.training import compile_model, fit_phases
-
+def train_with_cached_features(model: keras.Model, config: TrainConfig, phases: list[Phase],
+                               folders: dict[str, ImageFolder], datasets: dict[str, tf.data.Dataset], run_dir: Path,
+                               strategy: tf.distribute.Strategy, callbacks: Sequence[keras.callbacks.Callback]) -> None:
+    """The phases of ``fitting.fit_phases``, each on the features below its own cut."""
     if find_base(model) is None:
         raise UserError(f"--cache-features needs a pretrained base; {config.model} trains every layer")
     if config.augment and not config.augment_copies and config.verbose:
@@ -171,7 +171,7 @@ def train_with_cached_features(model: keras.Model, config: TrainConfig, phases: 
     num_classes = len(folders["train"].class_names)
     global_batch = config.batch_size * strategy.num_replicas_in_sync
 
-    def phase_data(phase: Any) -> tuple[keras.Model, dict[str, tf.data.Dataset]]:
+    def phase_data(phase: Phase) -> tuple[keras.Model, dict[str, tf.data.Dataset]]:
         """The suffix to fit for this phase and its feature datasets (or the full model and images)."""
         with strategy.scope():
             set_trainable(model, phase.unfreeze)

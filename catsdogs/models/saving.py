@@ -17,9 +17,8 @@ from typing import Any
 
 import keras
 
-import catsdogs.augment  # noqa: F401  (registers RandomAffine for deserialisation)
-import catsdogs.models  # noqa: F401  (registers Preprocess)
-from catsdogs.cli import UserError
+import catsdogs.models.layers  # noqa: F401  (registers Preprocess and RandomAffine for deserialisation)
+from catsdogs.errors import UserError
 
 METADATA_ENTRY = "catsdogs.json"
 
@@ -70,7 +69,7 @@ def read_model_info(path: str | Path, model: keras.Model | None = None) -> Model
 
 
 def load_model(path: str | Path, unsafe: bool = False) -> tuple[keras.Model, ModelInfo]:
-    """Load a classifier and its ``ModelInfo``. Safe mode is on unless ``unsafe``."""
+    """Load a classifier and its ``ModelInfo``. Safe mode is on unless ``unsafe``; any failure is a UserError."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"model file {path} does not exist")
@@ -83,4 +82,7 @@ def load_model(path: str | Path, unsafe: bool = False) -> tuple[keras.Model, Mod
             raise UserError(f"{path} contains Python code (a Lambda layer), which safe mode does not load; "
                             "pass --unsafe only if you trust where the file came from") from None
         raise UserError(f"{path} could not be loaded: {str(exc).splitlines()[0]}") from None
+    except Exception as exc:  # noqa: BLE001 (a zip that is not a Keras model fails in many ways in Keras)
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{path} could not be loaded as a Keras model: {first_line}") from None
     return model, read_model_info(path, model)

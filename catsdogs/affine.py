@@ -1,4 +1,4 @@
-"""ImageDataGenerator's augmentation, rebuilt on TensorFlow ops: one fused affine resampling per image.
+"""The affine maths of augmentation: ImageDataGenerator's transforms, composed and applied in one resampling.
 
 Keras 3 dropped ``ImageDataGenerator``. Its nearest replacement, a chain of ``Random*`` preprocessing
 layers, resamples the image once per layer (blurrier, ~4x the cost) and reads some parameters
@@ -13,22 +13,20 @@ Conventions, as in ``keras.preprocessing.image.apply_affine_transform`` (Keras 2
   image size, 1 or more are pixels; ``zoom_range`` z draws x and y zoom independently from
   [1 - z, 1 + z] (zoom > 1 samples a wider area: the content looks smaller).
 
-The same code runs in a ``tf.data`` map (``augment_batch``, XLA-compiled there) and inside a model
-(``RandomAffine``), where it can run on the accelerator.
+The same code runs in a ``tf.data`` map (``catsdogs.data.augment``, XLA-compiled there) and inside a model
+(``catsdogs.models.layers.RandomAffine``), where it can run on the accelerator; it sits below both layers.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
 
-import keras
 import tensorflow as tf
 
-from catsdogs.config import NO_AUGMENTATION, AugmentParams
+from catsdogs.config import AugmentParams
 
-__all__ = ["AugmentParams", "NO_AUGMENTATION", "RandomAffine", "affine_transforms", "apply_transforms",
-           "augment_batch", "random_transforms"]
+__all__ = ["affine_transforms", "apply_transforms", "augment_batch", "random_transforms"]
+
 
 def affine_transforms(
     height: int | tf.Tensor,
@@ -182,31 +180,3 @@ def augment_batch(images: tf.Tensor, params: AugmentParams, seed: tf.Tensor, com
 
 
 _apply_transforms_xla = tf.function(apply_transforms, jit_compile=True, reduce_retracing=True)
-
-
-@keras.saving.register_keras_serializable(package="catsdogs")
-class RandomAffine(keras.layers.Layer):
-    """``augment_batch`` as a layer, for augmenting on the accelerator inside the model.
-
-    Active only when ``training`` is true, like Keras's own ``Random*`` layers; inference passes images through.
-    """
-
-    def __init__(self, params: AugmentParams | dict[str, Any] | None = None, seed: int | None = None, **kwargs: Any):
-        super().__init__(**kwargs)
-        if isinstance(params, dict):
-            params = AugmentParams.from_dict(params)
-        self.params = params or AugmentParams()
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
-
-    def call(self, images: tf.Tensor, training: bool | None = None) -> tf.Tensor:
-        if not training:
-            return images
-        seed = keras.random.randint((2,), 0, 2**30, seed=self.seed_generator)
-        return augment_batch(tf.cast(images, self.compute_dtype), self.params, seed)
-
-    def compute_output_shape(self, input_shape: tuple) -> tuple:
-        return input_shape
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "params": self.params.to_dict(), "seed": self.seed}

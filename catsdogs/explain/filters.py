@@ -56,16 +56,20 @@ means anything: look at the grids, and at the activation each method reaches.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from catsdogs.cli import UserError
-from catsdogs.gradcam import feature_extractor, feature_map_layers, layers_by_name
+from catsdogs.config import DEFAULT_VISUALIZATIONS_DIR
+from catsdogs.errors import UserError
+from catsdogs.models.introspection import check_feature_map_layer, feature_extractor, feature_map_layers, layers_by_name
+from catsdogs.plots import save_mosaic
 
 METHODS = ("report", "improved")
 START_GREY, START_NOISE = 128.0, 20.0  # the report's start: 128 + 20 * U[0, 1), in 0-255 pixel units
@@ -137,14 +141,8 @@ def check_filter_layer(model: keras.Model, layer_name: str | None) -> str:
     """``layer_name`` (default: ``default_filter_layer``) if it has a 2-D feature map; else a UserError with a fix."""
     if layer_name is None:
         return default_filter_layer(model)
-    choices = feature_map_layers(model)
-    if layer_name not in layers_by_name(model):
-        raise UserError(f"{model.name} has no layer {layer_name!r}; choose a convolution such as "
-                        f"{default_filter_layer(model)!r} (layers with feature maps: {_some(choices)})")
-    if layer_name not in choices:
-        raise UserError(f"layer {layer_name!r} has no 2-D feature map; choose a convolution such as "
-                        f"{default_filter_layer(model)!r}")
-    return layer_name
+    suggestion = f"{default_filter_layer(model)!r} (layers with feature maps: {_some(feature_map_layers(model))})"
+    return check_feature_map_layer(model, layer_name, "show", suggestion)
 
 
 def _some(names: Sequence[str], count: int = 6) -> str:
@@ -328,3 +326,28 @@ def to_display(patterns: np.ndarray) -> np.ndarray:
     std = patterns.std(axis=(1, 2, 3), keepdims=True)
     tiles = (patterns - mean) / (std + 1e-5) * 0.1 + 0.5
     return np.clip(tiles * 255, 0, 255).astype(np.uint8)
+
+
+def save_filter_grid(model: keras.Model, layer_name: str | None = None,
+                     output_dir: str | Path = DEFAULT_VISUALIZATIONS_DIR,
+                     filters: int = 64, method: str = "improved", steps: int | None = None,
+                     seed: int = 0) -> tuple[Path, FilterAscent]:
+    """``filters-<layer>-<method>.png`` (a ``save_mosaic``, filters in row order) with ``.npy`` and ``.json``.
+
+    The ``.npy`` holds the patterns in 0-255 input space; the ``.json`` the settings, each filter's
+    objective before and after and its structure score (``catsdogs.filters.low_frequency_share``).
+    """
+    if filters < 1:
+        raise UserError(f"--filters must be at least 1, not {filters}")
+    ascent = filter_ascent(model, layer_name, filters, method=method, steps=steps, seed=seed)
+    structure = ascent.structure
+    stem = f"filters-{ascent.layer_name}-{method}"
+    path = save_mosaic(list(to_display(ascent.patterns)), Path(output_dir) / f"{stem}.png")
+    np.save(path.with_suffix(".npy"), ascent.patterns)
+    path.with_suffix(".json").write_text(json.dumps({
+        "model": model.name, "layer": ascent.layer_name, "method": method,
+        "settings": ascent.settings.__dict__, "seed": seed, "filters": ascent.filters,
+        "objective_before": ascent.objective_before.tolist(), "objective_after": ascent.objective_after.tolist(),
+        "structure": structure.tolist(), "structure_threshold": STRUCTURE_THRESHOLD,
+        "structured_fraction": ascent.structured_fraction}, indent=2) + "\n")
+    return path, ascent

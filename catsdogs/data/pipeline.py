@@ -1,0 +1,70 @@
+"""tf.data pipelines from split folders and file lists: the input path training, evaluation and prediction share.
+
+The pipeline reads files in parallel, decodes them at reduced scale (``catsdogs.data.decode``),
+optionally caches the decoded uint8 images, shuffles, batches, augments a whole batch with one fused
+affine transform per image (``catsdogs.data.augment``), and prefetches. Images leave the pipeline as
+float32 RGB in 0-255: every model does its own preprocessing inside.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import tensorflow as tf
+
+from catsdogs.config import DEFAULT_IMAGE_SIZE, DEFAULT_SEED, AugmentParams
+from catsdogs.data.augment import augment_dataset
+from catsdogs.data.decode import decode_and_resize
+from catsdogs.data.files import ImageFolder, read_image_folder
+
+
+def make_dataset(
+    folder: ImageFolder | str | Path,
+    image_size: int = DEFAULT_IMAGE_SIZE,
+    batch_size: int = 32,
+    shuffle: bool = False,
+    augment: AugmentParams | None = None,
+    cache: bool | str = False,
+    seed: int = DEFAULT_SEED,
+    drop_remainder: bool = False,
+) -> tf.data.Dataset:
+    """Batches of ``(images float32 (N, S, S, 3) in 0-255, labels int32 (N,))`` from a split folder.
+
+    ``cache=True`` keeps the decoded uint8 images in memory after the first pass (a string caches to
+    that file instead); shuffling happens after the cache, so every epoch has a new order.
+    The dataset is deterministic for a given ``seed``: order and augmentation repeat exactly.
+    """
+    if not isinstance(folder, ImageFolder):
+        folder = read_image_folder(folder)
+    autotune = tf.data.AUTOTUNE
+    dataset = tf.data.Dataset.from_tensor_slices((list(folder.paths), list(folder.labels)))
+    if shuffle and not cache:  # shuffling names is cheaper than shuffling decoded images
+        dataset = dataset.shuffle(len(folder), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.map(
+        lambda path, label: (decode_and_resize(tf.io.read_file(path), image_size), tf.cast(label, tf.int32)),
+        num_parallel_calls=autotune,
+    )
+    if cache:
+        dataset = dataset.cache(cache if isinstance(cache, str) else "")
+        if shuffle:
+            dataset = dataset.shuffle(len(folder), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    dataset = dataset.map(lambda images, labels: (tf.cast(images, tf.float32), labels), num_parallel_calls=autotune)
+    if augment is not None and not augment.is_identity:
+        dataset = augment_dataset(dataset, augment, seed)
+    return dataset.prefetch(autotune)
+
+
+def make_path_dataset(paths: Sequence[str], image_size: int, batch_size: int = 32) -> tf.data.Dataset:
+    """Batches of ``(path, image float32)`` for prediction; files that fail to decode are dropped.
+
+    The caller compares the paths that come out with those that went in to report the failures.
+    """
+    dataset = tf.data.Dataset.from_tensor_slices(list(paths))
+    dataset = dataset.map(lambda path: (path, decode_and_resize(tf.io.read_file(path), image_size)),
+                          num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.ignore_errors()
+    dataset = dataset.batch(batch_size)
+    dataset = dataset.map(lambda path, image: (path, tf.cast(image, tf.float32)))
+    return dataset.prefetch(tf.data.AUTOTUNE)

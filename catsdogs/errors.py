@@ -1,0 +1,18 @@
+"""The errors a user can cause, and the exit codes every command shares.
+
+A problem the user can fix (a missing file, a bad flag, an odd value in a config file) is a
+``UserError`` whose message says what is wrong and how to fix it. The library raises it at any depth;
+a command prints it as one line, ``error: <message>``, and exits with ``EXIT_USER_ERROR``, never
+with a traceback. This module is the bottom layer: it imports nothing of catsdogs and no TensorFlow.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_SOME_FAILED = 1  # some inputs were processed, some were not (each named on stderr)
+EXIT_USER_ERROR = 2  # nothing could be done: the message says why
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
+
+
+class UserError(Exception):
+    """An error caused by the user's input; its message says what is wrong and how to fix it."""

@@ -1,0 +1,169 @@
+"""Grad-CAM: which parts of an image made the classifier choose a class (Selvaraju et al., 2017).
+
+The heatmap is the ReLU of the target layer's feature maps, each weighted by the mean gradient of the
+class score with respect to it. The class score is the output layer's logit (pre-sigmoid or
+pre-softmax), so confident predictions do not saturate the gradient; in a binary model class 1 is
+scored by the logit and class 0 by its negative, i.e. by the gradient of ``1 - p``.
+
+The cut through the classifier (the nested base's own inputs, the head re-applied by hand) is
+``catsdogs.models.introspection.split_at``; activations and filter ascent cut there too.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from matplotlib import colormaps
+from PIL import Image
+
+from catsdogs.data.decode import describe_decode_failure
+from catsdogs.data.files import Failure, expand_inputs
+from catsdogs.data.pipeline import make_path_dataset
+from catsdogs.errors import UserError
+from catsdogs.models.introspection import (
+    apply_layers,
+    check_feature_map_layer,
+    feature_map_layers,
+    find_base,
+    head_logits,
+    split_at,
+)
+from catsdogs.models.saving import ModelInfo
+
+# Layers whose 4-D output is not a feature map worth explaining (pooling repeats the evidence coarser).
+_POOLING = (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D)
+
+
+def default_target_layer(model: keras.Model) -> str:
+    """The last feature-map layer: in the nested base, or in the classifier itself for ``small_cnn``.
+
+    Pooling layers are passed over: they carry the same evidence as the convolution before them at a
+    coarser grid (VGG19's ``block5_pool`` is 1x1 at 32 px where ``block5_conv4`` is 2x2).
+    """
+    layers = {layer.name: layer for layer in (find_base(model) or model).layers}
+    candidates = [name for name in feature_map_layers(model) if not isinstance(layers[name], _POOLING)]
+    if not candidates:
+        raise UserError(f"{model.name} has no layer with a 2-D feature map to explain")
+    return candidates[-1]
+
+
+def resolve_target_layer(model: keras.Model, layer_name: str | None = None) -> str:
+    """``layer_name`` when the classifier or its base has it with a 2-D feature map, else the default layer."""
+    if layer_name is None:
+        return default_target_layer(model)
+    return check_feature_map_layer(model, layer_name, "explain", repr(default_target_layer(model)))
+
+
+def grad_cam(model: keras.Model, images: np.ndarray | tf.Tensor, layer_name: str | None = None,
+             class_index: int | Sequence[int] | None = None) -> np.ndarray:
+    """Grad-CAM heatmaps, float32 ``(N, H, W)`` in [0, 1] at the images' size, one per image.
+
+    ``images``: a batch of raw 0-255 RGB at the model's input size (what ``make_path_dataset``
+    yields). ``layer_name`` defaults to ``default_target_layer(model)``. ``class_index``: the class
+    to explain, one for all images or one per image; default: each image's predicted class.
+    A map with no positive evidence is all zeros.
+    """
+    images = tf.convert_to_tensor(images, tf.float32)
+    split = split_at(model, resolve_target_layer(model, layer_name))
+    x = apply_layers(split.before, images)
+    with tf.GradientTape() as tape:
+        if split.features_model is not None:
+            features, x = split.features_model(x, training=False)
+        else:
+            features = x
+            tape.watch(features)
+        logits = tf.cast(head_logits(split.after, x), tf.float32)
+        binary = logits.shape[-1] == 1
+        if class_index is None:
+            chosen = tf.cast(logits[:, 0] > 0, tf.int32) if binary else tf.argmax(logits, -1, output_type=tf.int32)
+        else:
+            chosen = tf.broadcast_to(tf.constant(class_index, tf.int32), tf.shape(logits)[:1])
+        if binary:  # class 1: the logit; class 0: its negative (the direction of 1 - p)
+            scores = logits[:, 0] * tf.cast(2 * chosen - 1, tf.float32)
+        else:
+            scores = tf.gather(logits, chosen, batch_dims=1)
+    gradients = tf.cast(tape.gradient(scores, features), tf.float32)
+    features = tf.cast(features, tf.float32)
+    channel_weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
+    heatmaps = tf.nn.relu(tf.reduce_sum(features * channel_weights, axis=-1, keepdims=True))
+    heatmaps = tf.image.resize(heatmaps, tf.shape(images)[1:3], method="bilinear")[..., 0]
+    peak = tf.reduce_max(heatmaps, axis=(1, 2), keepdims=True)
+    return tf.math.divide_no_nan(heatmaps, peak).numpy()
+
+
+def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.4, colormap: str = "jet") -> np.ndarray:
+    """The heatmap in colour over ``image`` (uint8 RGB, any size; the map is stretched to fit): uint8 RGB."""
+    image = np.asarray(image)
+    height, width = image.shape[:2]
+    heatmap = np.asarray(heatmap, np.float32)
+    if heatmap.shape != (height, width):
+        heatmap = tf.image.resize(heatmap[..., None], (height, width), method="bilinear").numpy()[..., 0]
+    coloured = colormaps[colormap](np.clip(heatmap, 0.0, 1.0))[..., :3] * 255.0
+    blended = (1.0 - alpha) * image[..., :3].astype(np.float32) + alpha * coloured
+    return np.clip(np.round(blended), 0, 255).astype(np.uint8)
+
+
+def save_overlay(image: np.ndarray, heatmap: np.ndarray, path: str | Path, alpha: float = 0.4,
+                 save_heatmap: bool = True) -> Path:
+    """Write the overlay as a PNG at ``path`` and, with ``save_heatmap``, the map itself beside it (.npy)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(overlay(image, heatmap, alpha)).save(path, format="PNG")
+    if save_heatmap:
+        np.save(path.with_suffix(".npy"), np.asarray(heatmap, np.float32))
+    return path
+
+
+def explain_files(model: keras.Model, info: ModelInfo, paths: Sequence[str], output_dir: str | Path,
+                  layer_name: str | None = None, batch_size: int = 32,
+                  class_index: int | None = None) -> tuple[list[Path], list[Failure]]:
+    """A Grad-CAM overlay PNG (and its heatmap as .npy) per image file; files that do not decode fail.
+
+    ``class_index``: the class to explain (default: each image's predicted class). The overlay is
+    drawn on the original image at its own size; files are named after the image's path below the
+    inputs' common folder (``cats/cat.1.jpg`` -> ``cats__cat.1.png``).
+    """
+    if not paths:
+        return [], []
+    output_dir = Path(output_dir)
+    names = _explanation_names(paths)
+    written, decoded = [], set()
+    for batch_paths, images in make_path_dataset(paths, info.image_size, batch_size):
+        batch_paths = [p.decode() for p in batch_paths.numpy()]
+        heatmaps = grad_cam(model, images, layer_name, class_index=class_index)
+        for path, heatmap in zip(batch_paths, heatmaps):
+            original = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False).numpy()
+            written.append(save_overlay(original, heatmap, output_dir / f"{names[path]}.png"))
+            decoded.add(path)
+    failures = [Failure(path, describe_decode_failure(path, info.image_size)) for path in paths if path not in decoded]
+    return written, failures
+
+
+def _explanation_names(paths: Sequence[str]) -> dict[str, str]:
+    root = os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in paths])
+    names = {}
+    for path in paths:
+        relative = os.path.relpath(os.path.abspath(path), root)
+        names[path] = os.path.splitext(relative)[0].replace(os.sep, "__")
+    return names
+
+
+def save_gradcam(model: keras.Model, info: ModelInfo, images: Sequence[str | Path], output_dir: str | Path,
+                 layer_name: str | None = None, batch_size: int = 32,
+                 class_index: int | None = None) -> tuple[list[Path], list[Failure]]:
+    """Grad-CAM overlays (PNG + heatmap .npy) for image files, folders or globs; the same code as ``predict --explain``.
+
+    Returns the overlays written and the inputs that failed (missing, no images, not decodable).
+    """
+    resolve_target_layer(model, layer_name)  # a wrong layer fails before any work
+    files, problems = expand_inputs([str(image) for image in images])
+    if not files:
+        first = problems[0] if problems else "no image given"
+        raise UserError(f"{first}; pass --image with an image file, a folder of images or a glob pattern")
+    written, failures = explain_files(model, info, files, output_dir, layer_name, batch_size, class_index)
+    return written, [*problems, *failures]

@@ -1,0 +1,102 @@
+"""Scores from predicted probabilities and true labels, in NumPy: what ``metrics.json`` holds.
+
+Kept free of TensorFlow and of scikit-learn on purpose: these few formulas are short, tested against
+their definitions, and a runtime without TensorFlow (exported models) scores with them too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from catsdogs.inference.predict import PredictionReport
+
+_EPSILON = 1e-7  # Keras's: probabilities are clipped to [eps, 1 - eps] in the cross-entropy
+
+
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
+    """``matrix[true, predicted]`` counts."""
+    matrix = np.zeros((num_classes, num_classes), np.int64)
+    np.add.at(matrix, (np.asarray(labels, int), np.asarray(predicted, int)), 1)
+    return matrix
+
+
+def roc_auc(is_positive: np.ndarray, scores: np.ndarray) -> float | None:
+    """Area under the ROC curve by the rank (Mann-Whitney) formula; tied scores share their average rank.
+
+    The probability that a random positive scores above a random negative (ties count half).
+    None when only one kind is present.
+    """
+    is_positive = np.asarray(is_positive, bool)
+    positives, negatives = int(is_positive.sum()), int((~is_positive).sum())
+    if positives == 0 or negatives == 0:
+        return None
+    _, tie_group, tie_counts = np.unique(np.asarray(scores, np.float64), return_inverse=True, return_counts=True)
+    # Ranks 1..N in score order; a group of tied scores shares the mean of the ranks it spans.
+    group_last_rank = np.cumsum(tie_counts)
+    average_ranks = (group_last_rank - (tie_counts - 1) / 2.0)[tie_group]
+    positive_rank_sum = average_ranks[is_positive].sum()
+    return float((positive_rank_sum - positives * (positives + 1) / 2.0) / (positives * negatives))
+
+
+def cross_entropy(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """Mean negative log-probability of the true class, clipped as Keras clips it."""
+    true_class = np.asarray(probabilities, np.float64)[np.arange(len(labels)), labels]
+    return float(-np.mean(np.log(np.clip(true_class, _EPSILON, 1.0 - _EPSILON))))
+
+
+def top_k_accuracy(probabilities: np.ndarray, labels: np.ndarray, k: int) -> float:
+    """Share of images whose true class is among the ``k`` most probable."""
+    top_k = np.argsort(-np.asarray(probabilities), axis=1, kind="stable")[:, :k]
+    return float(np.mean(np.any(top_k == np.asarray(labels)[:, None], axis=1)))
+
+
+def per_class_scores(matrix: np.ndarray, class_names: Sequence[str]) -> dict[str, dict[str, float | int]]:
+    """Precision, recall, F1 and support per class from the confusion matrix (0 where undefined)."""
+    true_positives = np.diag(matrix).astype(float)
+    predicted, actual = matrix.sum(axis=0), matrix.sum(axis=1)
+    precision = np.divide(true_positives, predicted, out=np.zeros_like(true_positives), where=predicted > 0)
+    recall = np.divide(true_positives, actual, out=np.zeros_like(true_positives), where=actual > 0)
+    both = precision + recall
+    f1 = np.divide(2 * precision * recall, both, out=np.zeros_like(both), where=both > 0)
+    return {name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+                   "support": int(actual[i])} for i, name in enumerate(class_names)}
+
+
+def compute_metrics(probabilities: np.ndarray, labels: np.ndarray, class_names: Sequence[str],
+                    top_k: int = 2) -> dict[str, Any]:
+    """Every score of ``metrics.json`` from ``(N, classes)`` probabilities and true class indices."""
+    probabilities, labels = np.asarray(probabilities, np.float64), np.asarray(labels, int)
+    num_classes = len(class_names)
+    predicted = np.argmax(probabilities, axis=1)
+    matrix = confusion_matrix(labels, predicted, num_classes)
+    per_class = per_class_scores(matrix, class_names)
+    metrics: dict[str, Any] = {
+        "images": len(labels),
+        "accuracy": float(np.trace(matrix) / max(matrix.sum(), 1)),
+        "loss": cross_entropy(probabilities, labels),
+        "per_class": per_class,
+        "macro_f1": float(np.mean([scores["f1"] for scores in per_class.values()])),
+    }
+    if num_classes == 2:  # the score is P(class 1), what the sigmoid gives
+        metrics["roc_auc"] = roc_auc(labels == 1, probabilities[:, 1])
+    else:
+        one_vs_rest = {name: roc_auc(labels == i, probabilities[:, i]) for i, name in enumerate(class_names)}
+        defined = [value for value in one_vs_rest.values() if value is not None]
+        metrics["roc_auc"] = float(np.mean(defined)) if defined else None
+        metrics["roc_auc_one_vs_rest"] = one_vs_rest
+        metrics[f"top_{top_k}_accuracy"] = top_k_accuracy(probabilities, labels, top_k)
+    metrics["confusion_matrix"] = {"class_names": list(class_names), "rows": "true class",
+                                   "columns": "predicted class", "matrix": matrix.tolist()}
+    return metrics
+
+
+def most_confident_mistakes(report: PredictionReport, labels: np.ndarray, count: int = 16) -> list[dict[str, Any]]:
+    """The wrong predictions with the highest probability on the (wrong) predicted class, most confident first."""
+    wrong = [(result, int(label)) for result, label in zip(report.results, labels) if result.class_index != label]
+    wrong.sort(key=lambda pair: -pair[0].confidence)
+    return [{"path": result.path, "true": report.class_names[label], "predicted": result.class_name,
+             "probabilities": {name: float(p) for name, p in zip(report.class_names, result.probabilities)}}
+            for result, label in wrong[:count]]

@@ -1,0 +1,42 @@
+"""Heads: what sits between a model's features and its output layer, and the output layer itself.
+
+A head builder takes the feature tensor and the dropout rate and returns the tensor the output layer
+reads. Layer names are fixed (``flatten``, ``dense``, ``dropout``, ``avg_pool``, ``output``) because
+checkpoints, cached-feature training and tests address layers by name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+
+def flatten_dense_head(x: Any, dropout: float) -> Any:
+    """The report's VGG head: Flatten -> Dense 256 (ReLU) -> Dropout."""
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(256, activation="relu", name="dense")(x)
+    return keras.layers.Dropout(dropout, name="dropout")(x)
+
+
+def pooling_head(x: Any, dropout: float) -> Any:
+    """Global average pooling -> Dropout: the Keras transfer-learning guide's head for modern bases."""
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    return keras.layers.Dropout(dropout, name="dropout")(x)
+
+
+def dropout_dense_head(x: Any, dropout: float) -> Any:
+    """The report's small CNN head: Flatten -> Dropout -> Dense 512 (ReLU)."""
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dropout(dropout, name="dropout")(x)
+    return keras.layers.Dense(512, activation="relu", name="dense")(x)
+
+
+def output_layer(num_classes: int) -> keras.layers.Dense:
+    """Sigmoid for two classes (one unit: P(second class)), softmax for more.
+
+    float32 even under mixed precision, so the loss and the probabilities are exact.
+    """
+    if num_classes == 2:
+        return keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="output")
+    return keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="output")

@@ -1,0 +1,154 @@
+"""Looking inside a classifier built by ``create_model``: its base, its feature maps, and cuts through it.
+
+Our classifiers nest their ImageNet base as one layer (``registry``). A model built from the
+classifier's input to a layer inside the base fails with Keras's "graph disconnected" error, so a
+cut runs in parts: the classifier's layers before the base (augmentation, preprocessing) applied by
+hand, then a model built from the base's *own* inputs, then (for Grad-CAM) the head re-applied.
+``small_cnn`` keeps its layers in the classifier, so there the chain is simply split at a layer.
+Grad-CAM, activations, filter ascent and cached features all cut here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import keras
+import tensorflow as tf
+
+from catsdogs.errors import UserError
+from catsdogs.models.layers import Preprocess, RandomAffine
+
+# Layers whose 4-D output is still the image (the classifier's input side), not a feature map.
+INPUT_SIDE_LAYERS = (keras.layers.InputLayer, Preprocess, RandomAffine)
+
+
+def find_base(model: keras.Model) -> keras.Model | None:
+    """The nested ``keras.applications`` base of a classifier built here (None for small_cnn)."""
+    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    return nested[0] if nested else None
+
+
+def layers_by_name(model: keras.Model) -> dict[str, keras.layers.Layer]:
+    """The classifier's layers and its nested base's layers, by name."""
+    base = find_base(model)
+    return {layer.name: layer for layer in [*model.layers, *(base.layers if base else [])]}
+
+
+def has_feature_map(layer: keras.layers.Layer) -> bool:
+    """Whether ``layer`` outputs a 2-D feature map: a 4-D tensor that is not the image itself."""
+    if isinstance(layer, INPUT_SIDE_LAYERS):
+        return False
+    try:
+        return len(layer.output.shape) == 4
+    except (AttributeError, ValueError):  # a layer never called, or called more than once
+        return False
+
+
+def feature_map_layers(model: keras.Model) -> list[str]:
+    """Every layer with a 2-D feature map, bottom to top: in the nested base, or in the classifier itself."""
+    container = find_base(model) or model
+    return [layer.name for layer in container.layers if has_feature_map(layer)]
+
+
+def check_feature_map_layer(model: keras.Model, layer_name: str, purpose: str, suggestion: str) -> str:
+    """``layer_name`` if the classifier or its base has it with a 2-D feature map; else a UserError.
+
+    ``purpose`` ("explain", "show") and ``suggestion`` (a layer or a few) make the message's fix.
+    """
+    layers = layers_by_name(model)
+    if layer_name not in layers:
+        raise UserError(f"{model.name} has no layer {layer_name!r}; choose a layer with a 2-D feature map "
+                        f"such as {suggestion}")
+    if not has_feature_map(layers[layer_name]):
+        raise UserError(f"layer {layer_name!r} has no 2-D feature map to {purpose}; choose a layer such as "
+                        f"{suggestion}")
+    return layer_name
+
+
+def chain(model: keras.Model) -> list[keras.layers.Layer]:
+    """The classifier's layers in order, input layer left out."""
+    return [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+
+
+def base_holding(model: keras.Model, layer_name: str) -> keras.Model | None:
+    """The nested base when ``layer_name`` is one of its layers, else None."""
+    base = find_base(model)
+    return base if base is not None and layer_name in {layer.name for layer in base.layers} else None
+
+
+def apply_layers(layers: Sequence[keras.layers.Layer], x: tf.Tensor) -> tf.Tensor:
+    """Call ``layers`` in order, in inference mode."""
+    for layer in layers:
+        x = layer(x, training=False)
+    return x
+
+
+def head_logits(layers: Sequence[keras.layers.Layer], x: tf.Tensor) -> tf.Tensor:
+    """The head, ending in the output layer's pre-activation (logits) when it is a sigmoid/softmax Dense."""
+    *head, output = layers
+    x = apply_layers(head, x)
+    if isinstance(output, keras.layers.Dense) and output.activation in (keras.activations.sigmoid,
+                                                                        keras.activations.softmax):
+        logits = keras.ops.matmul(keras.ops.cast(x, output.compute_dtype), output.kernel)
+        return logits + output.bias if output.use_bias else logits
+    return output(x, training=False)  # an unknown output layer: explain its value as it is
+
+
+@dataclass
+class SplitClassifier:
+    """The classifier cut at a layer: ``after(features_model(before(images)))``."""
+
+    before: list[keras.layers.Layer]
+    features_model: keras.Model | None  # base inputs -> [target output, base output]; None if no base is cut
+    after: list[keras.layers.Layer]
+
+
+def split_at(model: keras.Model, layer_name: str) -> SplitClassifier:
+    """Cut the chain ``image -> ... -> output`` (the layout ``create_model`` builds) at ``layer_name``."""
+    layers = chain(model)
+    names = [layer.name for layer in layers]
+    base = base_holding(model, layer_name)
+    if base is not None:
+        position = names.index(base.name)
+        target = base.get_layer(layer_name)
+        # Built from the base's own graph: connected, unlike one built from the classifier's input.
+        features_model = keras.Model(base.inputs, [target.output, base.output])
+        return SplitClassifier(layers[:position], features_model, layers[position + 1:])
+    position = names.index(layer_name)
+    return SplitClassifier(layers[:position + 1], None, layers[position + 1:])
+
+
+def feature_extractor(model: keras.Model, layer_names: Sequence[str]) -> Callable[[tf.Tensor], list[tf.Tensor]]:
+    """A function: raw 0-255 RGB images -> the named layers' outputs, in inference mode (differentiable).
+
+    Layers inside a nested base are read from a model built on the base's own inputs, after the
+    classifier's layers before the base (augmentation, preprocessing) are applied by hand; layers of
+    the classifier itself (``small_cnn``) from a model on its input. Unknown names raise
+    ``ValueError`` (callers check names first, with ``check_feature_map_layer``).
+    """
+    layer_names = list(layer_names)
+    unknown = [name for name in layer_names if name not in layers_by_name(model)]
+    if unknown:
+        raise ValueError(f"{model.name} has no layer(s) {unknown}")
+    base = find_base(model)
+    inner = [name for name in layer_names if base_holding(model, name) is not None]
+    outer = [name for name in layer_names if name not in inner]
+    before: list[keras.layers.Layer] = []
+    inner_model = outer_model = None
+    if inner:
+        layers = chain(model)
+        before = layers[:[layer.name for layer in layers].index(base.name)]
+        inner_model = keras.Model(base.inputs, [base.get_layer(name).output for name in inner])
+    if outer:
+        outer_model = keras.Model(model.inputs, [model.get_layer(name).output for name in outer])
+
+    def extract(images: tf.Tensor) -> list[tf.Tensor]:
+        outputs: dict[str, tf.Tensor] = {}
+        if inner_model is not None:
+            outputs.update(zip(inner, tf.nest.flatten(inner_model(apply_layers(before, images), training=False))))
+        if outer_model is not None:
+            outputs.update(zip(outer, tf.nest.flatten(outer_model(images, training=False))))
+        return [outputs[name] for name in layer_names]
+
+    return extract

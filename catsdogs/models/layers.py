@@ -1,0 +1,85 @@
+"""The custom layers every classifier may hold: ``Preprocess`` and ``RandomAffine``.
+
+Both are registered for Keras serialisation under the ``catsdogs`` package, so a saved model loads
+in safe mode (no ``Lambda``) wherever this module has been imported; ``catsdogs.models.saving``
+imports it for that reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from catsdogs.affine import augment_batch
+from catsdogs.config import AugmentParams
+
+PREPROCESSING_MODES = ("caffe", "tf", "torch", "rescale", "none")
+_CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+_TORCH_MEAN = (0.485, 0.456, 0.406)
+_TORCH_STD = (0.229, 0.224, 0.225)
+
+
+@keras.saving.register_keras_serializable(package="catsdogs")
+class Preprocess(keras.layers.Layer):
+    """Raw RGB in 0-255 -> what a base was trained on (``keras.applications.imagenet_utils`` modes).
+
+    caffe: RGB -> BGR, ImageNet mean subtracted, no scaling (VGG, ResNet50); tf: scaled to [-1, 1]
+    (MobileNet, Xception); torch: [0, 1] then ImageNet mean / std (DenseNet); rescale: [0, 1]
+    (models trained from scratch); none: unchanged (EfficientNet normalises inside itself).
+    """
+
+    def __init__(self, mode: str = "rescale", **kwargs: Any):
+        super().__init__(**kwargs)
+        if mode not in PREPROCESSING_MODES:
+            raise ValueError(f"preprocessing mode must be one of {PREPROCESSING_MODES}, not {mode!r}")
+        self.mode = mode
+
+    def call(self, images: Any) -> Any:
+        images = keras.ops.cast(images, self.compute_dtype)
+        if self.mode == "caffe":
+            return images[..., ::-1] - keras.ops.convert_to_tensor(_CAFFE_MEAN_BGR, self.compute_dtype)
+        if self.mode == "tf":
+            return images / 127.5 - 1.0
+        if self.mode == "torch":
+            mean = keras.ops.convert_to_tensor(_TORCH_MEAN, self.compute_dtype)
+            std = keras.ops.convert_to_tensor(_TORCH_STD, self.compute_dtype)
+            return (images / 255.0 - mean) / std
+        if self.mode == "rescale":
+            return images / 255.0
+        return images
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "mode": self.mode}
+
+
+@keras.saving.register_keras_serializable(package="catsdogs")
+class RandomAffine(keras.layers.Layer):
+    """``catsdogs.affine.augment_batch`` as a layer, for augmenting on the accelerator inside the model.
+
+    Active only when ``training`` is true, like Keras's own ``Random*`` layers; inference passes images through.
+    """
+
+    def __init__(self, params: AugmentParams | dict[str, Any] | None = None, seed: int | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        if isinstance(params, dict):
+            params = AugmentParams.from_dict(params)
+        self.params = params or AugmentParams()
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images: tf.Tensor, training: bool | None = None) -> tf.Tensor:
+        if not training:
+            return images
+        seed = keras.random.randint((2,), 0, 2**30, seed=self.seed_generator)
+        return augment_batch(tf.cast(images, self.compute_dtype), self.params, seed)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "params": self.params.to_dict(), "seed": self.seed}

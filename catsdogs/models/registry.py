@@ -1,0 +1,136 @@
+"""The model registry: a model is a name; ``create_model(name, ...)`` builds it.
+
+Every classifier has the same shape, so that prediction, Grad-CAM and feature caching can rely on it:
+
+    image (raw RGB, 0-255) -> [RandomAffine, training only] -> Preprocess(mode) -> features -> head -> output
+
+A ``ModelSpec`` says how: its preprocessing mode, smallest input, a ``features`` builder (the
+report's convolutions for ``small_cnn``, a nested ``keras.applications`` base for the others), a
+``head`` builder (``catsdogs.models.heads``), and a ``BlockMatcher`` for ``--unfreeze blockK``.
+The built-in entries register themselves in ``small_cnn`` and ``applications``; ``register_model``
+adds more. Each base's ImageNet preprocessing is a layer inside the model (no ``Lambda``, so models
+load in Keras safe mode), so every saved model takes raw 0-255 RGB.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+
+from catsdogs.config import DEFAULT_IMAGE_SIZE, AugmentParams
+from catsdogs.errors import UserError
+from catsdogs.models.heads import output_layer
+from catsdogs.models.layers import Preprocess, RandomAffine
+from catsdogs.models.unfreeze import BlockMatcher, unfreeze_layers
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """What a ``features`` builder may use besides the images: ``create_model``'s keywords."""
+
+    image_size: int
+    weights: str | None
+    alpha: float
+    batchnorm: bool
+
+
+@dataclass(frozen=True)
+class PretrainedBase:
+    """A ``keras.applications`` base: its constructor and where its ImageNet no-top weights come from."""
+
+    constructor: str  # the keras.applications attribute, e.g. "VGG19"
+    weights_file: Callable[[int, float], str]  # (image size, alpha) -> the file name Keras caches
+    weights_url: str
+    takes_alpha: bool = False
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the registry knows about one model name."""
+
+    name: str
+    description: str
+    preprocessing: str  # a catsdogs.models.layers.Preprocess mode
+    min_size: int
+    features: Callable[[ModelSpec, Any, ModelOptions], Any]  # (spec, preprocessed images, options) -> features
+    head: Callable[[Any, float], Any]  # (features, dropout) -> what the output layer reads
+    blocks: BlockMatcher | None = None  # for --unfreeze blockK
+    pretrained: PretrainedBase | None = None
+
+    @property
+    def is_pretrained_base(self) -> bool:
+        return self.pretrained is not None
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register_model(spec: ModelSpec) -> ModelSpec:
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def list_models() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_spec(name: str) -> ModelSpec:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UserError(f"unknown model {name!r}; choose one of: {', '.join(list_models())}") from None
+
+
+def describe(name: str) -> str:
+    spec = get_spec(name)
+    return f"{spec.name:16s} {spec.description} (min {spec.min_size} px, preprocessing: {spec.preprocessing})"
+
+
+def create_model(
+    name: str,
+    *,
+    image_size: int = DEFAULT_IMAGE_SIZE,
+    num_classes: int = 2,
+    weights: str | None = "imagenet",
+    unfreeze: str = "none",
+    dropout: float = 0.5,
+    alpha: float = 1.0,
+    batchnorm: bool = False,
+    augmentation: AugmentParams | None = None,
+    seed: int | None = None,
+) -> keras.Model:
+    """Build a registered classifier for square RGB images in 0-255.
+
+    ``weights``: "imagenet" (Keras's cache, honouring KERAS_HOME), a path to a weights file, or
+    None; ignored by models trained from scratch. ``unfreeze``: see ``set_trainable``.
+    ``augmentation`` puts a ``RandomAffine`` layer inside the model (for augmenting on the accelerator).
+    """
+    spec = get_spec(name)
+    if image_size < spec.min_size:
+        raise UserError(f"{name} needs images of at least {spec.min_size} px, got --image-size {image_size}")
+    if num_classes < 2:
+        raise UserError(f"a classifier needs at least 2 classes, got {num_classes}")
+    if alpha != 1.0 and not (spec.pretrained and spec.pretrained.takes_alpha):
+        takes = [n for n, s in _REGISTRY.items() if s.pretrained and s.pretrained.takes_alpha]
+        raise UserError(f"--alpha applies to {' and '.join(takes)} only, not {name}")
+
+    inputs = keras.Input((image_size, image_size, 3), name="image")
+    x = inputs
+    if augmentation is not None and not augmentation.is_identity:
+        x = RandomAffine(augmentation, seed=seed, name="augment")(x)
+    x = Preprocess(spec.preprocessing, name="preprocess")(x)
+    x = spec.features(spec, x, ModelOptions(image_size, weights, alpha, batchnorm))
+    x = spec.head(x, dropout)
+    model = keras.Model(inputs, output_layer(num_classes)(x), name=name)
+    set_trainable(model, unfreeze)
+    return model
+
+
+def set_trainable(model: keras.Model, unfreeze: str = "none") -> list[str]:
+    """``unfreeze_layers`` with the blocks of the model's registry entry (found by the model's name)."""
+    spec = _REGISTRY.get(model.name)
+    return unfreeze_layers(model, unfreeze, spec.blocks if spec else None)
+

@@ -1,0 +1,115 @@
+"""Fitting: the phases of a run, the optimizer, compiling, and ``fit_phases`` that runs them in order.
+
+With ``unfreeze`` set on a pretrained base, training has two phases, as in the Keras
+transfer-learning guide: the head first with the base frozen (``warmup_epochs`` at ``lr``), then
+the chosen blocks unfrozen and the model recompiled at ``fine_tune_lr``. Epochs count across phases.
+A finished phase is recorded in ``state.json``, so a resumed run skips it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from catsdogs.config import OPTIMIZERS, TrainConfig
+from catsdogs.errors import UserError
+from catsdogs.models.registry import get_spec
+from catsdogs.training.callbacks import make_callbacks
+from catsdogs.training.rundir import read_history, read_state, write_state
+
+
+@dataclass
+class Phase:
+    """A stretch of epochs with one set of trainable layers and one learning rate."""
+
+    name: str
+    epochs: int
+    unfreeze: str
+    learning_rate: float
+
+
+def plan_phases(config: TrainConfig) -> list[Phase]:
+    """One phase from scratch or fine-tuning without warm-up; warm-up then fine-tuning otherwise."""
+    fine_tuning = config.unfreeze != "none" and get_spec(config.model).is_pretrained_base
+    if fine_tuning and config.warmup_epochs > 0:
+        return [Phase("warmup", config.warmup_epochs, "none", config.lr),
+                Phase("fine_tune", config.epochs, config.unfreeze, config.fine_tune_lr)]
+    if fine_tuning:
+        return [Phase("fine_tune", config.epochs, config.unfreeze, config.fine_tune_lr)]
+    return [Phase("train", config.epochs, config.unfreeze, config.lr)]
+
+
+def make_optimizer(name: str, learning_rate: float, ema: float = 0.0) -> keras.optimizers.Optimizer:
+    """``ema`` > 0 keeps a moving average of the weights (Polyak averaging) for validation and checkpoints."""
+    averaging = {"use_ema": True, "ema_momentum": ema} if ema else {}
+    if name == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate, **averaging)
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate, **averaging)
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate, momentum=0.9, **averaging)
+    raise UserError(f"unknown optimizer {name!r}; choose {', '.join(OPTIMIZERS)}")
+
+
+def compile_model(model: keras.Model, config: TrainConfig, learning_rate: float, num_classes: int) -> None:
+    """Binary or sparse categorical cross-entropy and accuracy, with the config's optimizer and XLA choice."""
+    if num_classes == 2:
+        loss, accuracy = keras.losses.BinaryCrossentropy(), keras.metrics.BinaryAccuracy(name="accuracy")
+    else:
+        loss, accuracy = keras.losses.SparseCategoricalCrossentropy(), keras.metrics.SparseCategoricalAccuracy(
+            name="accuracy")
+    jit = {"auto": "auto", "on": True, "off": False}[config.jit_compile]
+    model.compile(optimizer=make_optimizer(config.optimizer, learning_rate, config.ema), loss=loss, metrics=[accuracy],
+                  jit_compile=jit)
+
+
+def load_model_weights(model: keras.Model, path: Path) -> None:
+    """Load saved weights; the optimizer state saved beside them may be another phase's, so it is skipped."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        model.load_weights(path)
+
+
+def fit_phases(model: keras.Model, config: TrainConfig, phases: list[Phase], run_dir: Path,
+               strategy: tf.distribute.Strategy, num_classes: int,
+               extra_callbacks: Sequence[keras.callbacks.Callback],
+               phase_data: Callable[[Phase], tuple[keras.Model, dict[str, tf.data.Dataset]]]) -> None:
+    """Run the phases in order, skipping those a resumed run finished.
+
+    ``phase_data(phase)`` sets the phase's trainable layers and returns the compiled model to fit
+    and its datasets: ``model`` itself on images, or a model sharing its layers (cached features).
+    Checkpoints always hold ``model``'s weights.
+    """
+    state = read_state(run_dir)
+    first_epoch = 0
+    for phase in phases:
+        last_epoch = first_epoch + phase.epochs
+        phase_weights = run_dir / f"phase-{phase.name}.weights.h5"
+        if phase.name in state["completed_phases"]:
+            load_model_weights(model, phase_weights)
+            first_epoch = last_epoch
+            continue
+        fitted, datasets = phase_data(phase)
+        history = read_history(run_dir / "history.csv")
+        monitor = "val_accuracy" if "validation" in datasets else "accuracy"
+        best = max(history[monitor]) if history.get(monitor) else None
+        if config.verbose:
+            trainable = sum(int(np.prod(w.shape)) for w in fitted.trainable_weights)
+            print(f"phase {phase.name}: epochs {first_epoch + 1}-{last_epoch}, unfreeze={phase.unfreeze}, "
+                  f"lr={phase.learning_rate:g}, {trainable:,} trainable parameters")
+        # BackupAndRestore leaves a restored epoch on the model, which would override the next
+        # phase's initial_epoch; only a restore inside this phase may set it.
+        fitted._initial_epoch = None
+        fitted.fit(datasets["train"], validation_data=datasets.get("validation"), epochs=last_epoch,
+                   initial_epoch=first_epoch, verbose=config.verbose, shuffle=False,  # tf.data shuffles
+                   callbacks=make_callbacks(config, run_dir, model, "validation" in datasets, best, extra_callbacks))
+        model.save_weights(phase_weights)
+        state["completed_phases"].append(phase.name)
+        write_state(run_dir, state)
+        first_epoch = last_epoch

@@ -1,0 +1,98 @@
+"""The run directory: its creation, ``state.json`` (finished phases), ``history.csv`` and library versions.
+
+A run directory ``runs/<time>-<label>/`` holds everything needed to understand and reproduce a run:
+``config.json`` (every resolved setting, library versions, the data's fingerprint), ``history.csv``,
+``curves.png`` (and ``curves.json``), ``best.weights.h5`` (best validation accuracy), ``model.keras``
+(the best model, with its metadata), ``metrics.json`` (test accuracy and loss when a test split
+exists), TensorBoard ``logs/`` and, while training, a ``backup/`` that ``--resume`` continues from.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import platform
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from catsdogs import __version__
+from catsdogs.config import TrainConfig
+from catsdogs.errors import UserError
+from catsdogs.plots import plot_history
+
+
+def new_run_dir(config: TrainConfig) -> Path:
+    """A new ``<output>/<time>-<label>`` folder (``-2``, ``-3``... when the name is taken)."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(config.output) / f"{stamp}-{config.run_label}"
+    run_dir, index = base, 1
+    while run_dir.exists():
+        index += 1
+        run_dir = base.with_name(f"{base.name}-{index}")
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+def library_versions() -> dict[str, str]:
+    """What a run's figures depend on besides its settings: the libraries and the platform."""
+    return {"catsdogs": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
+            "numpy": np.__version__, "python": platform.python_version(), "platform": platform.platform()}
+
+
+def read_history(path: Path) -> dict[str, list[float]]:
+    """history.csv as columns; an epoch logged twice (a resumed run) keeps its last row."""
+    if not path.is_file():
+        return {}
+    rows: dict[int, dict[str, str]] = {}
+    with path.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            rows[int(row["epoch"])] = row
+    ordered = [rows[epoch] for epoch in sorted(rows)]
+    columns = ordered[0].keys() if ordered else []
+    # CSVLogger writes "NA" for a metric an epoch lacks (no validation split, a key added later).
+    return {key: [float(row[key]) if row.get(key) not in (None, "", "NA") else float("nan") for row in ordered]
+            for key in columns}
+
+
+def read_state(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "state.json"
+    return json.loads(path.read_text()) if path.is_file() else {"completed_phases": []}
+
+
+def write_state(run_dir: Path, state: dict[str, Any]) -> None:
+    (run_dir / "state.json").write_text(json.dumps(state, indent=2) + "\n")
+
+
+def save_curves(source: str | Path, output_dir: str | Path) -> Path:
+    """``curves.png`` (accuracy and loss, training vs validation) and ``curves.json`` from a run's history.
+
+    ``source``: a run directory written by ``catsdogs.train`` or its ``history.csv``.
+    """
+    source = Path(source)
+    if not source.exists():
+        raise UserError(f"{source} does not exist; pass a run directory (runs/<time>-<model>) or its history.csv")
+    history_path = source / "history.csv" if source.is_dir() else source
+    if not history_path.is_file():
+        raise UserError(f"{source} has no history.csv; pass a run directory written by python -m catsdogs.train "
+                        "(runs/<time>-<model>) or a history.csv")
+    try:
+        history = read_history(history_path)
+    except (KeyError, ValueError):  # no epoch column, or cells that are not numbers
+        history = {}
+    if not history.get("loss"):
+        raise UserError(f"{history_path} holds no training history (no loss column); pass the history.csv "
+                        "that python -m catsdogs.train writes in its run directory")
+    output_dir = Path(output_dir)
+    title = source.name if source.is_dir() else source.parent.name
+    path = plot_history(history, output_dir / "curves.png", title=title)
+    summary: dict[str, Any] = {"source": str(history_path), "history": history}
+    if history.get("val_accuracy"):
+        best = int(np.nanargmax(history["val_accuracy"]))
+        summary.update(best_epoch=best + 1, best_val_accuracy=history["val_accuracy"][best])
+    (output_dir / "curves.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return path

@@ -1,0 +1,184 @@
+"""``train(config) -> Run``: the datasets, the model, the phases, and what a finished run leaves behind.
+
+``train`` reads the split folders, builds the datasets and the model (before the run directory, so
+missing weights or a bad ``--unfreeze`` leave no empty run behind), records the resolved settings in
+``config.json``, fits the phases (on images, or on cached features), then puts the best weights back,
+scores the test split and saves the model with its metadata in the run directory and in
+``saved_models/``. With ``resume_dir`` it continues an interrupted run from its last finished epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from catsdogs.config import SPLITS, TrainConfig
+from catsdogs.data.files import ImageFolder, data_fingerprint, read_splits
+from catsdogs.data.pipeline import make_dataset
+from catsdogs.errors import UserError
+from catsdogs.models.registry import create_model, get_spec, set_trainable
+from catsdogs.models.saving import ModelInfo, save_model
+from catsdogs.plots import plot_history
+from catsdogs.training.features import train_with_cached_features
+from catsdogs.training.fitting import Phase, compile_model, fit_phases, load_model_weights, plan_phases
+from catsdogs.training.rundir import library_versions, new_run_dir, read_history
+from catsdogs.training.strategy import make_strategy
+
+
+@dataclass
+class Run:
+    """What ``train`` returns: the trained (best) model and where everything went."""
+
+    config: TrainConfig
+    run_dir: Path
+    model: keras.Model
+    history: dict[str, list[float]]
+    metrics: dict[str, Any]
+    model_path: Path
+    saved_model_path: Path | None = None
+    class_names: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _cache_setting(config: TrainConfig, folders: dict[str, ImageFolder]) -> bool | str:
+    """auto: keep decoded images in memory when they need under a fifth of the machine's memory."""
+    if config.cache in ("none", "", "off"):
+        return False
+    if config.cache == "memory":
+        return True
+    if config.cache != "auto":
+        return config.cache  # a file path
+    images = sum(len(folder) for folder in folders.values())
+    needed = images * config.image_size**2 * 3
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return needed < total / 5
+
+
+def _augment_in_model(config: TrainConfig) -> bool:
+    if not config.augment or config.augment_params.is_identity:
+        return False
+    if config.augment_in == "auto":  # the accelerator is idle while the CPU prepares data
+        return bool(tf.config.list_logical_devices("GPU"))
+    return config.augment_in == "model"
+
+
+def build_datasets(config: TrainConfig, folders: dict[str, ImageFolder], global_batch: int,
+                   augment_in_model: bool) -> dict[str, tf.data.Dataset]:
+    cache = _cache_setting(config, folders)
+    augment = config.augment_params if config.augment and not augment_in_model else None
+    datasets = {"train": make_dataset(folders["train"], config.image_size, global_batch, shuffle=True,
+                                      augment=augment, cache=cache, seed=config.seed)}
+    for split in SPLITS[1:]:
+        if split in folders:
+            datasets[split] = make_dataset(folders[split], config.image_size, global_batch,
+                                           cache=cache if split == "validation" else False)
+    return datasets
+
+
+def train(config: TrainConfig, resume_dir: str | Path | None = None,
+          callbacks: Sequence[keras.callbacks.Callback] = ()) -> Run:
+    """Train as ``config`` says; with ``resume_dir``, continue that run from its last finished epoch."""
+    if resume_dir is not None:
+        run_dir = Path(resume_dir)
+        if not (run_dir / "config.json").is_file():
+            raise UserError(f"{run_dir} is not a run directory (no config.json); pass the folder a run created")
+        config = TrainConfig.load(run_dir / "config.json")
+    folders = read_splits(config.data_dir)
+    class_names = folders["train"].class_names
+    num_classes = len(class_names)
+    phases = plan_phases(config)
+
+    keras.utils.set_random_seed(config.seed)
+    previous_policy = keras.mixed_precision.global_policy()
+    if config.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        strategy = make_strategy(config.strategy, config.devices)
+        replicas = strategy.num_replicas_in_sync
+        global_batch = config.batch_size * replicas
+        augment_in_model = _augment_in_model(config)
+        datasets = build_datasets(config, folders, global_batch, augment_in_model)
+        # The model before the run directory: missing weights or a bad --unfreeze leave no empty run behind.
+        with strategy.scope():
+            model = create_model(config.model, image_size=config.image_size, num_classes=num_classes,
+                                 weights=config.weights, unfreeze=phases[0].unfreeze, dropout=config.dropout,
+                                 alpha=config.alpha, batchnorm=config.batchnorm,
+                                 augmentation=config.augment_params if augment_in_model else None, seed=config.seed)
+
+        if resume_dir is None:
+            run_dir = new_run_dir(config)
+            # The settings as given, plus what they resolved to on this machine for this data.
+            config.save(run_dir / "config.json", run={
+                "versions": library_versions(), "data_fingerprint": data_fingerprint(config.data_dir),
+                "class_names": list(class_names), "images": {split: len(f) for split, f in folders.items()},
+                "replicas": replicas, "global_batch_size": global_batch,
+                "augment_in": "model" if augment_in_model else "pipeline",
+                "cache": _cache_setting(config, folders), "phases": [phase.__dict__ for phase in phases],
+                "started": datetime.now().isoformat(timespec="seconds")})
+        if config.verbose:
+            print(f"run directory: {run_dir} ({replicas} replica(s), global batch {global_batch})")
+
+        if config.cache_features:
+            train_with_cached_features(model, config, phases, folders, datasets, run_dir, strategy, callbacks)
+        else:
+            def on_images(phase: Phase) -> tuple[keras.Model, dict[str, tf.data.Dataset]]:
+                with strategy.scope():
+                    set_trainable(model, phase.unfreeze)
+                    compile_model(model, config, phase.learning_rate, num_classes)
+                return model, datasets
+
+            fit_phases(model, config, phases, run_dir, strategy, num_classes, callbacks, on_images)
+        with strategy.scope():  # cached-feature runs fitted only part of it; evaluate needs it compiled
+            compile_model(model, config, phases[-1].learning_rate, num_classes)
+        return _finish(model, config, run_dir, datasets, class_names)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _finish(model: keras.Model, config: TrainConfig, run_dir: Path, datasets: dict[str, tf.data.Dataset],
+            class_names: Sequence[str]) -> Run:
+    """Best weights back in, test metrics, curves, and the model saved with its metadata."""
+    best = run_dir / "best.weights.h5"
+    if best.is_file():
+        load_model_weights(model, best)
+    history = read_history(run_dir / "history.csv")
+    metrics: dict[str, Any] = {"epochs": len(history.get("epoch", []))}
+    if history.get("seconds"):
+        metrics["seconds_per_epoch"] = float(np.median(history["seconds"]))
+    # Keras's CSVLogger adds val_* columns (all NA) to a run without validation data.
+    if not np.all(np.isnan(history.get("val_accuracy", [np.nan]))):
+        best_index = int(np.nanargmax(history["val_accuracy"]))
+        metrics["best_epoch"] = best_index + 1
+        metrics["best_val_accuracy"] = history["val_accuracy"][best_index]
+    if "test" in datasets:
+        loss, accuracy = model.evaluate(datasets["test"], verbose=0)
+        metrics["test"] = {"accuracy": float(accuracy), "loss": float(loss)}
+        if config.verbose:
+            print(f"test accuracy {accuracy:.4f}, loss {loss:.4f}")
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    if history:
+        plot_history(history, run_dir / "curves.png", title=config.run_label)
+
+    info = ModelInfo(class_names=list(class_names), image_size=config.image_size, model_name=config.model,
+                     preprocessing=get_spec(config.model).preprocessing,
+                     extra={"run_dir": str(run_dir), "unfreeze": config.unfreeze, "alpha": config.alpha,
+                            "metrics": metrics, "trained": datetime.now().isoformat(timespec="seconds")})
+    model_path = save_model(model, run_dir / "model.keras", info)
+    saved = None
+    if config.saved_models_dir:
+        saved = Path(config.saved_models_dir) / f"{config.model_name}.keras"
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(model_path, saved)
+        if config.verbose:
+            print(f"saved {saved}")
+    shutil.rmtree(run_dir / "backup", ignore_errors=True)
+    return Run(config, run_dir, model, history, metrics, model_path, saved, tuple(class_names))
