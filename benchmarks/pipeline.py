@@ -22,11 +22,11 @@ import keras
 import tensorflow as tf
 from common import data_description, prepare_data, print_table, write_results
 
-from catsdogs.config import AugmentParams
+from catsdogs.config import DEFAULT_IMAGE_SIZE, AugmentParams
 from catsdogs.data.files import read_image_folder
 from catsdogs.data.pipeline import make_dataset
 
-SIZE, BATCH = 150, 32
+SIZE, BATCH = DEFAULT_IMAGE_SIZE, 32
 
 
 def images_per_second(make_epoch: Callable[[], Iterable], epochs: int) -> tuple[float, float]:

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 from common import REAL_SUBSET, print_table, timed, write_results
 
+from catsdogs.config import DEFAULT_IMAGE_SIZE
 from catsdogs.data.decode import load_image
 from catsdogs.data.files import expand_inputs
 from catsdogs.explain.gradcam import explain_files
@@ -45,7 +46,7 @@ from catsdogs.models import create_model
 from catsdogs.models.saving import ModelInfo, load_model, save_model
 
 MODELS = {  # row label: (registry name, image size, create_model keywords)
-    "small_cnn 150 px": ("small_cnn", 150, {}),
+    f"small_cnn {DEFAULT_IMAGE_SIZE} px": ("small_cnn", DEFAULT_IMAGE_SIZE, {}),
     "mobilenet 0.25 224 px": ("mobilenet", 224, {"alpha": 0.25}),
 }
 PER_FILE_IMAGES, EXPLAIN_IMAGES = 200, 64

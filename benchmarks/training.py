@@ -30,7 +30,9 @@ from typing import Any
 
 from common import peak_rss_mb, prepare_data, print_table, run_isolated, write_results
 
-SIZE, BATCH = 150, 32
+from catsdogs.config import DEFAULT_IMAGE_SIZE
+
+SIZE, BATCH = DEFAULT_IMAGE_SIZE, 32
 ROWS = {  # name: (model, unfreeze, mode, extra config)
     "small_cnn ours": ("small_cnn", "none", "ours", {}),
     "small_cnn bare": ("small_cnn", "none", "bare", {}),

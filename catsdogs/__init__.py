@@ -4,10 +4,10 @@ The public Python API, what notebooks and users call (each name is imported on f
 ``import catsdogs`` stays instant and TensorFlow loads only when a name that needs it is touched)::
 
     import catsdogs
-    config = catsdogs.TrainConfig(data_dir="data/cats_vs_dogs_small", model="mobilenet", alpha=0.25)
-    run = catsdogs.train_model(config)                        # catsdogs.training.trainer.train
-    report = catsdogs.predict_files(run.model, catsdogs.load_model(run.model_path)[1], ["cat.jpg"])
-    heatmaps = catsdogs.grad_cam(run.model, images)
+    run = catsdogs.train_model(catsdogs.TrainConfig(model="mobilenet", alpha=0.25, unfreeze="all"))
+    model, info = catsdogs.load_model(run.saved_model_path)   # any saved model, with its metadata
+    report = catsdogs.predict_files(model, info, ["cat.jpg", "dog.jpg"])    # files; expand folders first
+    catsdogs.save_gradcam(model, info, ["cat.jpg"], "heatmaps/")
 
 ``train_model`` and ``evaluate_folder`` are the library's ``train`` and ``evaluate``: the plain names
 belong to the command modules (``python -m catsdogs.train``), and Python binds a package attribute to

@@ -142,7 +142,9 @@ def add_settings_arguments(parser: argparse.ArgumentParser, settings: type, pref
             add_settings_arguments(parser, hint, f"{prefix}{item.name}.", groups)
             continue
         group = groups.get(meta["group"]) or groups.setdefault(meta["group"], parser.add_argument_group(meta["group"]))
-        help_text = f"{meta['help']} (default: {_display(getattr(defaults, item.name))})"
+        help_text = meta["help"]
+        if "(default" not in help_text:  # a help text may say in words what an empty default means
+            help_text += f" (default: {_display(getattr(defaults, item.name))})"
         common = {"dest": prefix + item.name, "default": argparse.SUPPRESS, "help": help_text}
         if hint is bool:
             group.add_argument(flag_name(item.name), action=argparse.BooleanOptionalAction, **common)

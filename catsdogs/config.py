@@ -239,12 +239,14 @@ class TrainConfig:
     GROUPS: ClassVar[tuple[str, ...]] = (DATA, MODEL, OPTIMISATION, AUGMENTATION, PERFORMANCE, DISTRIBUTION, OUTPUT)
 
     # data
-    data_dir: str = setting(DEFAULT_DATA_DIR, help="split folder written by python -m data_prep", group=DATA)
-    image_size: int = setting(DEFAULT_IMAGE_SIZE, help="square input size in pixels", group=DATA, minimum=1)
+    data_dir: str = setting(DEFAULT_DATA_DIR, help="split folder written by python -m data_prep", group=DATA,
+                            metavar="DIR")
+    image_size: int = setting(DEFAULT_IMAGE_SIZE, help="square input size in pixels", group=DATA, minimum=1,
+                              metavar="PX")
     cache: str = setting("auto", help="decoded-image cache: auto (memory when it fits), memory, none, or a file path",
                          group=DATA)
     # model
-    model: str = setting("small_cnn", help="registered model name (see --list-models)", group=MODEL)
+    model: str = setting("small_cnn", help="registered model name (see --list-models)", group=MODEL, metavar="NAME")
     weights: str | None = setting("imagenet", help="imagenet (Keras cache, KERAS_HOME), a local weights file, "
                                                    "or none (ignored by models trained from scratch)", group=MODEL)
     unfreeze: str = setting("none", help="base layers to fine-tune: none, all, blockK (K and above), a fraction, "

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from catsdogs import __version__
 from catsdogs.cli import ArgumentParser, run_cli
+from catsdogs.config import DEFAULT_DATA_DIR
 from data_prep import download
 from data_prep.split import DEFAULT_SEED, SPLIT_MODES, SplitCounts, prepare_split
 from data_prep.synthetic import make_synthetic_source
@@ -25,10 +26,10 @@ Sources (detected automatically): Kaggle dogs-vs-cats.zip or train.zip; a folder
 (flat or under train/); Microsoft's kagglecatsanddogs_*.zip or its PetImages/Cat|Dog folder; any folder
 with one sub-folder of images per class."""
 
-EPILOG = """\
+EPILOG = f"""\
 examples:
-  %(prog)s --source dogs-vs-cats.zip --out data/cats_and_dogs_small --split by-id   (the book's split)
-  %(prog)s --download --out data/cats_and_dogs_small
+  %(prog)s --source dogs-vs-cats.zip --out {DEFAULT_DATA_DIR} --split by-id   (the book's split)
+  %(prog)s --download --out {DEFAULT_DATA_DIR}
   %(prog)s --synthetic 200 --out /tmp/synthetic_split"""
 
 

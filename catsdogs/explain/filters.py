@@ -335,7 +335,7 @@ def save_filter_grid(model: keras.Model, layer_name: str | None = None,
     """``filters-<layer>-<method>.png`` (a ``save_mosaic``, filters in row order) with ``.npy`` and ``.json``.
 
     The ``.npy`` holds the patterns in 0-255 input space; the ``.json`` the settings, each filter's
-    objective before and after and its structure score (``catsdogs.filters.low_frequency_share``).
+    objective before and after and its structure score (``low_frequency_share``).
     """
     if filters < 1:
         raise UserError(f"--filters must be at least 1, not {filters}")

@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -45,8 +45,12 @@ class Run:
     history: dict[str, list[float]]
     metrics: dict[str, Any]
     model_path: Path
+    info: ModelInfo  # what the saved model carries: classes, image size, preprocessing, metrics
     saved_model_path: Path | None = None
-    class_names: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(self.info.class_names)
 
 
 def _cache_setting(config: TrainConfig, folders: dict[str, ImageFolder]) -> bool | str:
@@ -181,4 +185,4 @@ def _finish(model: keras.Model, config: TrainConfig, run_dir: Path, datasets: di
         if config.verbose:
             print(f"saved {saved}")
     shutil.rmtree(run_dir / "backup", ignore_errors=True)
-    return Run(config, run_dir, model, history, metrics, model_path, saved, tuple(class_names))
+    return Run(config, run_dir, model, history, metrics, model_path, info, saved)

@@ -1,0 +1,118 @@
+"""The architecture holds: layers as contracts, constants defined once, no backend switching, deferred imports only in commands."""
+
+from __future__ import annotations
+
+import ast
+import os
+import pkgutil
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import catsdogs
+from catsdogs import config
+
+ROOT = Path(__file__).resolve().parents[1]
+PRODUCT = [ROOT / "catsdogs", ROOT / "data_prep", ROOT / "benchmarks"]
+COMMANDS = {"train", "predict", "evaluate", "visualize"}  # catsdogs/<name>.py: what users type
+
+
+def python_files(folders: list[Path]) -> list[Path]:
+    return sorted(path for folder in folders for path in folder.rglob("*.py"))
+
+
+def all_catsdogs_modules() -> list[str]:
+    return sorted(module.name for module in pkgutil.walk_packages(catsdogs.__path__, "catsdogs."))
+
+
+def test_importing_every_module_leaves_the_matplotlib_backend_alone():
+    code = ("import importlib, matplotlib\n"
+            f"for name in {all_catsdogs_modules()!r}:\n"
+            "    importlib.import_module(name)\n"
+            "print(matplotlib.get_backend())\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "MPLBACKEND": "svg", "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "svg"
+
+
+ONCE = {config.DEFAULT_IMAGE_SIZE: "DEFAULT_IMAGE_SIZE", config.DEFAULT_SEED: "DEFAULT_SEED",
+        config.SPLITS: "SPLITS", config.DEFAULT_DATA_DIR: "DEFAULT_DATA_DIR"}
+
+
+def literal_constants(path: Path) -> list[str]:
+    """Where ``path`` spells one of the ``ONCE`` values as a literal instead of importing its name."""
+    offences = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        value = None
+        if isinstance(node, ast.Constant) and type(node.value) in (int, str):
+            value = node.value
+        elif isinstance(node, (ast.Tuple, ast.List)) and all(isinstance(e, ast.Constant) for e in node.elts):
+            value = tuple(e.value for e in node.elts)
+        if value in ONCE:
+            offences.append(f"{path.name}:{node.lineno} writes {ONCE[value]} as {value!r}")
+    return offences
+
+
+def test_the_default_image_size_seed_and_split_names_are_written_once():
+    """Only catsdogs/config.py may spell them; everything else imports the names."""
+    offences = [offence for path in python_files(PRODUCT) if path != ROOT / "catsdogs" / "config.py"
+                for offence in literal_constants(path)]
+    assert not offences, "\n".join(offences)
+
+
+def test_the_literal_check_finds_each_kind(tmp_path):
+    source = tmp_path / "bad.py"
+    source.write_text("SIZE = 150\nSEED = 1337\nNAMES = ('train', 'validation', 'test')\nDATA = 'data/cats_vs_dogs_small'\n"
+                      "OTHER = (150.5, 'train', 1338)\n")
+    assert [offence.split(" writes ")[1].split(" as ")[0] for offence in literal_constants(source)] == [
+        "DEFAULT_IMAGE_SIZE", "DEFAULT_SEED", "SPLITS", "DEFAULT_DATA_DIR"]
+
+
+def _function_imports(path: Path) -> list[tuple[int, str]]:
+    """(line, the comment that explains it) of every import inside a function.
+
+    The explaining comment is on the import's own line or just above the block of imports it belongs to.
+    """
+    lines = path.read_text().splitlines()
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for child in ast.walk(node):
+                if isinstance(child, (ast.Import, ast.ImportFrom)):
+                    index = child.lineno - 1
+                    comment = lines[index].partition("#")[2]
+                    while index > 0 and lines[index - 1].strip().startswith(("from ", "import ")):
+                        index -= 1
+                    above = lines[index - 1].strip() if index > 0 else ""
+                    found.append((child.lineno, comment + (above if above.startswith("#") else "")))
+    return found
+
+
+def test_imports_inside_functions_only_defer_tensorflow_in_commands():
+    offences = []
+    for path in python_files([ROOT / "catsdogs", ROOT / "data_prep"]):
+        is_command = path.parent == ROOT / "catsdogs" and path.stem in COMMANDS | {"cli"}
+        for line, context in _function_imports(path):
+            if not is_command:
+                offences.append(f"{path.relative_to(ROOT)}:{line}: an import inside a function in a library module")
+            elif "deferred" not in context:
+                offences.append(f"{path.relative_to(ROOT)}:{line}: a deferred import needs a '# deferred: why' comment")
+    assert not offences, "\n".join(offences)
+
+
+def test_the_public_api_resolves_every_name_it_lists():
+    for name in catsdogs.__all__:
+        assert getattr(catsdogs, name) is not None, name
+    with pytest.raises(AttributeError):
+        catsdogs.no_such_thing  # noqa: B018
+
+
+@pytest.mark.skipif(shutil.which("lint-imports") is None, reason="import-linter not installed (pip install -e '.[dev]')")
+def test_the_import_contracts_hold():
+    result = subprocess.run(["lint-imports", "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "0 broken" in result.stdout
