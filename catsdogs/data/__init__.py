@@ -1,0 +1,12 @@
+"""Images in: split folders and input files, decoding, the tf.data pipeline, augmentation.
+
+- ``files``: split folders (``ImageFolder``, ``read_splits``), input expansion for predict and
+  friends (files, folders, globs -> files and ``Failure``s), the data's fingerprint. No TensorFlow.
+- ``decode``: encoded bytes -> uint8 RGB at a size (reduced-scale JPEG decoding), and why a file
+  does not decode, in words.
+- ``pipeline``: ``make_dataset`` (training, evaluation) and ``make_path_dataset`` (prediction).
+- ``augment``: ImageDataGenerator-compatible augmentation of a batched dataset, and its preview.
+
+This package knows nothing of models or training. Import the modules themselves: this file imports
+nothing, so that ``catsdogs.data.files`` stays free of TensorFlow.
+"""
