@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NoReturn
 
 from catsdogs.config import DEFAULT_SAVED_MODELS_DIR, flag_name
-from catsdogs.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USER_ERROR, UserError
+from catsdogs.errors import EXIT_INTERRUPTED, EXIT_NOTHING_DONE, EXIT_OK, EXIT_USER_ERROR, UserError
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -89,12 +89,18 @@ def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[s
     sys.exit(code or EXIT_OK)
 
 
-def report_failures(failures: Iterable[object]) -> int:
-    """One ``error: <what>`` line per failure on stderr; the exit status to return (1 if any)."""
+def report_failures(failures: Iterable[object], done: int) -> int:
+    """One ``skipped <path>: <why>`` line per bad input on stderr, and the exit status to return.
+
+    A bad input among good ones is not a failure of the command: the status is 0 while ``done`` (the
+    inputs processed) is positive, and ``EXIT_NOTHING_DONE`` only when no input could be used.
+    """
     failures = list(failures)
     for failure in failures:
-        print(f"error: {failure}", file=sys.stderr)
-    return EXIT_SOME_FAILED if failures else EXIT_OK
+        print(f"skipped {failure}", file=sys.stderr)
+    if failures and done:
+        print(f"{len(failures)} input(s) skipped, {done} processed", file=sys.stderr)
+    return EXIT_OK if done or not failures else EXIT_NOTHING_DONE
 
 
 # ------------------------------------------------------------------------------ flags from settings

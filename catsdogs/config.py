@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import os
 import re
 import types
 import typing
@@ -29,18 +30,24 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from catsdogs.errors import UserError
+from catsdogs.outputs import write_json
 
 # ------------------------------------------------------------------------------------------ constants
 DEFAULT_IMAGE_SIZE = 150  # the report's input size
+# A model's input size: 32 is the least the Keras applications accept; 2048 px squared is
+# 50 MB per image as floats, already a batch of gigabytes.
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 32, 2048
 DEFAULT_SEED = 1337
 SPLITS = ("train", "validation", "test")  # data_prep writes them; training reads them
 DEFAULT_DATA_DIR = "data/cats_vs_dogs_small"  # what data_prep's examples write and every command reads
 DEFAULT_RUNS_DIR = "runs"
 DEFAULT_SAVED_MODELS_DIR = "saved_models"
 DEFAULT_VISUALIZATIONS_DIR = "visualizations"
-# What TensorFlow's own decoders read (decode_jpeg/png/gif/bmp): the files training and prediction accept.
+CACHE_ENV = "CATSDOGS_CACHE"  # where downloads and file checks are kept (default ~/.cache/catsdogs)
+# What TensorFlow's own decoders read (decode_jpeg, decode_image: PNG, GIF, BMP, WebP): what training and
+# prediction accept.
 # data_prep accepts more (``data_prep.sources.PREPARABLE_EXTENSIONS``) because it re-encodes them to JPEG.
-DECODABLE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+DECODABLE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
 FILL_MODES = ("nearest", "reflect", "wrap", "constant")
 INTERPOLATIONS = ("bilinear", "nearest")
@@ -50,6 +57,11 @@ AUGMENT_PLACES = ("auto", "pipeline", "model")
 JIT_CHOICES = ("auto", "on", "off")
 RECORD_KEY = "run"  # config.json's record of what the settings resolved to; not a setting itself
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+def user_cache_dir() -> Path:
+    """``$CATSDOGS_CACHE`` if set, else ``~/.cache/catsdogs``: downloads, file checks; never the data folder."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "catsdogs").expanduser()
 
 
 class ConfigError(UserError, ValueError):
@@ -241,8 +253,8 @@ class TrainConfig:
     # data
     data_dir: str = setting(DEFAULT_DATA_DIR, help="split folder written by python -m data_prep", group=DATA,
                             metavar="DIR")
-    image_size: int = setting(DEFAULT_IMAGE_SIZE, help="square input size in pixels", group=DATA, minimum=1,
-                              metavar="PX")
+    image_size: int = setting(DEFAULT_IMAGE_SIZE, help="square input size in pixels", group=DATA,
+                              minimum=MIN_IMAGE_SIZE, maximum=MAX_IMAGE_SIZE, metavar="PX")
     cache: str = setting("auto", help="decoded-image cache: auto (memory when it fits), memory, none, or a file path",
                          group=DATA)
     # model
@@ -349,7 +361,7 @@ class TrainConfig:
         return cls.from_dict(merged, source)
 
     def save(self, path: str | Path, **extra: Any) -> None:
-        Path(path).write_text(json.dumps({**self.to_dict(), **extra}, indent=2, default=str) + "\n")
+        write_json(path, {**self.to_dict(), **extra})
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
@@ -359,4 +371,7 @@ class TrainConfig:
             raise ConfigError(f"{path} cannot be read as JSON settings ({exc})") from None
         if not isinstance(values, Mapping):
             raise ConfigError(f"{path} must hold a JSON object of settings, not {type(values).__name__}")
-        return cls.from_dict(values, str(path))
+        try:
+            return cls.from_dict(values, str(path))
+        except ConfigError as exc:  # name the file, which the user must fix, not only the setting
+            raise ConfigError(str(exc) if str(path) in str(exc) else f"{path}: {exc}") from None

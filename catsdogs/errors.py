@@ -9,8 +9,9 @@ with a traceback. This module is the bottom layer: it imports nothing of catsdog
 from __future__ import annotations
 
 EXIT_OK = 0
-EXIT_SOME_FAILED = 1  # some inputs were processed, some were not (each named on stderr)
-EXIT_USER_ERROR = 2  # nothing could be done: the message says why
+# Some inputs were bad and skipped (each named on stderr) while others were processed: that is success.
+EXIT_NOTHING_DONE = 1  # every input was bad: no result at all (each input named on stderr)
+EXIT_USER_ERROR = 2  # nothing could be started: the one-line message says why
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
 
 

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from catsdogs.cli import ArgumentParser, add_model_arguments, quiet_tensorflow, report_failures, run_cli
 from catsdogs.config import SPLITS
 from catsdogs.errors import UserError
+from catsdogs.outputs import claim_output_dir
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,13 +51,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from catsdogs.models.catalog import load_chosen_model
 
     folder = resolve_split_folder(args.data_dir, args.split)
+    claim_output_dir(args.output, [folder])  # before any work: results never land among the images
     model, info, model_path = load_chosen_model(args.model, args.saved_models_dir, args.unsafe)
     evaluation = evaluate_folder(model, info, folder, args.batch_size, args.top_k, args.mistakes, progress=None)
     evaluation.metrics["model"] = str(model_path)
     files = write_evaluation(evaluation, args.output, info.image_size)
     print(summary(evaluation.metrics))
     print(f"wrote {', '.join(path.name for path in files.values())} to {args.output}")
-    return report_failures(evaluation.report.failures)
+    return report_failures(evaluation.report.failures, len(evaluation.report.results))
 
 
 def cli() -> None:

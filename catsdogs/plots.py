@@ -18,15 +18,16 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from PIL import Image
 
+from catsdogs.outputs import atomic_path
+
 MOSAIC_GAP = 2  # white pixels between and around the tiles of a mosaic
 
 
 def save_figure(figure: Figure, path: str | Path, dpi: int = 100) -> Path:
-    """Write ``figure`` as a PNG (folders created as needed)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=dpi, format="png")
-    return path
+    """Write ``figure`` as a PNG (folders created as needed), whole or not at all."""
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=dpi, format="png")
+    return Path(path)
 
 
 def history_figure(history: Mapping[str, Sequence[float]], title: str = "") -> Figure:
@@ -118,10 +119,9 @@ def mosaic(tiles: Sequence[np.ndarray], columns: int | None = None, min_tile: in
 def save_mosaic(tiles: Sequence[np.ndarray], path: str | Path, columns: int | None = None, min_tile: int = 64,
                 cmap: str = "viridis") -> Path:
     """``mosaic`` written as a PNG at exact pixels (one pixel of the array, one pixel of the file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(mosaic(tiles, columns, min_tile, cmap)).save(path, format="PNG")
-    return path
+    with atomic_path(path) as temporary:
+        Image.fromarray(mosaic(tiles, columns, min_tile, cmap)).save(temporary, format="PNG")
+    return Path(path)
 
 
 def confusion_figure(matrix: np.ndarray, class_names: Sequence[str]) -> Figure:

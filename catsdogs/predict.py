@@ -10,8 +10,10 @@ The model is ``--model`` or the newest ``.keras`` file in ``--saved-models-dir``
 the class names, the image size and the preprocessing, so no training flag is needed here. Paths
 may be files, folders (searched recursively for images) or glob patterns (expanded here too, since
 Windows shells leave them alone). An input that cannot be read or decoded is named on stderr with
-its problem; the others are still predicted, and the exit status is then 1. A missing or unloadable
-model is a one-line error, status 2.
+its problem (``skipped PATH: why``); the others are still predicted, and the exit status is 0. It is
+1 only when no input could be predicted. A missing or unloadable model is a one-line error, status 2.
+``--explain DIR`` must be a new or empty folder, or one catsdogs wrote, apart from the inputs;
+``--kaggle-submission`` never replaces an input, nor an existing file without ``--force``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Sequence
 from catsdogs.cli import ArgumentParser, add_model_arguments, quiet_tensorflow, report_failures, run_cli
 from catsdogs.data.files import Failure, expand_inputs
 from catsdogs.errors import UserError
+from catsdogs.outputs import check_output_file, claim_output_dir
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="text: 'path: class 97.3%%' lines; json/csv: every input with its probabilities or error")
     output.add_argument("--kaggle-submission", metavar="CSV",
                         help="also write Kaggle's id,label file (label = probability of the model's second class)")
+    output.add_argument("--force", action="store_true", help="let --kaggle-submission replace an existing file")
     output.add_argument("--explain", metavar="DIR",
                         help="write a Grad-CAM overlay PNG (+ heatmap .npy) per image (default: none)")
     output.add_argument("--layer", help="the layer Grad-CAM explains (default: the last feature-map layer)")
@@ -61,6 +65,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.explain:
         resolve_target_layer(model, args.layer)  # a wrong --layer fails before any work
     files, problems = expand_inputs(args.paths)
+    # Outputs are checked before any work: they never replace an input, nor land among the inputs.
+    if args.kaggle_submission:
+        check_output_file(args.kaggle_submission, files, "--kaggle-submission", args.force)
+    if args.explain:
+        claim_output_dir(args.explain, args.paths, "--explain")
     report = predict_files(model, info, files, args.batch_size, progress=None)
 
     by_path = {item.path: item for item in [*report.results, *report.failures]}
@@ -81,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         written, _ = explain_files(model, info, [r.path for r in report.results], args.explain, args.layer,
                                    args.batch_size)
         print(f"wrote {len(written)} Grad-CAM overlays to {args.explain}", file=sys.stderr)
-    return report_failures(failures)
+    return report_failures(failures, len(report.results))
 
 
 def cli() -> None:

@@ -29,6 +29,7 @@ from catsdogs.cli import ArgumentParser, add_model_arguments, quiet_tensorflow, 
 from catsdogs.config import DEFAULT_IMAGE_SIZE, DEFAULT_VISUALIZATIONS_DIR, AugmentParams, TrainConfig
 from catsdogs.data.files import require_image_file
 from catsdogs.errors import UserError
+from catsdogs.outputs import claim_output_dir
 
 
 def _run_curves(args: argparse.Namespace) -> int:
@@ -82,7 +83,7 @@ def _run_gradcam(args: argparse.Namespace) -> int:
     model, info, _ = load_chosen_model(args.model, args.saved_models_dir, args.unsafe)
     written, failures = save_gradcam(model, info, args.image, args.output, args.layer, args.batch_size)
     print(f"wrote {len(written)} Grad-CAM overlays to {args.output}")
-    return report_failures(failures)
+    return report_failures(failures, len(written))
 
 
 def _run_augment(args: argparse.Namespace) -> int:
@@ -106,6 +107,14 @@ def _run_augment(args: argparse.Namespace) -> int:
                                      image_size, params, args.seed)
     print(f"wrote {path}")
     return 0
+
+
+def _inputs(args: argparse.Namespace) -> list[str]:
+    """The paths a subcommand reads: ``--output`` must keep apart from them."""
+    image = getattr(args, "image", None)
+    images = [image] if isinstance(image, str) else list(image or [])
+    run_dir = getattr(args, "run_dir", None)
+    return images + ([run_dir] if run_dir else [])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -162,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    claim_output_dir(args.output, _inputs(args))  # never among the inputs or a user's files
     quiet_tensorflow()
     return args.handler(args)
 

@@ -3,7 +3,9 @@
 Real sources hold 0-byte files, truncated JPEGs, other formats named ``.jpg``, CMYK and grayscale JPEGs,
 palette images with transparency and 16-bit PNGs (Microsoft's PetImages has most of these). The training
 pipeline wants RGB JPEGs it can always decode, so: what cannot be decoded is rejected with a reason, and
-what decodes but is not a plain RGB JPEG is re-encoded (RGB, quality 95) with a reason.
+what decodes but is not a plain RGB JPEG is re-encoded (RGB, quality 95) with a reason. A photo with an
+EXIF orientation (a phone held sideways) is re-encoded upright, so the written split needs no EXIF
+reading; only those are re-encoded, and ``summary.json`` says so.
 """
 
 from __future__ import annotations
@@ -11,13 +13,12 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageFile, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from catsdogs.data.images import JPEG_SCALES, MAX_PIXELS_ENV, exif_orientation, max_pixels, pillow_limits_off
 
 JPEG_QUALITY = 95
 BACKGROUND = (255, 255, 255)  # transparent pixels are composited on white
@@ -45,20 +46,6 @@ class CheckedImage:
     height: int
     reencoded: bytes | None = None  # an RGB JPEG when the source is not a plain RGB JPEG
     reason: str | None = None  # why it was re-encoded
-
-
-@contextmanager
-def _strict_decoding() -> Iterator[None]:
-    """Refuse truncated images even if some other code switched Pillow's global tolerance on."""
-    previous = ImageFile.LOAD_TRUNCATED_IMAGES
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
-    try:
-        with warnings.catch_warnings():
-            # "Possibly corrupt EXIF data" and the like: the image still decodes, and the noise hides the progress bar.
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        ImageFile.LOAD_TRUNCATED_IMAGES = previous
 
 
 def _has_transparency(image: Image.Image) -> bool:
@@ -116,6 +103,24 @@ def encode_jpeg(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
+def _decode_within_limit(image: Image.Image) -> int:
+    """Decode ``image`` without passing ``max_pixels``: in full, or a JPEG at 1/2, 1/4 or 1/8 scale (the
+    scale is returned; 0 for full size). Decoding still reads all the data, so truncation is found.
+
+    The size comes from the header, before any pixel is decoded: a decompression bomb is refused
+    without allocating its gigabytes.
+    """
+    width, height = image.size
+    scale = next((s for s in (1, *JPEG_SCALES[1:]) if -(-width // s) * -(-height // s) <= max_pixels()), None)
+    if scale is None or (scale > 1 and image.format != "JPEG"):
+        raise UndecodableImage(f"too large: {width}x{height} {image.format or 'image'} is over the limit of "
+                               f"{max_pixels() / 1e6:.0f} million decoded pixels (${MAX_PIXELS_ENV}); shrink it")
+    if scale > 1:
+        image.draft(image.mode, (-(-width // scale), -(-height // scale)))
+    image.load()
+    return 0 if scale == 1 else scale
+
+
 def check_image(data: bytes, file_name: str) -> CheckedImage:
     """Decode ``data`` completely; re-encode it unless it is a plain RGB JPEG.
 
@@ -125,14 +130,24 @@ def check_image(data: bytes, file_name: str) -> CheckedImage:
     if not data:
         raise UndecodableImage("empty file (0 bytes)")
     digest = hashlib.sha256(data).hexdigest()
-    with _strict_decoding():
+    with pillow_limits_off():
         try:
             image = Image.open(io.BytesIO(data))
-            image.load()
-            if image.format == "JPEG" and image.mode == "RGB":
-                return CheckedImage(digest, image.width, image.height)
+            width, height = image.size
+            shrunk = _decode_within_limit(image)
+            orientation = exif_orientation(image)
+            if image.format == "JPEG" and image.mode == "RGB" and orientation == 1:
+                return CheckedImage(digest, width, height)  # copied as it is, at its full size
             reason = _describe(image, file_name)
+            if shrunk:
+                reason += f", {width}x{height} decoded at 1/{shrunk} (over the pixel limit)"
+            if orientation != 1:
+                reason = f"EXIF orientation {orientation}, turned upright" if reason == "JPEG, RGB" else (
+                    f"{reason}, EXIF orientation {orientation} turned upright")
+                image = ImageOps.exif_transpose(image)
             rgb = to_rgb(image)
+        except UndecodableImage:
+            raise
         except UnidentifiedImageError:
             # Pillow's own message names a BytesIO object by address; keep the summary reproducible.
             raise UndecodableImage("not an image Pillow can identify") from None

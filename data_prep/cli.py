@@ -12,7 +12,7 @@ from pathlib import Path
 
 from catsdogs import __version__
 from catsdogs.cli import ArgumentParser, run_cli
-from catsdogs.config import DEFAULT_DATA_DIR
+from catsdogs.config import CACHE_ENV, DEFAULT_DATA_DIR
 from data_prep import download
 from data_prep.split import DEFAULT_SEED, SPLIT_MODES, SplitCounts, prepare_split
 from data_prep.synthetic import make_synthetic_source
@@ -81,7 +81,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--quiet", action="store_true", help="no progress bars and no final line")
     fetch = parser.add_argument_group("--download options")
     fetch.add_argument("--download-dir", metavar="DIR",
-                       help=f"where the archive is kept (default: ${download.CACHE_ENV} or ~/.cache/catsdogs)")
+                       help=f"where the archive is kept (default: ${CACHE_ENV} or ~/.cache/catsdogs)")
     fetch.add_argument("--url", default=download.PETIMAGES_URL, help="archive URL (a mirror; default: Microsoft's)")
     fetch.add_argument("--sha256", default=download.PETIMAGES_SHA256,
                        help="expected SHA-256 of the archive ('none' skips the check; default: the known value "
@@ -146,6 +146,8 @@ def _main(argv: Sequence[str] | None) -> int:
     finally:
         if temporary is not None:
             shutil.rmtree(temporary, ignore_errors=True)
+    for skipped in summary.skipped:  # named even with --quiet: the user must know what was left out
+        print(f"skipped {skipped['source']} ({skipped['class']}): {skipped['reason']}", file=sys.stderr)
     if not args.quiet:
         print(f"{summary.describe()} in {time.perf_counter() - started:.1f} s")
     return 0

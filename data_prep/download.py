@@ -22,6 +22,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from catsdogs import __version__
+from catsdogs.config import user_cache_dir
 from catsdogs.errors import UserError
 
 PETIMAGES_URL = ("https://download.microsoft.com/download/3/E/1/3E1C3F21-ECDB-4869-8368-6DEBA77B919F/"
@@ -29,7 +30,6 @@ PETIMAGES_URL = ("https://download.microsoft.com/download/3/E/1/3E1C3F21-ECDB-48
 # Microsoft publishes no checksum for this archive; this SHA-256 is the one the gomlx project pins for it.
 PETIMAGES_SHA256 = "b7974bd00a84a99921f36ee4403f089853777b5ae8d151c76a86e64900334af9"
 PETIMAGES_MIN_PER_CLASS = 12_000  # the real archive has 12,500 files per class (a few unusable)
-CACHE_ENV = "CATSDOGS_CACHE"
 _CHUNK = 1 << 20
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
@@ -40,7 +40,7 @@ class _Interrupted(Exception):
 
 def default_download_dir() -> Path:
     """``$CATSDOGS_CACHE`` if set, else ``~/.cache/catsdogs``."""
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "catsdogs").expanduser()
+    return user_cache_dir()
 
 
 def _offline(url: str, reason: object) -> UserError:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import pytest
 from conftest_data_prep import petimages_members, read_summary, zip_bytes
 
+from catsdogs.config import CACHE_ENV
 from catsdogs.errors import UserError
 from data_prep import download
 from data_prep.cli import main
@@ -164,7 +165,7 @@ def test_http_errors_are_user_errors(tmp_path, server):
 
 def test_cli_download_splits_and_reuses_the_cached_archive(tmp_path, server, monkeypatch, capsys):
     url, behaviour = server(Behaviour())
-    monkeypatch.setenv(download.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
     flags = ["--download", "--url", url, "--sha256", ARCHIVE_SHA256, "--train", "4", "--val", "2", "--test", "2",
              "--quiet"]
     with pytest.raises(SystemExit) as exited:
@@ -189,10 +190,10 @@ def test_cli_offline_exits_2_with_one_line(tmp_path, capsys):
 
 
 def test_default_download_dir(monkeypatch, tmp_path):
-    monkeypatch.delenv(download.CACHE_ENV, raising=False)
+    monkeypatch.delenv(CACHE_ENV, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     assert download.default_download_dir() == tmp_path / ".cache" / "catsdogs"
-    monkeypatch.setenv(download.CACHE_ENV, str(tmp_path / "elsewhere"))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "elsewhere"))
     assert download.default_download_dir() == tmp_path / "elsewhere"
 
 

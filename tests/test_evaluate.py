@@ -136,6 +136,7 @@ def test_an_undecodable_image_is_named_and_the_rest_is_scored(setup, tmp_path, c
     broken.write_bytes(b"\xff\xd8\xff\xe0 truncated")
     code, _, err = run_evaluate(["--model", setup["model"], "--data-dir", data, "--output", tmp_path / "out"], capsys)
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
-    assert code == 1 and err.splitlines() == [f"error: {broken}: corrupt or truncated JPEG data"]
+    assert code == 0 and err.splitlines() == [f"skipped {broken}: corrupt or truncated JPEG data",
+                                              "1 input(s) skipped, 4 processed"]
     assert metrics["images"] == 4 and metrics["failures"] == [{"path": str(broken),
                                                                "error": "corrupt or truncated JPEG data"}]

@@ -196,7 +196,8 @@ def test_gradcam_writes_the_same_overlays_as_predict_explain(files, tmp_path, ca
                                     "--output", tmp_path / "visualize"], capsys)
     assert code == 0, err
     overlays = sorted((tmp_path / "visualize").glob("*.png"))
-    assert [p.name for p in overlays] == ["cats__cats.0.png", "cats__cats.1.png", "dogs__dogs.0.png", "dogs__dogs.1.png"]
+    assert [p.name for p in overlays] == ["cats__cats.0.jpg.png", "cats__cats.1.jpg.png", "dogs__dogs.0.jpg.png",
+                                          "dogs__dogs.1.jpg.png"]
     with Image.open(overlays[0]) as overlay, Image.open(test_images / "cats" / "cats.0.jpg") as original:
         assert overlay.size == original.size  # drawn on the image at its own size
     with pytest.raises(SystemExit):
@@ -224,9 +225,9 @@ def test_augment_takes_a_runs_augmentation_parameters(files, tmp_path, capsys):
     TrainConfig(image_size=36, augment_params=AugmentParams(rotation_range=0, horizontal_flip=False)).save(
         run / "config.json")
     code, _, err = run_visualize(["augment", "--image", files["image"], "--from-run", run, "--count", "2",
-                                  "--output", tmp_path], capsys)
+                                  "--output", tmp_path / "figures"], capsys)
     assert code == 0, err
-    assert png_size(tmp_path / "augmentation.png") == (3 * 160, 160)
+    assert png_size(tmp_path / "figures" / "augmentation.png") == (3 * 160, 160)
 
 
 # ------------------------------------------------------------------------------------------ errors

@@ -2,6 +2,8 @@
 
 - ``files``: split folders (``ImageFolder``, ``read_splits``), input expansion for predict and
   friends (files, folders, globs -> files and ``Failure``s), the data's fingerprint. No TensorFlow.
+- ``images``: is a file usable (header, pixel limit, reduced-scale decode, EXIF orientation) before
+  TensorFlow decodes it, remembered per file; bounded decoding for display. No TensorFlow.
 - ``decode``: encoded bytes -> uint8 RGB at a size (reduced-scale JPEG decoding), and why a file
   does not decode, in words.
 - ``pipeline``: ``make_dataset`` (training, evaluation) and ``make_path_dataset`` (prediction).

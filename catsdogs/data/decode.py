@@ -1,15 +1,15 @@
-"""Encoded image bytes -> uint8 RGB at a square size, the one decoder training and inference share.
+"""Encoded image bytes -> uint8 RGB at a square size, upright: the one decoder training and inference share.
 
 JPEGs at least twice the target on their short side decode at 1/2, 1/4 or 1/8 scale (libjpeg's DCT
-scaling is far cheaper than decoding at full size and resizing); PNG, GIF (first frame) and BMP
-decode at full size. Grayscale and RGBA become RGB. The image is squashed to a square, as the
-report's ``flow_from_directory`` did. When a file does not decode, ``describe_decode_failure`` says
-why in words a user can act on.
+scaling is far cheaper than decoding at full size and resizing; ``catsdogs.data.images.jpeg_scale``
+picks the scale and the pixel limit counts it); PNG, GIF (first frame), BMP and WebP decode at full
+size. Grayscale and RGBA become RGB. The EXIF orientation found by the file check turns the image
+upright, as Pillow's ``ImageOps.exif_transpose`` does. The image is then squashed to a square, as the
+report's ``flow_from_directory`` did.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -17,26 +17,45 @@ import numpy as np
 import tensorflow as tf
 
 from catsdogs.data.files import require_image_file
+from catsdogs.data.images import JPEG_SCALES, check_image_file
 from catsdogs.errors import UserError
 
-_JPEG_SCALES = (1, 2, 4, 8)  # the ratios libjpeg can decode at
+
+def apply_orientation(image: tf.Tensor, orientation: tf.Tensor | int) -> tf.Tensor:
+    """Turn a decoded (H, W, C) image upright by its EXIF orientation 1-8 (anything else: unchanged)."""
+    def transposed() -> tf.Tensor:  # x and y swapped
+        return tf.transpose(image, [1, 0, 2])
+
+    branches = [
+        lambda: image,  # 1: upright
+        lambda: tf.image.flip_left_right(image),  # 2: mirrored
+        lambda: tf.image.rot90(image, 2),  # 3: upside down
+        lambda: tf.image.flip_up_down(image),  # 4: mirrored upside down
+        transposed,  # 5: mirrored, rotated
+        lambda: tf.image.rot90(image, 3),  # 6: taken rotated: turn 90 degrees clockwise
+        lambda: tf.image.rot90(transposed(), 2),  # 7: transverse
+        lambda: tf.image.rot90(image, 1),  # 8: turn 90 degrees counter-clockwise
+    ]
+    index = tf.cast(orientation, tf.int32) - 1
+    return tf.switch_case(tf.where((index >= 0) & (index < 8), index, 0), branches)
 
 
-def decode_and_resize(contents: tf.Tensor, image_size: int) -> tf.Tensor:
-    """Encoded image bytes -> uint8 (image_size, image_size, 3) RGB."""
+def decode_and_resize(contents: tf.Tensor, image_size: int, orientation: tf.Tensor | int = 1) -> tf.Tensor:
+    """Encoded image bytes -> uint8 (image_size, image_size, 3) RGB, upright."""
 
     def decode_jpeg() -> tf.Tensor:
         shape = tf.image.extract_jpeg_shape(contents)
         short_side = tf.minimum(shape[0], shape[1])
-        # Largest libjpeg ratio that keeps the short side >= the target size.
-        index = tf.reduce_sum(tf.cast(short_side >= tf.constant(_JPEG_SCALES[1:]) * image_size, tf.int32))
-        branches = [lambda r=r: tf.io.decode_jpeg(contents, channels=3, ratio=r) for r in _JPEG_SCALES]
+        # Largest libjpeg ratio that keeps the short side >= the target size (images.jpeg_scale's rule).
+        index = tf.reduce_sum(tf.cast(short_side >= tf.constant(JPEG_SCALES[1:]) * image_size, tf.int32))
+        branches = [lambda r=r: tf.io.decode_jpeg(contents, channels=3, ratio=r) for r in JPEG_SCALES]
         return tf.switch_case(index, branches)
 
     def decode_other() -> tf.Tensor:
         return tf.io.decode_image(contents, channels=3, expand_animations=False)
 
     image = tf.cond(tf.io.is_jpeg(contents), decode_jpeg, decode_other)
+    image = apply_orientation(image, orientation)
     image = tf.image.resize(image, [image_size, image_size], method="bilinear")
     image = tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
     image.set_shape([image_size, image_size, 3])
@@ -44,24 +63,28 @@ def decode_and_resize(contents: tf.Tensor, image_size: int) -> tf.Tensor:
 
 
 def load_image(path: str | Path, image_size: int) -> tf.Tensor:
-    """One file -> uint8 (image_size, image_size, 3), through the same decoder as the pipeline."""
-    return decode_and_resize(tf.io.read_file(str(path)), image_size)
+    """One file -> uint8 (image_size, image_size, 3), checked and decoded as the pipeline does it.
+
+    A file the check refuses (empty, truncated, too large, not an image) is a UserError naming it.
+    """
+    check = check_image_file(path, image_size)
+    if not check.ok:
+        raise UserError(f"image {path}: {check.problem}")
+    return decode_and_resize(tf.io.read_file(str(path)), image_size, check.orientation)
 
 
 def describe_decode_failure(path: str, image_size: int) -> str:
-    """Why ``path`` does not decode, in words: decoded again on its own to get TensorFlow's reason."""
+    """Why ``path`` does not decode, in words: the file check's reason, else TensorFlow's own."""
+    check = check_image_file(path, image_size)
+    if not check.ok:
+        return check.problem or ""
     try:
-        if os.path.getsize(path) == 0:
-            return "empty file (0 bytes)"
-    except OSError as exc:
-        return f"cannot be read ({exc.strerror or exc})"
-    try:
-        load_image(path, image_size)
+        decode_and_resize(tf.io.read_file(path), image_size, check.orientation)
     except tf.errors.OpError as exc:
         # TensorFlow's message minus its "{{function_node ...}}" prefix and "[Op:...]" suffix.
         reason = re.sub(r"\{\{.*?\}\}|\[Op:.*$", "", str(exc).splitlines()[0]).strip()
         if "Unknown image file format" in reason:
-            return "not an image (the bytes are not JPEG, PNG, GIF or BMP)"
+            return "not an image (the bytes are not JPEG, PNG, GIF, BMP or WebP)"
         if "Invalid JPEG data" in reason:
             return "corrupt or truncated JPEG data"
         return f"cannot be decoded: {reason}"

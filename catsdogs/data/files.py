@@ -31,9 +31,22 @@ class ImageFolder:
     class_names: tuple[str, ...]
     paths: tuple[str, ...]
     labels: tuple[int, ...]
+    orientations: tuple[int, ...] = ()  # EXIF orientation per path, once checked (``catsdogs.data.checks``)
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    def digest(self) -> str:
+        """Identifies the file list and labels (with each file's size and time): what a cache is keyed by."""
+        hasher = hashlib.sha256()
+        for path, label in zip(self.paths, self.labels):
+            try:
+                stat = os.stat(path)
+                stamp = f"{stat.st_size}:{stat.st_mtime_ns}"
+            except OSError:
+                stamp = "missing"
+            hasher.update(f"{path}\t{label}\t{stamp}\n".encode())
+        return hasher.hexdigest()[:20]
 
     @property
     def num_classes(self) -> int:
@@ -52,7 +65,10 @@ class Failure:
 
 
 def is_image_file(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in DECODABLE_EXTENSIONS and not path.name.startswith(".")
+    """An image by its name: a decodable extension, not hidden. Symbolic links count even when broken or
+    looping, so that the check names them instead of a listing silently leaving them out."""
+    return ((path.is_file() or path.is_symlink()) and path.suffix.lower() in DECODABLE_EXTENSIONS
+            and not path.name.startswith("."))
 
 
 def read_image_folder(directory: str | Path, class_names: Sequence[str] | None = None) -> ImageFolder:
@@ -85,6 +101,9 @@ def read_splits(data_dir: str | Path) -> dict[str, ImageFolder]:
     """The ``train`` / ``validation`` / ``test`` folders under ``data_dir`` that exist (train is required)."""
     data_dir = Path(data_dir)
     train_name = SPLITS[0]
+    if data_dir.exists() and not data_dir.is_dir():
+        raise UserError(f"data folder {data_dir} is a file; pass the folder that holds {'/, '.join(SPLITS)}/ "
+                        "(written by `python -m data_prep`)")
     if not data_dir.is_dir():
         raise UserError(f"data folder {data_dir} does not exist; make one with "
                         f"`python -m data_prep --source PATH --out {data_dir}`")

@@ -8,6 +8,7 @@ float32 RGB in 0-255: every model does its own preprocessing inside.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from catsdogs.config import DEFAULT_IMAGE_SIZE, DEFAULT_SEED, AugmentParams
 from catsdogs.data.augment import augment_dataset
 from catsdogs.data.decode import decode_and_resize
 from catsdogs.data.files import ImageFolder, read_image_folder
+from catsdogs.data.images import check_folder
 
 
 def make_dataset(
@@ -35,14 +37,14 @@ def make_dataset(
     that file instead); shuffling happens after the cache, so every epoch has a new order.
     The dataset is deterministic for a given ``seed``: order and augmentation repeat exactly.
     """
-    if not isinstance(folder, ImageFolder):
-        folder = read_image_folder(folder)
+    folder = checked_folder(folder, image_size)
     autotune = tf.data.AUTOTUNE
-    dataset = tf.data.Dataset.from_tensor_slices((list(folder.paths), list(folder.labels)))
+    dataset = tf.data.Dataset.from_tensor_slices((list(folder.paths), list(folder.labels), list(folder.orientations)))
     if shuffle and not cache:  # shuffling names is cheaper than shuffling decoded images
         dataset = dataset.shuffle(len(folder), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.map(
-        lambda path, label: (decode_and_resize(tf.io.read_file(path), image_size), tf.cast(label, tf.int32)),
+        lambda path, label, orientation: (decode_and_resize(tf.io.read_file(path), image_size, orientation),
+                                          tf.cast(label, tf.int32)),
         num_parallel_calls=autotune,
     )
     if cache:
@@ -56,13 +58,32 @@ def make_dataset(
     return dataset.prefetch(autotune)
 
 
-def make_path_dataset(paths: Sequence[str], image_size: int, batch_size: int = 32) -> tf.data.Dataset:
+def checked_folder(folder: ImageFolder | str | Path, image_size: int) -> ImageFolder:
+    """``folder`` with its files checked (``images.check_folder``); unusable files left out, with a warning.
+
+    A folder that was checked already (it carries orientations) is returned as it is.
+    """
+    if not isinstance(folder, ImageFolder):
+        folder = read_image_folder(folder)
+    if len(folder.orientations) == len(folder.paths) and folder.paths:
+        return folder
+    folder, failures = check_folder(folder, image_size)
+    if failures:
+        warnings.warn(f"{len(failures)} unusable file(s) left out of {folder.root}, e.g. {failures[0]}", stacklevel=3)
+    return folder
+
+
+def make_path_dataset(paths: Sequence[str], image_size: int, batch_size: int = 32,
+                      orientations: Sequence[int] | None = None) -> tf.data.Dataset:
     """Batches of ``(path, image float32)`` for prediction; files that fail to decode are dropped.
 
+    ``orientations``: the EXIF orientation per path, from the file check (default: all upright).
     The caller compares the paths that come out with those that went in to report the failures.
     """
-    dataset = tf.data.Dataset.from_tensor_slices(list(paths))
-    dataset = dataset.map(lambda path: (path, decode_and_resize(tf.io.read_file(path), image_size)),
+    orientations = list(orientations) if orientations is not None else [1] * len(paths)
+    dataset = tf.data.Dataset.from_tensor_slices((list(paths), orientations))
+    dataset = dataset.map(lambda path, orientation: (path, decode_and_resize(tf.io.read_file(path), image_size,
+                                                                              orientation)),
                           num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.ignore_errors()
     dataset = dataset.batch(batch_size)

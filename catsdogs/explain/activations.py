@@ -18,6 +18,7 @@ import tensorflow as tf
 from catsdogs.config import DEFAULT_VISUALIZATIONS_DIR
 from catsdogs.errors import UserError
 from catsdogs.models.introspection import check_feature_map_layer, feature_extractor, feature_map_layers, layers_by_name
+from catsdogs.outputs import save_array
 from catsdogs.plots import save_mosaic
 
 
@@ -70,6 +71,6 @@ def save_activation_grids(model: keras.Model, image: np.ndarray, output_dir: str
         channels = min(activation.shape[-1], max_channels)
         tiles = [activation[:, :, channel] for channel in range(channels)]
         path = save_mosaic(tiles, output_dir / f"activations-{name}.png")
-        np.save(path.with_suffix(".npy"), activation)
+        save_array(path.with_suffix(".npy"), activation)
         grids.append(ActivationGrid(name, path, tuple(activation.shape), channels))
     return grids

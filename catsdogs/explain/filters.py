@@ -56,7 +56,6 @@ means anything: look at the grids, and at the activation each method reaches.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -69,6 +68,7 @@ import tensorflow as tf
 from catsdogs.config import DEFAULT_VISUALIZATIONS_DIR
 from catsdogs.errors import UserError
 from catsdogs.models.introspection import check_feature_map_layer, feature_extractor, feature_map_layers, layers_by_name
+from catsdogs.outputs import save_array, write_json
 from catsdogs.plots import save_mosaic
 
 METHODS = ("report", "improved")
@@ -343,11 +343,11 @@ def save_filter_grid(model: keras.Model, layer_name: str | None = None,
     structure = ascent.structure
     stem = f"filters-{ascent.layer_name}-{method}"
     path = save_mosaic(list(to_display(ascent.patterns)), Path(output_dir) / f"{stem}.png")
-    np.save(path.with_suffix(".npy"), ascent.patterns)
-    path.with_suffix(".json").write_text(json.dumps({
+    save_array(path.with_suffix(".npy"), ascent.patterns)
+    write_json(path.with_suffix(".json"), {
         "model": model.name, "layer": ascent.layer_name, "method": method,
         "settings": ascent.settings.__dict__, "seed": seed, "filters": ascent.filters,
         "objective_before": ascent.objective_before.tolist(), "objective_after": ascent.objective_after.tolist(),
         "structure": structure.tolist(), "structure_threshold": STRUCTURE_THRESHOLD,
-        "structured_fraction": ascent.structured_fraction}, indent=2) + "\n")
+        "structured_fraction": ascent.structured_fraction})
     return path, ascent

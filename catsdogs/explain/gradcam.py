@@ -23,6 +23,7 @@ from PIL import Image
 
 from catsdogs.data.decode import describe_decode_failure
 from catsdogs.data.files import Failure, expand_inputs
+from catsdogs.data.images import check_files, open_upright
 from catsdogs.data.pipeline import make_path_dataset
 from catsdogs.errors import UserError
 from catsdogs.models.introspection import (
@@ -34,6 +35,7 @@ from catsdogs.models.introspection import (
     split_at,
 )
 from catsdogs.models.saving import ModelInfo
+from catsdogs.outputs import atomic_path, save_array
 
 # Layers whose 4-D output is not a feature map worth explaining (pooling repeats the evidence coarser).
 _POOLING = (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D)
@@ -112,45 +114,48 @@ def save_overlay(image: np.ndarray, heatmap: np.ndarray, path: str | Path, alpha
                  save_heatmap: bool = True) -> Path:
     """Write the overlay as a PNG at ``path`` and, with ``save_heatmap``, the map itself beside it (.npy)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(overlay(image, heatmap, alpha)).save(path, format="PNG")
+    with atomic_path(path) as temporary:
+        Image.fromarray(overlay(image, heatmap, alpha)).save(temporary, format="PNG")
     if save_heatmap:
-        np.save(path.with_suffix(".npy"), np.asarray(heatmap, np.float32))
+        save_array(path.with_suffix(".npy"), np.asarray(heatmap, np.float32))
     return path
 
 
 def explain_files(model: keras.Model, info: ModelInfo, paths: Sequence[str], output_dir: str | Path,
                   layer_name: str | None = None, batch_size: int = 32,
                   class_index: int | None = None) -> tuple[list[Path], list[Failure]]:
-    """A Grad-CAM overlay PNG (and its heatmap as .npy) per image file; files that do not decode fail.
+    """A Grad-CAM overlay PNG (and its heatmap as .npy) per image file; unusable files fail, the others go on.
 
     ``class_index``: the class to explain (default: each image's predicted class). The overlay is
-    drawn on the original image at its own size; files are named after the image's path below the
-    inputs' common folder (``cats/cat.1.jpg`` -> ``cats__cat.1.png``).
+    drawn on the upright original, shrunk to at most ``DISPLAY_MAX_SIDE`` pixels (so memory stays
+    bounded whatever the photo's size). Files are named after the image's path below the inputs'
+    common folder, extension included (``cats/cat.1.jpg`` -> ``cats__cat.1.jpg.png``), so no two
+    inputs share an overlay.
     """
-    if not paths:
-        return [], []
+    checks = check_files(paths, info.image_size)
+    failures = [check.failure() for check in checks if not check.ok]
+    usable = [check for check in checks if check.ok]
+    if not usable:
+        return [], failures
     output_dir = Path(output_dir)
-    names = _explanation_names(paths)
+    names = overlay_names([check.path for check in usable])
     written, decoded = [], set()
-    for batch_paths, images in make_path_dataset(paths, info.image_size, batch_size):
+    dataset = make_path_dataset([c.path for c in usable], info.image_size, batch_size, [c.orientation for c in usable])
+    for batch_paths, images in dataset:
         batch_paths = [p.decode() for p in batch_paths.numpy()]
         heatmaps = grad_cam(model, images, layer_name, class_index=class_index)
         for path, heatmap in zip(batch_paths, heatmaps):
-            original = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False).numpy()
-            written.append(save_overlay(original, heatmap, output_dir / f"{names[path]}.png"))
+            written.append(save_overlay(open_upright(path), heatmap, output_dir / names[path]))
             decoded.add(path)
-    failures = [Failure(path, describe_decode_failure(path, info.image_size)) for path in paths if path not in decoded]
+    failures += [Failure(c.path, describe_decode_failure(c.path, info.image_size)) for c in usable
+                 if c.path not in decoded]
     return written, failures
 
 
-def _explanation_names(paths: Sequence[str]) -> dict[str, str]:
+def overlay_names(paths: Sequence[str]) -> dict[str, str]:
+    """Each input's overlay file name: its path below the inputs' common folder, ``/`` as ``__``, plus ``.png``."""
     root = os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in paths])
-    names = {}
-    for path in paths:
-        relative = os.path.relpath(os.path.abspath(path), root)
-        names[path] = os.path.splitext(relative)[0].replace(os.sep, "__")
-    return names
+    return {path: os.path.relpath(os.path.abspath(path), root).replace(os.sep, "__") + ".png" for path in paths}
 
 
 def save_gradcam(model: keras.Model, info: ModelInfo, images: Sequence[str | Path], output_dir: str | Path,

@@ -64,5 +64,6 @@ def evaluate_folder(model: keras.Model, info: ModelInfo, folder: str | Path | Im
         raise UserError(f"no image in {folder.root} could be decoded")
     metrics = {"data": str(folder.root), **compute_metrics(report.probabilities, labels, info.class_names, top_k)}
     metrics["most_confident_mistakes"] = most_confident_mistakes(report, labels, mistakes)
+    metrics["skipped"] = len(report.failures)  # beside "images", the number evaluated
     metrics["failures"] = [{"path": f.path, "error": f.error} for f in report.failures]
     return Evaluation(metrics, report, labels)

@@ -1,8 +1,9 @@
 """Batched prediction over image files: each file gets class probabilities or a ``Failure`` that says why not.
 
-Images go through one tf.data pipeline (``catsdogs.data.pipeline.make_path_dataset``); a file that
-does not decode is dropped by the pipeline, noticed by comparing paths, and described again on its
-own (``catsdogs.data.decode.describe_decode_failure``). The others are still predicted.
+Every file is checked first (``catsdogs.data.images``: empty, truncated, not an image, over the pixel
+limit), then the usable ones go upright through one tf.data pipeline
+(``catsdogs.data.pipeline.make_path_dataset``). A file that still fails to decode there is dropped by
+the pipeline, noticed by comparing paths, and described on its own. The others are still predicted.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from tqdm import tqdm
 
 from catsdogs.data.decode import describe_decode_failure
 from catsdogs.data.files import Failure
+from catsdogs.data.images import check_files
 from catsdogs.data.pipeline import make_path_dataset
 from catsdogs.models.saving import ModelInfo
 
@@ -66,10 +68,14 @@ def predict_files(model: keras.Model, info: ModelInfo, paths: Sequence[str], bat
     ``progress``: a tqdm bar on stderr (None: only for large inputs on a terminal).
     """
     report = PredictionReport(list(info.class_names))
+    checks = check_files(paths, info.image_size)
+    report.failures.extend(check.failure() for check in checks if not check.ok)
+    usable = [check for check in checks if check.ok]
+    paths = [check.path for check in usable]
     if not paths:
         return report
 
-    def fail(path: str) -> None:
+    def fail(path: str) -> None:  # passed the check, yet TensorFlow could not decode it
         report.failures.append(Failure(path, describe_decode_failure(path, info.image_size)))
 
     if progress is None:  # automatic: large inputs only, and only on a terminal (tqdm's disable=None)
@@ -78,7 +84,8 @@ def predict_files(model: keras.Model, info: ModelInfo, paths: Sequence[str], bat
         disable = not progress
     pending = iter(paths)  # the pipeline keeps the order and only drops files, so in and out align
     with tqdm(total=len(paths), unit="image", file=sys.stderr, disable=disable, leave=False) as bar:
-        for batch_paths, images in make_path_dataset(paths, info.image_size, batch_size):
+        for batch_paths, images in make_path_dataset(paths, info.image_size, batch_size,
+                                                     [check.orientation for check in usable]):
             probabilities = class_probabilities(model.predict_on_batch(images), len(info.class_names))
             for path, row in zip((p.decode() for p in batch_paths.numpy()), probabilities):
                 skipped = next(pending)
@@ -90,5 +97,4 @@ def predict_files(model: keras.Model, info: ModelInfo, paths: Sequence[str], bat
             bar.update(len(probabilities))
         for skipped in pending:
             fail(skipped)
-        bar.update(len(report.failures))
     return report

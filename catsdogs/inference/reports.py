@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from catsdogs import outputs
 from catsdogs.data.decode import load_image
 from catsdogs.data.files import Failure
 from catsdogs.inference.evaluation import Evaluation
@@ -56,13 +58,8 @@ def write_kaggle_submission(results: Sequence[Prediction], path: str | Path) -> 
         else:
             problems.append(Failure(result.path,
                                     "not in the Kaggle test set's N.jpg naming; left out of the submission"))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["id", "label"])
-        writer.writerows((image_id, f"{label:.6f}") for image_id, label in sorted(rows))
-    return path, problems
+    lines = ["id,label", *(f"{image_id},{label:.6f}" for image_id, label in sorted(rows))]
+    return outputs.write_text(path, "\n".join(lines) + "\n"), problems
 
 
 def save_mistake_gallery(mistakes: Sequence[dict[str, Any]], image_size: int, path: str | Path) -> Path | None:
@@ -78,14 +75,13 @@ def save_mistake_gallery(mistakes: Sequence[dict[str, Any]], image_size: int, pa
 def write_predictions_csv(evaluation: Evaluation, path: str | Path) -> Path:
     """``path, true, predicted, probability_<class>...`` per image."""
     report = evaluation.report
-    path = Path(path)
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["path", "true", "predicted", *(f"probability_{name}" for name in report.class_names)])
-        for result, label in zip(report.results, evaluation.labels):
-            writer.writerow([result.path, report.class_names[label], result.class_name,
-                             *(f"{p:.6f}" for p in result.probabilities)])
-    return path
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["path", "true", "predicted", *(f"probability_{name}" for name in report.class_names)])
+    for result, label in zip(report.results, evaluation.labels):
+        writer.writerow([result.path, report.class_names[label], result.class_name,
+                         *(f"{p:.6f}" for p in result.probabilities)])
+    return outputs.write_text(path, buffer.getvalue())
 
 
 def write_evaluation(evaluation: Evaluation, output_dir: str | Path, image_size: int) -> dict[str, Path]:
@@ -100,8 +96,8 @@ def write_evaluation(evaluation: Evaluation, output_dir: str | Path, image_size:
     gallery = save_mistake_gallery(evaluation.metrics["most_confident_mistakes"], image_size, output_dir / "wrong.png")
     if gallery is not None:
         files["mistakes_png"] = gallery
-    files["confusion_json"].write_text(json.dumps(confusion, indent=2) + "\n")
-    files["metrics"].write_text(json.dumps(evaluation.metrics, indent=2) + "\n")
+    outputs.write_json(files["confusion_json"], confusion)
+    outputs.write_json(files["metrics"], evaluation.metrics)
     return files
 
 

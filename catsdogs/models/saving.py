@@ -5,6 +5,11 @@ image size, preprocessing, the model name and how it was trained. Keras ignores 
 the file stays an ordinary Keras model, and ``predict`` / ``evaluate`` / ``visualize`` need no flags.
 Loading uses Keras safe mode: a file that needs arbitrary Python (a ``Lambda`` layer) is refused
 unless the caller says it trusts the file.
+
+A file from elsewhere is checked before Keras reads it: every zip entry's size and compression ratio
+(Keras stores entries uncompressed, so a highly compressed entry is a zip bomb, refused before it
+allocates its gigabytes), then the metadata against the model (at least two distinct class names,
+as many as the model has outputs; an image size within bounds that fits the model's input).
 """
 
 from __future__ import annotations
@@ -18,9 +23,14 @@ from typing import Any
 import keras
 
 import catsdogs.models.layers  # noqa: F401  (registers Preprocess and RandomAffine for deserialisation)
+from catsdogs.config import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
 from catsdogs.errors import UserError
+from catsdogs.outputs import atomic_path
 
 METADATA_ENTRY = "catsdogs.json"
+MAX_ENTRY_BYTES = 8 * 2**30  # the largest Keras application (ConvNeXt XLarge) is 1.4 GB of weights
+MAX_COMPRESSION_RATIO = 20  # Keras stores entries uncompressed (ratio 1); zeros deflate about 1000:1
+_RATIO_FROM_BYTES = 1 << 20  # small entries (JSON) may compress well
 
 
 @dataclass
@@ -39,17 +49,69 @@ class ModelInfo:
 
 
 def save_model(model: keras.Model, path: str | Path, info: ModelInfo) -> Path:
-    """Save ``model`` as a ``.keras`` file with ``info`` inside it; written beside, then renamed."""
+    """Save ``model`` as a ``.keras`` file with ``info`` inside it: written and fsynced under a temporary
+    name, then renamed, so ``path`` is the previous whole model or the new one, even after a kill or a crash."""
     path = Path(path)
     if path.suffix != ".keras":
         raise UserError(f"{path}: models are saved as .keras files")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial.keras")
-    model.save(partial)
-    with zipfile.ZipFile(partial, "a") as archive:
-        archive.writestr(METADATA_ENTRY, json.dumps(asdict(info), indent=2))
-    partial.replace(path)  # a crash never leaves a half-written model under the real name
+    with atomic_path(path, fsync=True) as temporary:
+        model.save(temporary)
+        with zipfile.ZipFile(temporary, "a") as archive:
+            archive.writestr(METADATA_ENTRY, json.dumps(asdict(info), indent=2))
     return path
+
+
+def update_model_info(path: str | Path, info: ModelInfo) -> Path:
+    """Replace the metadata of a saved model (test scores known after saving), atomically.
+
+    A zip entry cannot be rewritten in place: the other entries are copied into a new archive.
+    """
+    path = Path(path)
+    with atomic_path(path, fsync=True) as temporary:
+        with zipfile.ZipFile(path) as source, zipfile.ZipFile(temporary, "w") as target:
+            for entry in source.infolist():
+                if entry.filename != METADATA_ENTRY:
+                    with source.open(entry) as reader, target.open(entry, "w") as writer:
+                        while chunk := reader.read(1 << 20):
+                            writer.write(chunk)
+            target.writestr(METADATA_ENTRY, json.dumps(asdict(info), indent=2))
+    return path
+
+
+def check_archive(path: Path) -> None:
+    """Refuse a ``.keras`` zip whose entries would unpack to more than a model could be (a zip bomb)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise UserError(f"{path} is not a .keras model file (a zip archive saved by Keras 3): {exc}") from None
+    for entry in entries:
+        ratio = entry.file_size / max(entry.compress_size, 1)
+        if entry.file_size > MAX_ENTRY_BYTES or (entry.file_size > _RATIO_FROM_BYTES and ratio > MAX_COMPRESSION_RATIO):
+            raise UserError(f"{path} is refused: its entry {entry.filename} unpacks to {entry.file_size / 1e9:.1f} GB "
+                            f"from {entry.compress_size / 1e6:.1f} MB (ratio {ratio:.0f}); Keras stores models "
+                            "uncompressed, so this file was not saved by Keras")
+
+
+def check_model_info(info: ModelInfo, model: keras.Model, path: Path) -> ModelInfo:
+    """The metadata, checked against sense and against the model; a UserError names the wrong value."""
+    fix = "re-save the model with catsdogs (or fix catsdogs.json inside the archive)"
+    names = info.class_names
+    if (not isinstance(names, list) or len(names) < 2 or not all(isinstance(n, str) and n for n in names)
+            or len(set(names)) != len(names)):
+        raise UserError(f"{path}: class_names must list at least 2 distinct names, not {names!r}; {fix}")
+    if isinstance(info.image_size, bool) or not isinstance(info.image_size, int) or not (
+            MIN_IMAGE_SIZE <= info.image_size <= MAX_IMAGE_SIZE):
+        raise UserError(f"{path}: image_size must be a whole number of pixels from {MIN_IMAGE_SIZE} to "
+                        f"{MAX_IMAGE_SIZE}, not {info.image_size!r}; {fix}")
+    input_size = model.input_shape[1] if len(model.input_shape) == 4 else None
+    if input_size is not None and input_size != info.image_size:
+        raise UserError(f"{path}: image_size {info.image_size} does not match the model's input ({input_size} px); "
+                        f"{fix}")
+    outputs = model.output_shape[-1]
+    if outputs != len(names) and not (outputs == 1 and len(names) == 2):
+        raise UserError(f"{path}: {len(names)} class names {names} for a model with {outputs} outputs; {fix}")
+    return info
 
 
 def read_model_info(path: str | Path, model: keras.Model | None = None) -> ModelInfo:
@@ -57,9 +119,18 @@ def read_model_info(path: str | Path, model: keras.Model | None = None) -> Model
     try:
         with zipfile.ZipFile(path) as archive:
             if METADATA_ENTRY in archive.namelist():
-                return ModelInfo(**json.loads(archive.read(METADATA_ENTRY)))
+                values = json.loads(archive.read(METADATA_ENTRY))
+                if not isinstance(values, dict) or not {"class_names", "image_size"} <= values.keys():
+                    raise UserError(f"{path}: {METADATA_ENTRY} must hold class_names and image_size; re-save the "
+                                    "model with catsdogs")
+                known = {key: values[key] for key in ModelInfo.__dataclass_fields__ if key in values}
+                info = ModelInfo(**known)
+                return check_model_info(info, model, Path(path)) if model is not None else info
     except zipfile.BadZipFile:
         pass
+    except ValueError as exc:  # not JSON
+        raise UserError(f"{path}: {METADATA_ENTRY} is not valid JSON ({exc}); re-save the model with "
+                        "catsdogs") from None
     if model is None:
         raise UserError(f"{path} has no catsdogs metadata; load it with load_model()")
     size = model.input_shape[1]
@@ -75,6 +146,7 @@ def load_model(path: str | Path, unsafe: bool = False) -> tuple[keras.Model, Mod
         raise UserError(f"model file {path} does not exist")
     if not zipfile.is_zipfile(path):
         raise UserError(f"{path} is not a .keras model file (a zip archive saved by Keras 3)")
+    check_archive(path)
     try:
         model = keras.models.load_model(path, safe_mode=not unsafe, compile=False)
     except ValueError as exc:

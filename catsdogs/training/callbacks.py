@@ -1,15 +1,35 @@
-"""The callbacks of a run: backup for ``--resume``, the best checkpoint, logs, early stopping, schedules."""
+"""The callbacks of a run: backup for ``--resume``, the best checkpoint, history, early stopping, schedules.
+
+Every file they write goes through ``catsdogs.outputs``: a temporary name, then a rename, so that a
+``kill -9`` at any moment leaves the previous complete file, and ``--resume`` loses at most the epoch
+that was running. Keras's ``BackupAndRestore`` and ``CSVLogger`` write in place (a kill inside the
+write leaves a backup that does not load, or half a line of history), so this module has its own.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
 
 from catsdogs.config import TrainConfig
+from catsdogs.outputs import atomic_path, write_json, write_text
+from catsdogs.training.rundir import read_history, read_json
+
+BACKUP_DIR = "backup"  # in the run directory, while a phase trains
+BACKUP_STATE = "state.json"
+
+
+def save_weights(model: keras.Model, path: Path) -> None:
+    """``model.save_weights`` through a temporary file: the file at ``path`` is always a whole checkpoint."""
+    with atomic_path(path) as temporary:
+        model.save_weights(temporary)
 
 
 class EpochLog(keras.callbacks.Callback):
@@ -40,23 +60,85 @@ class BestWeights(keras.callbacks.Callback):
         value = (logs or {}).get(self.monitor)
         if value is not None and value > self.best:
             self.best = float(value)
-            self.classifier.save_weights(self.path)
+            save_weights(self.classifier, self.path)
 
 
-def make_callbacks(config: TrainConfig, run_dir: Path, model: keras.Model, has_validation: bool,
+class Backup(keras.callbacks.Callback):
+    """What ``--resume`` continues from: the fitted model's weights (optimizer state included) after the
+    last finished epoch of ``phase``, and that epoch's number.
+
+    Each epoch's weights go to a new file, then ``state.json`` is replaced to name it, then the old file
+    is removed: a kill at any point leaves a consistent pair. A backup of another phase is not restored.
+    The folder stays after training; ``fit_phases`` removes it once the phase is recorded as finished.
+    """
+
+    def __init__(self, directory: Path, phase: str):
+        super().__init__()
+        self.directory, self.phase = directory, phase
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        state = read_json(self.directory / BACKUP_STATE)
+        if not state or state.get("phase") != self.phase or not (self.directory / state["weights"]).is_file():
+            return
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)  # so its state can be loaded too
+        self.model.load_weights(self.directory / state["weights"])
+        # Keras's fit starts at this epoch (the attribute BackupAndRestore itself sets).
+        self.model._initial_epoch = int(state["epoch"])
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        name = f"epoch-{epoch + 1}.weights.h5"
+        save_weights(self.model, self.directory / name)
+        write_json(self.directory / BACKUP_STATE, {"phase": self.phase, "epoch": epoch + 1, "weights": name})
+        for old in self.directory.glob("epoch-*.weights.h5"):
+            if old.name != name:
+                old.unlink(missing_ok=True)
+
+
+class History(keras.callbacks.Callback):
+    """``history.csv``: one row per epoch, rewritten whole after each epoch (a kill never leaves half a row).
+
+    Rows of epochs before this fit's first epoch are kept (earlier phases, a resumed run); a repeated
+    epoch replaces its row. Columns are ``epoch`` and the sorted union of the logged metrics; a metric
+    an epoch lacks is ``NA``, as Keras's CSVLogger writes it.
+    """
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path = path
+        self.rows: dict[int, dict[str, Any]] = {}
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        history = read_history(self.path)
+        self.rows = {int(epoch): {key: values[index] for key, values in history.items() if key != "epoch"}
+                     for index, epoch in enumerate(history.get("epoch", []))}
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.rows[epoch] = {key: float(value) for key, value in (logs or {}).items()}
+        self.rows = {e: row for e, row in self.rows.items() if e <= epoch}  # a resumed run redoes later epochs
+        keys = sorted({key for row in self.rows.values() for key in row})
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["epoch", *keys])
+        for number in sorted(self.rows):
+            row = self.rows[number]
+            writer.writerow([number, *(row[key] if key in row and not np.isnan(row[key]) else "NA" for key in keys)])
+        write_text(self.path, buffer.getvalue())
+
+
+def make_callbacks(config: TrainConfig, run_dir: Path, model: keras.Model, phase: str, has_validation: bool,
                    best_so_far: float | None,
                    extra: Sequence[keras.callbacks.Callback] = ()) -> list[keras.callbacks.Callback]:
     monitor = "val_accuracy" if has_validation else "accuracy"
-    callbacks: list[keras.callbacks.Callback] = [
-        # First, so an epoch is backed up before anything else reports it finished.
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
-    ]
-    if config.ema:  # validate and checkpoint the averaged weights (swapped in after the backup is written)
+    # Order matters at each epoch's end: the time is logged, the row written, then the backup taken (so a
+    # resumed run never lacks a row of an epoch it skips), and only then the averaged weights swapped in
+    # for the best checkpoint (the backup must hold the raw weights that training continues from).
+    callbacks: list[keras.callbacks.Callback] = [EpochLog(), History(run_dir / "history.csv"),
+                                                 Backup(run_dir / BACKUP_DIR, phase)]
+    if config.ema:
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     callbacks += [
-        EpochLog(),
         BestWeights(model, run_dir / "best.weights.h5", monitor, best_so_far),
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
         keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False),
         keras.callbacks.TerminateOnNaN(),
     ]

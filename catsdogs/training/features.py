@@ -36,6 +36,7 @@ from catsdogs.data.pipeline import make_dataset
 from catsdogs.errors import UserError
 from catsdogs.models.introspection import find_base
 from catsdogs.models.registry import set_trainable
+from catsdogs.outputs import temporary_path, write_json
 from catsdogs.training.fitting import Phase, compile_model, fit_phases
 
 CACHE_FORMAT = 1  # bump when the stored layout changes
@@ -91,12 +92,13 @@ def weights_digest(model: keras.Model) -> str:
     return digest.hexdigest()
 
 
-def cache_key(config: TrainConfig, prefix: keras.Model, cut_name: str, split: str) -> str:
+def cache_key(config: TrainConfig, prefix: keras.Model, cut_name: str, split: str, folder: ImageFolder) -> str:
     """Everything the stored features depend on; any change gives another key."""
     augmented = split == "train" and config.augment_copies > 0
     parts = {
         "format": CACHE_FORMAT, "model": config.model, "alpha": config.alpha, "image_size": config.image_size,
         "cut": cut_name, "weights": weights_digest(prefix), "data": data_fingerprint(config.data_dir),
+        "files": folder.digest(),  # the files used, after the check left out the unusable ones
         "split": split, "copies": config.augment_copies if augmented else 0,
         "augment": config.augment_params.to_dict() if augmented else None, "seed": config.seed if augmented else None,
     }
@@ -118,7 +120,7 @@ def compute_features(prefix: keras.Model, folder: ImageFolder, config: TrainConf
 def cached_features(prefix: keras.Model, folder: ImageFolder, config: TrainConfig, cut_name: str, split: str,
                     batch_size: int) -> np.ndarray:
     """Load the split's features from the cache, computing and storing them first if needed."""
-    key = cache_key(config, prefix, cut_name, split)
+    key = cache_key(config, prefix, cut_name, split, folder)
     directory = Path(config.feature_cache) / key
     path = directory / "features.npy"
     if path.is_file():
@@ -130,14 +132,19 @@ def cached_features(prefix: keras.Model, folder: ImageFolder, config: TrainConfi
         print(f"computing {split} features below the cut ({cut_name}) for {len(folder)} images"
               + (f" x {1 + copies} versions" if copies else ""))
     features = compute_features(prefix, folder, config, copies, batch_size)
-    partial = directory.with_name(directory.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
+    # Whole or absent: written under a temporary name of its own (a concurrent run has another), then renamed.
+    partial = temporary_path(directory)
     partial.mkdir(parents=True)
-    np.save(partial / "features.npy", features)
-    (partial / "key.json").write_text(json.dumps({"split": split, "cut": cut_name, "images": len(folder),
-                                                  "shape": list(features.shape)}, indent=2) + "\n")
-    shutil.rmtree(directory, ignore_errors=True)
-    partial.rename(directory)  # whole or absent: an interrupted computation is never read back
+    try:
+        np.save(partial / "features.npy", features)
+        write_json(partial / "key.json", {"split": split, "cut": cut_name, "images": len(folder),
+                                          "shape": list(features.shape)})
+        partial.rename(directory)
+    except OSError:
+        if not (directory / "features.npy").is_file():  # not a concurrent run that stored the same features first
+            raise
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
     return features
 
 

@@ -8,6 +8,7 @@ A finished phase is recorded in ``state.json``, so a resumed run skips it.
 
 from __future__ import annotations
 
+import shutil
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import tensorflow as tf
 from catsdogs.config import OPTIMIZERS, TrainConfig
 from catsdogs.errors import UserError
 from catsdogs.models.registry import get_spec
-from catsdogs.training.callbacks import make_callbacks
+from catsdogs.training.callbacks import BACKUP_DIR, make_callbacks, save_weights
 from catsdogs.training.rundir import read_history, read_state, write_state
 
 
@@ -103,13 +104,15 @@ def fit_phases(model: keras.Model, config: TrainConfig, phases: list[Phase], run
             trainable = sum(int(np.prod(w.shape)) for w in fitted.trainable_weights)
             print(f"phase {phase.name}: epochs {first_epoch + 1}-{last_epoch}, unfreeze={phase.unfreeze}, "
                   f"lr={phase.learning_rate:g}, {trainable:,} trainable parameters")
-        # BackupAndRestore leaves a restored epoch on the model, which would override the next
+        # A restored backup leaves its epoch on the model, which would override the next
         # phase's initial_epoch; only a restore inside this phase may set it.
         fitted._initial_epoch = None
         fitted.fit(datasets["train"], validation_data=datasets.get("validation"), epochs=last_epoch,
                    initial_epoch=first_epoch, verbose=config.verbose, shuffle=False,  # tf.data shuffles
-                   callbacks=make_callbacks(config, run_dir, model, "validation" in datasets, best, extra_callbacks))
-        model.save_weights(phase_weights)
+                   callbacks=make_callbacks(config, run_dir, model, phase.name, "validation" in datasets, best,
+                                            extra_callbacks))
+        save_weights(model, phase_weights)
         state["completed_phases"].append(phase.name)
         write_state(run_dir, state)
+        shutil.rmtree(run_dir / BACKUP_DIR, ignore_errors=True)  # recorded as finished: never restored again
         first_epoch = last_epoch

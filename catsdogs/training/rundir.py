@@ -23,19 +23,22 @@ import tensorflow as tf
 from catsdogs import __version__
 from catsdogs.config import TrainConfig
 from catsdogs.errors import UserError
+from catsdogs.outputs import new_folder, write_json
 from catsdogs.plots import plot_history
 
 
 def new_run_dir(config: TrainConfig) -> Path:
-    """A new ``<output>/<time>-<label>`` folder (``-2``, ``-3``... when the name is taken)."""
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path(config.output) / f"{stamp}-{config.run_label}"
-    run_dir, index = base, 1
-    while run_dir.exists():
-        index += 1
-        run_dir = base.with_name(f"{base.name}-{index}")
-    run_dir.mkdir(parents=True)
-    return run_dir
+    """A new ``<output>/<time>-<label>`` folder, created exclusively (``-2``, ``-3``... when the name is taken,
+    by a run started the same second, say)."""
+    return new_folder(config.output, f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{config.run_label}")
+
+
+def read_json(path: Path) -> Any:
+    """The JSON in ``path``, or None when it is missing or unreadable (a resumed run then starts afresh)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def library_versions() -> dict[str, str]:
@@ -60,12 +63,13 @@ def read_history(path: Path) -> dict[str, list[float]]:
 
 
 def read_state(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "state.json"
-    return json.loads(path.read_text()) if path.is_file() else {"completed_phases": []}
+    state = read_json(run_dir / "state.json")
+    return state if isinstance(state, dict) and isinstance(state.get("completed_phases"), list) else {
+        "completed_phases": []}
 
 
 def write_state(run_dir: Path, state: dict[str, Any]) -> None:
-    (run_dir / "state.json").write_text(json.dumps(state, indent=2) + "\n")
+    write_json(run_dir / "state.json", state)
 
 
 def save_curves(source: str | Path, output_dir: str | Path) -> Path:
@@ -94,5 +98,5 @@ def save_curves(source: str | Path, output_dir: str | Path) -> Path:
     if history.get("val_accuracy"):
         best = int(np.nanargmax(history["val_accuracy"]))
         summary.update(best_epoch=best + 1, best_val_accuracy=history["val_accuracy"][best])
-    (output_dir / "curves.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(output_dir / "curves.json", summary)
     return path

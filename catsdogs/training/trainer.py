@@ -9,9 +9,9 @@ scores the test split and saves the model with its metadata in the run directory
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,15 +23,17 @@ import numpy as np
 import tensorflow as tf
 
 from catsdogs.config import SPLITS, TrainConfig
-from catsdogs.data.files import ImageFolder, data_fingerprint, read_splits
+from catsdogs.data.files import Failure, ImageFolder, data_fingerprint, read_splits
+from catsdogs.data.images import check_folder
 from catsdogs.data.pipeline import make_dataset
 from catsdogs.errors import UserError
 from catsdogs.models.registry import create_model, get_spec, set_trainable
-from catsdogs.models.saving import ModelInfo, save_model
+from catsdogs.models.saving import ModelInfo, save_model, update_model_info
+from catsdogs.outputs import publish_versioned, write_json
 from catsdogs.plots import plot_history
 from catsdogs.training.features import train_with_cached_features
 from catsdogs.training.fitting import Phase, compile_model, fit_phases, load_model_weights, plan_phases
-from catsdogs.training.rundir import library_versions, new_run_dir, read_history
+from catsdogs.training.rundir import library_versions, new_run_dir, read_history, read_state, write_state
 from catsdogs.training.strategy import make_strategy
 
 
@@ -54,13 +56,16 @@ class Run:
 
 
 def _cache_setting(config: TrainConfig, folders: dict[str, ImageFolder]) -> bool | str:
-    """auto: keep decoded images in memory when they need under a fifth of the machine's memory."""
+    """auto: keep decoded images in memory when they need under a fifth of the machine's memory.
+
+    A file path is a prefix: each split gets its own cache files (``build_datasets``).
+    """
     if config.cache in ("none", "", "off"):
         return False
     if config.cache == "memory":
         return True
     if config.cache != "auto":
-        return config.cache  # a file path
+        return config.cache
     images = sum(len(folder) for folder in folders.values())
     needed = images * config.image_size**2 * 3
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -79,13 +84,43 @@ def build_datasets(config: TrainConfig, folders: dict[str, ImageFolder], global_
                    augment_in_model: bool) -> dict[str, tf.data.Dataset]:
     cache = _cache_setting(config, folders)
     augment = config.augment_params if config.augment and not augment_in_model else None
+
+    def split_cache(split: str) -> bool | str:
+        """A cache file per split, image size and file list: another split or data folder never reads it."""
+        if not isinstance(cache, str):
+            return cache
+        return f"{cache}-{split}-{config.image_size}px-{folders[split].digest()}"
+
     datasets = {"train": make_dataset(folders["train"], config.image_size, global_batch, shuffle=True,
-                                      augment=augment, cache=cache, seed=config.seed)}
+                                      augment=augment, cache=split_cache("train"), seed=config.seed)}
     for split in SPLITS[1:]:
         if split in folders:
             datasets[split] = make_dataset(folders[split], config.image_size, global_batch,
-                                           cache=cache if split == "validation" else False)
+                                           cache=split_cache(split) if split == "validation" else False)
     return datasets
+
+
+def check_splits(folders: dict[str, ImageFolder], image_size: int,
+                 verbose: int) -> tuple[dict[str, ImageFolder], list[Failure]]:
+    """Every file of every split checked before epoch 1 (``data.images.check_folder``); bad ones left out.
+
+    Each is named on stderr with its problem, then a summary; the run goes on without them. A split
+    left with no usable image of some class is a UserError: there is nothing to train or score on.
+    """
+    checked, failures = {}, []
+    for split, folder in folders.items():
+        checked[split], bad = check_folder(folder, image_size, progress=bool(verbose))
+        failures += bad
+        empty = [name for label, name in enumerate(folder.class_names) if label not in checked[split].labels]
+        if empty:
+            raise UserError(f"{folder.root / empty[0]} holds no usable image ({len(bad)} unusable in {split}/, "
+                            f"e.g. {bad[0] if bad else 'none'}); add images or remove the folder")
+    for failure in failures:
+        print(f"skipped {failure}", file=sys.stderr)
+    if failures:
+        total = sum(len(folder) for folder in folders.values())
+        print(f"{len(failures)} of {total} files skipped; training goes on with the others", file=sys.stderr)
+    return checked, failures
 
 
 def train(config: TrainConfig, resume_dir: str | Path | None = None,
@@ -96,7 +131,7 @@ def train(config: TrainConfig, resume_dir: str | Path | None = None,
         if not (run_dir / "config.json").is_file():
             raise UserError(f"{run_dir} is not a run directory (no config.json); pass the folder a run created")
         config = TrainConfig.load(run_dir / "config.json")
-    folders = read_splits(config.data_dir)
+    folders, skipped = check_splits(read_splits(config.data_dir), config.image_size, config.verbose)
     class_names = folders["train"].class_names
     num_classes = len(class_names)
     phases = plan_phases(config)
@@ -124,65 +159,94 @@ def train(config: TrainConfig, resume_dir: str | Path | None = None,
             config.save(run_dir / "config.json", run={
                 "versions": library_versions(), "data_fingerprint": data_fingerprint(config.data_dir),
                 "class_names": list(class_names), "images": {split: len(f) for split, f in folders.items()},
+                "skipped": [{"path": f.path, "error": f.error} for f in skipped],
                 "replicas": replicas, "global_batch_size": global_batch,
                 "augment_in": "model" if augment_in_model else "pipeline",
                 "cache": _cache_setting(config, folders), "phases": [phase.__dict__ for phase in phases],
                 "started": datetime.now().isoformat(timespec="seconds")})
         if config.verbose:
             print(f"run directory: {run_dir} ({replicas} replica(s), global batch {global_batch})")
-
-        if config.cache_features:
-            train_with_cached_features(model, config, phases, folders, datasets, run_dir, strategy, callbacks)
-        else:
-            def on_images(phase: Phase) -> tuple[keras.Model, dict[str, tf.data.Dataset]]:
-                with strategy.scope():
-                    set_trainable(model, phase.unfreeze)
-                    compile_model(model, config, phase.learning_rate, num_classes)
-                return model, datasets
-
-            fit_phases(model, config, phases, run_dir, strategy, num_classes, callbacks, on_images)
-        with strategy.scope():  # cached-feature runs fitted only part of it; evaluate needs it compiled
-            compile_model(model, config, phases[-1].learning_rate, num_classes)
-        return _finish(model, config, run_dir, datasets, class_names)
+        try:
+            _fit(model, config, phases, folders, datasets, run_dir, strategy, callbacks)
+        except BaseException:
+            if resume_dir is None and not (run_dir / "history.csv").exists():
+                shutil.rmtree(run_dir, ignore_errors=True)  # no epoch finished: nothing to resume or look at
+            raise
+        return _finish(model, config, run_dir, datasets, folders, len(skipped))
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
 
+def _fit(model: keras.Model, config: TrainConfig, phases: list[Phase], folders: dict[str, ImageFolder],
+         datasets: dict[str, tf.data.Dataset], run_dir: Path, strategy: tf.distribute.Strategy,
+         callbacks: Sequence[keras.callbacks.Callback]) -> None:
+    """The phases, on images or on cached features; the model left compiled for evaluation."""
+    num_classes = len(folders["train"].class_names)
+    if config.cache_features:
+        train_with_cached_features(model, config, phases, folders, datasets, run_dir, strategy, callbacks)
+    else:
+        def on_images(phase: Phase) -> tuple[keras.Model, dict[str, tf.data.Dataset]]:
+            with strategy.scope():
+                set_trainable(model, phase.unfreeze)
+                compile_model(model, config, phase.learning_rate, num_classes)
+            return model, datasets
+
+        fit_phases(model, config, phases, run_dir, strategy, num_classes, callbacks, on_images)
+    with strategy.scope():  # cached-feature runs fitted only part of it; evaluate needs it compiled
+        compile_model(model, config, phases[-1].learning_rate, num_classes)
+
+
 def _finish(model: keras.Model, config: TrainConfig, run_dir: Path, datasets: dict[str, tf.data.Dataset],
-            class_names: Sequence[str]) -> Run:
-    """Best weights back in, test metrics, curves, and the model saved with its metadata."""
+            folders: dict[str, ImageFolder], skipped: int) -> Run:
+    """Best weights back in, the model saved, then test metrics and curves, then the model published.
+
+    The model is written before the test split is scored, so nothing trained is lost if scoring fails;
+    its metadata is then updated with the scores.
+    """
     best = run_dir / "best.weights.h5"
     if best.is_file():
         load_model_weights(model, best)
     history = read_history(run_dir / "history.csv")
-    metrics: dict[str, Any] = {"epochs": len(history.get("epoch", []))}
+    metrics: dict[str, Any] = {"epochs": len(history.get("epoch", [])),
+                               "images": {split: len(folder) for split, folder in folders.items()},
+                               "skipped": skipped}
     if history.get("seconds"):
         metrics["seconds_per_epoch"] = float(np.median(history["seconds"]))
-    # Keras's CSVLogger adds val_* columns (all NA) to a run without validation data.
-    if not np.all(np.isnan(history.get("val_accuracy", [np.nan]))):
+    if not np.all(np.isnan(history.get("val_accuracy", [np.nan]))):  # a run without validation has none
         best_index = int(np.nanargmax(history["val_accuracy"]))
         metrics["best_epoch"] = best_index + 1
         metrics["best_val_accuracy"] = history["val_accuracy"][best_index]
-    if "test" in datasets:
-        loss, accuracy = model.evaluate(datasets["test"], verbose=0)
-        metrics["test"] = {"accuracy": float(accuracy), "loss": float(loss)}
-        if config.verbose:
-            print(f"test accuracy {accuracy:.4f}, loss {loss:.4f}")
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    if history:
-        plot_history(history, run_dir / "curves.png", title=config.run_label)
-
-    info = ModelInfo(class_names=list(class_names), image_size=config.image_size, model_name=config.model,
-                     preprocessing=get_spec(config.model).preprocessing,
+    info = ModelInfo(class_names=list(folders["train"].class_names), image_size=config.image_size,
+                     model_name=config.model, preprocessing=get_spec(config.model).preprocessing,
                      extra={"run_dir": str(run_dir), "unfreeze": config.unfreeze, "alpha": config.alpha,
                             "metrics": metrics, "trained": datetime.now().isoformat(timespec="seconds")})
     model_path = save_model(model, run_dir / "model.keras", info)
-    saved = None
-    if config.saved_models_dir:
-        saved = Path(config.saved_models_dir) / f"{config.model_name}.keras"
-        saved.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(model_path, saved)
+    if "test" in datasets:
+        loss, accuracy = model.evaluate(datasets["test"], verbose=0)
+        metrics["test"] = {"accuracy": float(accuracy), "loss": float(loss), "images": len(folders["test"])}
+        update_model_info(model_path, info)  # info.extra holds ``metrics``, now with the test scores
         if config.verbose:
-            print(f"saved {saved}")
-    shutil.rmtree(run_dir / "backup", ignore_errors=True)
+            print(f"test accuracy {accuracy:.4f}, loss {loss:.4f} ({len(folders['test'])} images)")
+    write_json(run_dir / "metrics.json", metrics)
+    if history:
+        plot_history(history, run_dir / "curves.png", title=config.run_label)
+    saved = _publish(model_path, config, run_dir)
     return Run(config, run_dir, model, history, metrics, model_path, info, saved)
+
+
+def _publish(model_path: Path, config: TrainConfig, run_dir: Path) -> Path | None:
+    """Copy the model into ``saved_models/`` under a name no other model has (``vgg19``, ``vgg19-2``, ...).
+
+    The name is recorded in ``state.json``: a resumed run that had published already does not again.
+    """
+    if not config.saved_models_dir:
+        return None
+    state = read_state(run_dir)
+    if state.get("published") and Path(state["published"]).is_file():
+        return Path(state["published"])
+    saved = publish_versioned(model_path, config.saved_models_dir, config.model_name, ".keras")
+    write_state(run_dir, {**state, "published": str(saved)})
+    if config.verbose:
+        taken = "" if saved.stem == config.model_name else f" ({config.model_name}.keras exists and is kept)"
+        print(f"saved {saved}{taken}")
+    return saved

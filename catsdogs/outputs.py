@@ -1,0 +1,178 @@
+"""Every file the app writes: whole or absent, never over an input, never outside the folders the user chose.
+
+- **Atomic writes.** A file is written to a temporary name in its own folder, then renamed over the
+  final name with ``os.replace``: a reader, or a ``kill -9``, sees the old file or the new one, never
+  half of one. Only final artefacts (saved models, exports) are also fsynced, so that they survive a
+  power cut; files rewritten every epoch are not (fsync costs tens of milliseconds each).
+- **New names, never replaced ones.** ``publish_versioned`` gives a finished file the first free name
+  of ``name``, ``name-2``, ``name-3`` ... with a hard link, which fails when the name exists: two runs
+  finishing together each get their own name, and no model silently replaces another.
+- **Output folders.** ``claim_output_dir`` accepts a new or empty folder, or one catsdogs wrote before
+  (it holds the ``.catsdogs-output`` marker), and refuses any other: results never land among a user's
+  files. ``check_output_file`` refuses an output file that is one of the inputs, a folder, or an
+  existing file (unless ``force``).
+
+This module imports nothing of catsdogs but the errors, so every layer can write through it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from catsdogs.errors import UserError
+
+TEMP_PREFIX = ".tmp-"  # temporary files start with this, so listings skip them and cleanup can find them
+OUTPUT_MARKER = ".catsdogs-output"  # in a folder catsdogs writes results to
+
+
+def temporary_path(path: str | Path) -> Path:
+    """A fresh hidden name beside ``path`` ending like it (``.tmp-1a2b-best.weights.h5``): Keras checks suffixes."""
+    path = Path(path)
+    return path.with_name(f"{TEMP_PREFIX}{secrets.token_hex(4)}-{path.name}")
+
+
+def _fsync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+@contextmanager
+def atomic_path(path: str | Path, fsync: bool = False) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it replaces ``path`` in one step, on failure it is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = temporary_path(path)
+    try:
+        yield temporary
+        if fsync:
+            _fsync(temporary)
+        os.replace(temporary, path)
+        if fsync:
+            _fsync(path.parent)  # the rename itself
+    finally:
+        if temporary.is_dir():
+            shutil.rmtree(temporary, ignore_errors=True)
+        else:
+            temporary.unlink(missing_ok=True)
+
+
+def write_bytes(path: str | Path, data: bytes, fsync: bool = False) -> Path:
+    with atomic_path(path, fsync) as temporary:
+        temporary.write_bytes(data)
+    return Path(path)
+
+
+def write_text(path: str | Path, text: str, fsync: bool = False) -> Path:
+    return write_bytes(path, text.encode(), fsync)
+
+
+def write_json(path: str | Path, value: Any, fsync: bool = False) -> Path:
+    return write_text(path, json.dumps(value, indent=2, default=str) + "\n", fsync)
+
+
+def save_array(path: str | Path, array: Any) -> Path:
+    """``numpy.save`` through a temporary file."""
+    with atomic_path(path) as temporary, temporary.open("wb") as handle:
+        np.save(handle, array)
+    return Path(path)
+
+
+def copy_file(source: str | Path, destination: str | Path, fsync: bool = False) -> Path:
+    with atomic_path(destination, fsync) as temporary:
+        shutil.copyfile(source, temporary)
+    return Path(destination)
+
+
+def publish_versioned(source: str | Path, directory: str | Path, stem: str, suffix: str) -> Path:
+    """Copy ``source`` into ``directory`` under the first free name ``stem``, ``stem-2``, ... (+ ``suffix``).
+
+    The copy is written and fsynced under a temporary name, then linked to its final name; ``os.link``
+    fails if the name exists, so the claim is exclusive, and the name appears only once the file is whole.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    temporary = temporary_path(directory / f"{stem}{suffix}")
+    try:
+        shutil.copyfile(source, temporary)
+        _fsync(temporary)
+        for index in count(1):
+            target = directory / (f"{stem}{suffix}" if index == 1 else f"{stem}-{index}{suffix}")
+            try:
+                os.link(temporary, target)
+            except FileExistsError:
+                continue
+            except OSError:  # a filesystem without hard links: claim the name empty, then fill it in one step
+                try:
+                    os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                except FileExistsError:
+                    continue
+                os.replace(temporary, target)
+            _fsync(directory)
+            return target
+    finally:
+        temporary.unlink(missing_ok=True)
+    raise AssertionError("unreachable")  # count() never ends
+
+
+def new_folder(parent: str | Path, name: str) -> Path:
+    """Create ``parent/name`` exclusively, or ``name-2``, ``name-3`` ... when taken (by a concurrent run, say)."""
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    for index in count(1):
+        folder = parent / (name if index == 1 else f"{name}-{index}")
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
+    raise AssertionError("unreachable")
+
+
+def _resolved(paths: Iterable[str | Path]) -> set[Path]:
+    return {Path(p).resolve() for p in paths}
+
+
+def claim_output_dir(path: str | Path, inputs: Iterable[str | Path] = (), flag: str = "--output") -> Path:
+    """``path`` as a folder for results: created if new; refused if it is a file or holds files catsdogs did not write.
+
+    ``inputs`` (the files and folders a command reads) must not lie in it, nor it in them: results
+    would sit among the inputs, and the next run would read them as inputs.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{flag} {path} is a file; give a folder (a new one, or one catsdogs wrote before)")
+    resolved = path.resolve()
+    for source in sorted(_resolved(inputs)):
+        if source == resolved or resolved in source.parents or (source.is_dir() and source in resolved.parents):
+            raise UserError(f"{flag} {path} overlaps the input {source}; choose a folder apart from the inputs")
+    if path.is_dir() and not (path / OUTPUT_MARKER).exists() and any(path.iterdir()):
+        raise UserError(f"{flag} {path} holds files catsdogs did not write; choose a new or empty folder")
+    path.mkdir(parents=True, exist_ok=True)
+    (path / OUTPUT_MARKER).touch()
+    return path
+
+
+def check_output_file(path: str | Path, inputs: Iterable[str | Path] = (), flag: str = "--output",
+                      force: bool = False) -> Path:
+    """``path`` as a new output file: refused if it is a folder, one of the ``inputs``, or exists (unless ``force``)."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{flag} {path} is a folder; give a file name, e.g. {path / 'submission.csv'}")
+    if path.resolve() in _resolved(inputs):
+        raise UserError(f"{flag} {path} is one of the inputs; give a new file name")
+    if path.exists() and not force:
+        raise UserError(f"{flag} {path} exists; give a new file name (or pass --force to replace it)")
+    return path
