@@ -111,7 +111,7 @@ def _decode_within_limit(image: Image.Image) -> int:
     without allocating its gigabytes.
     """
     width, height = image.size
-    scale = next((s for s in (1, *JPEG_SCALES[1:]) if -(-width // s) * -(-height // s) <= max_pixels()), None)
+    scale = next((s for s in JPEG_SCALES if -(-width // s) * -(-height // s) <= max_pixels()), None)
     if scale is None or (scale > 1 and image.format != "JPEG"):
         raise UndecodableImage(f"too large: {width}x{height} {image.format or 'image'} is over the limit of "
                                f"{max_pixels() / 1e6:.0f} million decoded pixels (${MAX_PIXELS_ENV}); shrink it")

@@ -322,10 +322,11 @@ def test_train_refuses_a_split_it_cannot_use_in_one_line(tmp_path, case):
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # no half run left
 
 
-def test_train_names_a_file_given_as_the_data_folder(tmp_path):
+def test_a_file_given_as_the_data_folder_is_named_as_a_file(tmp_path, model_path):
     data = _structures(tmp_path)["file"]
-    outcome = run(train.main, ["--data-dir", str(data), "--quiet"])
-    assert "is a file" in outcome.err
+    assert "is a file" in run(train.main, ["--data-dir", str(data), "--quiet"]).err
+    assert "is a file" in run(evaluate.main, ["--data-dir", str(data), "--model", str(model_path)]).err
+    assert "is a folder" in run(predict.main, [str(data), "--model", str(tmp_path)]).err
 
 
 @pytest.mark.parametrize("case", ["one_class", "empty", "file"])

@@ -29,6 +29,8 @@ class Evaluation:
 def resolve_split_folder(data_dir: str | Path, split: str | None = None) -> Path:
     """``data_dir`` itself when it is a split folder, or its ``split`` (default ``test``) in a data_prep output."""
     data_dir = Path(data_dir)
+    if data_dir.exists() and not data_dir.is_dir():
+        raise UserError(f"data folder {data_dir} is a file; pass a folder of class sub-folders or a data_prep output")
     if not data_dir.is_dir():
         raise UserError(f"data folder {data_dir} does not exist")
     if split is not None and split not in SPLITS:

@@ -142,6 +142,8 @@ def read_model_info(path: str | Path, model: keras.Model | None = None) -> Model
 def load_model(path: str | Path, unsafe: bool = False) -> tuple[keras.Model, ModelInfo]:
     """Load a classifier and its ``ModelInfo``. Safe mode is on unless ``unsafe``; any failure is a UserError."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"model file {path} is a folder; pass a .keras file (saved_models/ holds them)")
     if not path.is_file():
         raise UserError(f"model file {path} does not exist")
     if not zipfile.is_zipfile(path):
