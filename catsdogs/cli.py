@@ -181,7 +181,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """``--model``, ``--saved-models-dir`` and ``--unsafe``: how every reading command finds its model."""
     group = parser.add_argument_group("model")
     group.add_argument("--model", metavar="PATH",
-                       help="a .keras file (default: the newest in --saved-models-dir)")
+                       help="a .keras file (default: the best validation accuracy in --saved-models-dir; "
+                            "see python -m catsdogs.saved)")
     group.add_argument("--saved-models-dir", default=DEFAULT_SAVED_MODELS_DIR, metavar="DIR",
                        help="where to look for a model when --model is not given")
     group.add_argument("--unsafe", action="store_true",

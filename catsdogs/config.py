@@ -12,7 +12,9 @@ How a value is resolved, lowest to highest precedence::
 ``TrainConfig.resolve(*layers)`` merges the layers in that order (each a mapping of field names to
 values; ``augment_params`` merges key by key), then validates the result.
 
-This module imports no TensorFlow, so command-line help and flag errors answer at once.
+A config file (``read_settings_file``) is JSON, YAML (PyYAML) or TOML (``tomllib``; ``tomli`` on
+Python 3.10) holding such a mapping; a run's ``config.json`` is one. This module imports no
+TensorFlow, so command-line help and flag errors answer at once.
 """
 
 from __future__ import annotations
@@ -31,6 +33,18 @@ from typing import Any, ClassVar
 
 from catsdogs.errors import UserError
 from catsdogs.outputs import write_json
+
+try:  # Python 3.11+
+    import tomllib
+except ImportError:  # pragma: no cover (Python 3.10: the tomli backport, a dependency there)
+    try:
+        import tomli as tomllib
+    except ImportError:
+        tomllib = None
+try:
+    import yaml
+except ImportError:  # PyYAML is optional: YAML config files need it
+    yaml = None
 
 # ------------------------------------------------------------------------------------------ constants
 DEFAULT_IMAGE_SIZE = 150  # the report's input size
@@ -57,6 +71,29 @@ AUGMENT_PLACES = ("auto", "pipeline", "model")
 JIT_CHOICES = ("auto", "on", "off")
 RECORD_KEY = "run"  # config.json's record of what the settings resolved to; not a setting itself
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+def read_settings_file(path: str | Path) -> dict[str, Any]:
+    """A config file's settings: ``.json``, ``.yaml`` / ``.yml`` or ``.toml``; any problem is a one-line ConfigError."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    readers = {".json": ("JSON", json.loads), ".toml": ("TOML", tomllib and tomllib.loads),
+               ".yaml": ("YAML", yaml and yaml.safe_load), ".yml": ("YAML", yaml and yaml.safe_load)}
+    if suffix not in readers:
+        raise ConfigError(f"--config {path}: give a .json, .yaml or .toml file")
+    language, parse = readers[suffix]
+    if parse is None:
+        package = "PyYAML" if language == "YAML" else "tomli"
+        raise ConfigError(f"--config {path}: reading {language} needs {package} (pip install {package})")
+    try:
+        values = parse(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"--config {path} cannot be read ({exc.strerror or exc})") from None
+    except Exception as exc:  # noqa: BLE001 (each parser has its own error class)
+        raise ConfigError(f"--config {path} is not valid {language}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"--config {path} must hold a mapping of settings, not {type(values).__name__}")
+    return dict(values)
 
 
 def user_cache_dir() -> Path:
@@ -267,6 +304,9 @@ class TrainConfig:
     dropout: float = setting(0.5, help="dropout rate before the output", group=MODEL, minimum=0, below=1)
     batchnorm: bool = setting(False, help="BatchNormalization after each convolution (small_cnn)", group=MODEL)
     # optimisation
+    recipe: str = setting("default", help="the model's preset optimisation settings, below a --config file and the "
+                                          "flags; e.g. report (small_cnn, VGG) or frozen (see --list-models)",
+                          group=OPTIMISATION)
     epochs: int = setting(30, help="epochs (after the warm-up when fine-tuning)", group=OPTIMISATION, minimum=1)
     warmup_epochs: int = setting(5, help="head-only epochs with the base frozen before --unfreeze takes effect",
                                  group=OPTIMISATION, minimum=0)
@@ -365,12 +405,8 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
-        try:
-            values = json.loads(Path(path).read_text())
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"{path} cannot be read as JSON settings ({exc})") from None
-        if not isinstance(values, Mapping):
-            raise ConfigError(f"{path} must hold a JSON object of settings, not {type(values).__name__}")
+        """A config file (``read_settings_file``) as a whole config: a run's ``config.json`` gives that run's."""
+        values = read_settings_file(path)
         try:
             return cls.from_dict(values, str(path))
         except ConfigError as exc:  # name the file, which the user must fix, not only the setting

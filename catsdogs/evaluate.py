@@ -16,10 +16,11 @@ top-k accuracy with more than 2 classes, the confusion matrix, the most confiden
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 from catsdogs.cli import ArgumentParser, add_model_arguments, quiet_tensorflow, report_failures, run_cli
-from catsdogs.config import SPLITS
+from catsdogs.config import DEFAULT_DATA_DIR, SPLITS
 from catsdogs.errors import UserError
 from catsdogs.outputs import claim_output_dir
 
@@ -28,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="python -m catsdogs.evaluate",
                             description="Score a saved model on a labelled split folder and write a report.")
     add_model_arguments(parser)
-    parser.add_argument("--data-dir", required=True,
+    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR,
                         help="a split folder with one sub-folder per class, or a data_prep output (see --split)")
     parser.add_argument("--split", choices=SPLITS,
                         help=f"the split of a data_prep output (default: {SPLITS[-1]})")
@@ -46,16 +47,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError("--batch-size must be at least 1 and --mistakes at least 0")
     quiet_tensorflow()
     # deferred: the library imports TensorFlow, which --help and flag errors should not wait for
+    from catsdogs.data.files import read_image_folder
     from catsdogs.inference.evaluation import evaluate_folder, resolve_split_folder
     from catsdogs.inference.reports import summary, write_evaluation
-    from catsdogs.models.catalog import load_chosen_model
+    from catsdogs.models.catalog import load_chosen_model, model_line
 
-    folder = resolve_split_folder(args.data_dir, args.split)
-    claim_output_dir(args.output, [folder])  # before any work: results never land among the images
-    model, info, model_path = load_chosen_model(args.model, args.saved_models_dir, args.unsafe)
+    folder = read_image_folder(resolve_split_folder(args.data_dir, args.split))
+    claim_output_dir(args.output, [folder.root])  # before any work: results never land among the images
+    # Without --model: the best model for these classes.
+    model, info, model_path = load_chosen_model(args.model, args.saved_models_dir, args.unsafe, folder.class_names)
     evaluation = evaluate_folder(model, info, folder, args.batch_size, args.top_k, args.mistakes, progress=None)
     evaluation.metrics["model"] = str(model_path)
     files = write_evaluation(evaluation, args.output, info.image_size)
+    print(model_line(model_path, info, not args.model), file=sys.stderr)
     print(summary(evaluation.metrics))
     print(f"wrote {', '.join(path.name for path in files.values())} to {args.output}")
     return report_failures(evaluation.report.failures, len(evaluation.report.results))

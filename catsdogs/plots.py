@@ -52,6 +52,23 @@ def plot_history(history: Mapping[str, Sequence[float]], path: str | Path, title
     return save_figure(history_figure(history, title), path)
 
 
+def learning_rate_figure(rates: Sequence[float], losses: Sequence[float], suggestion: float,
+                         title: str = "") -> Figure:
+    """The learning-rate sweep: loss against the rate (log scale), the suggested rate marked."""
+    figure = Figure(figsize=(7, 4.5), layout="tight")
+    axis = figure.subplots()
+    axis.plot(rates, losses, "-", label="training loss (smoothed)")
+    index = int(np.argmin(np.abs(np.log(np.asarray(rates)) - np.log(suggestion))))
+    axis.plot([rates[index]], [losses[index]], "o", color="red", markersize=8, label=f"suggested {suggestion:.2g}")
+    axis.set_xscale("log")
+    axis.set_xlabel("learning rate")
+    axis.set_ylabel("loss")
+    axis.set_title(title or "learning-rate sweep")
+    axis.grid(alpha=0.3, which="both")
+    axis.legend()
+    return figure
+
+
 def grid_columns(count: int) -> int:
     """How many columns ``image_grid`` and ``save_mosaic`` use for ``count`` tiles by default (rows follow)."""
     return min(count, 8)

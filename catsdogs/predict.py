@@ -6,7 +6,8 @@ Examples:
     python -m catsdogs.predict data/test1 --kaggle-submission submission.csv
     python -m catsdogs.predict photo.jpg --model saved_models/vgg19-block5.keras --explain gradcam/
 
-The model is ``--model`` or the newest ``.keras`` file in ``--saved-models-dir``; its metadata gives
+The model is ``--model`` or the default in ``--saved-models-dir`` (the best validation accuracy,
+``catsdogs.models.catalog``), named on stderr's first line; its metadata gives
 the class names, the image size and the preprocessing, so no training flag is needed here. Paths
 may be files, folders (searched recursively for images) or glob patterns (expanded here too, since
 Windows shells leave them alone). An input that cannot be read or decoded is named on stderr with
@@ -57,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from catsdogs.explain.gradcam import explain_files, resolve_target_layer
     from catsdogs.inference.predict import predict_files
     from catsdogs.inference.reports import write_csv, write_json, write_kaggle_submission
-    from catsdogs.models.catalog import load_chosen_model
+    from catsdogs.models.catalog import load_chosen_model, model_line
 
     model, info, model_path = load_chosen_model(args.model, args.saved_models_dir, args.unsafe)
     if args.kaggle_submission and not info.binary:
@@ -71,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.explain:
         claim_output_dir(args.explain, args.paths, "--explain")
     report = predict_files(model, info, files, args.batch_size, progress=None)
+    if report.results:  # the first line says which model made the results
+        print(model_line(model_path, info, not args.model), file=sys.stderr)
 
     by_path = {item.path: item for item in [*report.results, *report.failures]}
     items = [by_path[path] for path in files] + problems

@@ -5,57 +5,88 @@ Examples:
     python -m catsdogs.train --model vgg19 --unfreeze block5 --warmup-epochs 5 --epochs 30
     python -m catsdogs.train --model mobilenet --alpha 0.25 --image-size 224 --unfreeze 0.3
     python -m catsdogs.train --resume runs/20261124-120000-vgg19-block5
+    python -m catsdogs.train --config runs/20261124-120000-mobilenet-0.25-all/config.json --seed 2
+    python -m catsdogs.train --model mobilenet --alpha 0.25 --image-size 224 --find-lr
 
 Every ``TrainConfig`` field is a flag (``image_size`` -> ``--image-size``), generated from the field's
-metadata, so help, choices and validation cannot drift from the config.
+metadata, so help, choices and validation cannot drift from the config. Settings resolve as
+field default <- the model's recipe (``--recipe``) <- ``--config FILE`` <- flags
+(``catsdogs.training.settings.resolve_config``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Sequence
+from typing import Any
 
 from catsdogs.cli import ArgumentParser, add_settings_arguments, quiet_tensorflow, run_cli, settings_from_args
-from catsdogs.config import OUTPUT, TrainConfig
+from catsdogs.config import OUTPUT, TrainConfig, read_settings_file
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
         prog="python -m catsdogs.train",
         description="Train an image classifier on a split folder (train/validation/test, one sub-folder per class).",
-        epilog="Models: see --list-models.",
+        epilog="Models and their recipes: see --list-models. The defaults shown are the settings' own; a model's "
+               "recipe replaces some of them (optimizer, rates, epochs, fine-tuning), and a --config file and the "
+               "flags replace any.",
     )
     parser.add_argument("--list-models", action="store_true", help="list the registered models and exit")
     parser.add_argument("--resume", metavar="RUN_DIR",
                         help="continue an interrupted run from its last finished epoch (its config.json wins)")
+    parser.add_argument("--config", metavar="FILE",
+                        help="settings from a .json, .yaml or .toml file (a run's config.json works); flags win")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved settings as JSON and exit")
+    parser.add_argument("--find-lr", action="store_true",
+                        help="sweep the learning rate of the first phase, plot the loss (lr_find.png), print the "
+                             "suggested --lr, and exit")
     groups = add_settings_arguments(parser, TrainConfig)
     groups[OUTPUT].add_argument("--quiet", action="store_true", help="no progress bars: the same as --verbose 0")
     return parser
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The run's config: the field defaults with the flags given on top (validated: a ConfigError names the flag)."""
+def setting_layers(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The config file's settings and the flags', in that order (validated together: errors name the flag)."""
+    from_file = read_settings_file(args.config) if args.config else {}
     given = settings_from_args(args, TrainConfig)
     if args.quiet:
         given["verbose"] = 0
-    return TrainConfig.resolve(given, source="the flags")
+    TrainConfig.resolve(from_file, given, source=f"{args.config} and the flags" if args.config else "the flags")
+    return [from_file, given]
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The run's config: defaults <- the model's recipe <- ``--config`` <- flags."""
+    from catsdogs.training.settings import resolve_config  # deferred: the registry imports TensorFlow
+
+    return resolve_config(*setting_layers(args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    config = config_from_args(args)
+    setting_layers(args)  # a wrong flag or config file fails before TensorFlow loads
     quiet_tensorflow()
     # deferred: the library imports TensorFlow, which --help and flag errors should not wait for
-    from catsdogs.models.registry import describe, get_spec, list_models
+    from catsdogs.models.registry import describe, list_models
+    from catsdogs.training.lr_finder import find_learning_rate
     from catsdogs.training.strategy import configure_logical_cpus, cpu_devices_wanted
     from catsdogs.training.trainer import train
 
     if args.list_models:
         print("\n".join(describe(name) for name in list_models()))
         return 0
+    config = config_from_args(args)  # an unknown model or recipe fails before any data is read
+    if args.print_config:
+        print(json.dumps(config.to_dict(), indent=2))
+        return 0
     if cpu_devices_wanted(config.devices) > 1:
         configure_logical_cpus(cpu_devices_wanted(config.devices))  # before TensorFlow starts its devices
-    get_spec(config.model)  # an unknown name fails before any data is read
+    if args.find_lr:
+        found = find_learning_rate(config)
+        print(f"suggested --lr {found.suggestion:.2g} (steepest fall of the loss); plot: {found.plot}")
+        return 0
     run = train(config, resume_dir=args.resume)
     test = run.metrics.get("test", {})
     print(f"done: {run.run_dir}" + (f", test accuracy {test['accuracy']:.4f}" if test else ""))

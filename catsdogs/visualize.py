@@ -10,8 +10,9 @@ Examples:
 Each subcommand writes PNGs into ``--output`` (default ``visualizations/``) and, where they are useful,
 the numbers behind them beside: ``curves.json``, ``activations-<layer>.npy`` (the layer's whole map),
 ``filters-<layer>-<method>.npy`` / ``.json`` (the patterns, their objective before and after, their
-structure scores), a Grad-CAM heatmap ``.npy`` per overlay. The model is ``--model`` or the newest in
-``--saved-models-dir``, loaded with its metadata (image size, class names), as in ``predict``.
+structure scores), a Grad-CAM heatmap ``.npy`` per overlay. The model is ``--model`` or the default in
+``--saved-models-dir`` (the best validation accuracy), named on stderr's first line, loaded with its
+metadata (image size, class names), as in ``predict``.
 The pictures come from the library: ``catsdogs.training.rundir.save_curves``,
 ``catsdogs.explain`` (activations, filters, Grad-CAM) and ``catsdogs.data.augment``.
 """
@@ -19,6 +20,7 @@ The pictures come from the library: ``catsdogs.training.rundir.save_curves``,
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -44,14 +46,15 @@ def _run_activations(args: argparse.Namespace) -> int:
     # deferred: TensorFlow
     from catsdogs.data.decode import read_image_file
     from catsdogs.explain.activations import check_activation_layers, save_activation_grids
-    from catsdogs.models.catalog import load_chosen_model
+    from catsdogs.models.catalog import load_chosen_model, model_line
 
     require_image_file(args.image)  # before the model is loaded
-    model, info, _ = load_chosen_model(args.model, args.saved_models_dir, args.unsafe)
+    model, info, path = load_chosen_model(args.model, args.saved_models_dir, args.unsafe)
     layers = [name.strip() for name in args.layers.split(",") if name.strip()] if args.layers else None
     check_activation_layers(model, layers)  # before the image is decoded
     grids = save_activation_grids(model, read_image_file(args.image, info.image_size), args.output, layers,
                                   args.max_channels)
+    print(model_line(path, info, not args.model), file=sys.stderr)
     for grid in grids:
         print(f"{grid.layer}: {grid.shape[0]}x{grid.shape[1]}, {grid.tiles} of {grid.shape[2]} channels -> "
               f"{grid.path}")
@@ -61,11 +64,12 @@ def _run_activations(args: argparse.Namespace) -> int:
 def _run_filters(args: argparse.Namespace) -> int:
     # deferred: TensorFlow
     from catsdogs.explain.filters import STRUCTURE_THRESHOLD, check_filter_layer, save_filter_grid
-    from catsdogs.models.catalog import load_chosen_model
+    from catsdogs.models.catalog import load_chosen_model, model_line
 
-    model, _, _ = load_chosen_model(args.model, args.saved_models_dir, args.unsafe)
+    model, info, model_path = load_chosen_model(args.model, args.saved_models_dir, args.unsafe)
     check_filter_layer(model, args.layer)
     path, ascent = save_filter_grid(model, args.layer, args.output, args.filters, args.method, args.steps, args.seed)
+    print(model_line(model_path, info, not args.model), file=sys.stderr)
     rise = float(np.mean(ascent.objective_after - ascent.objective_before))
     print(f"{ascent.layer_name} ({args.method}): {len(ascent.filters)} filters, mean activation rose by {rise:.3g}; "
           f"{ascent.structured_fraction:.0%} of the tiles structured (low-frequency share > "
@@ -76,12 +80,14 @@ def _run_filters(args: argparse.Namespace) -> int:
 def _run_gradcam(args: argparse.Namespace) -> int:
     # deferred: TensorFlow
     from catsdogs.explain.gradcam import save_gradcam
-    from catsdogs.models.catalog import load_chosen_model
+    from catsdogs.models.catalog import load_chosen_model, model_line
 
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, not {args.batch_size}")
-    model, info, _ = load_chosen_model(args.model, args.saved_models_dir, args.unsafe)
+    model, info, path = load_chosen_model(args.model, args.saved_models_dir, args.unsafe)
     written, failures = save_gradcam(model, info, args.image, args.output, args.layer, args.batch_size)
+    if written:
+        print(model_line(path, info, not args.model), file=sys.stderr)
     print(f"wrote {len(written)} Grad-CAM overlays to {args.output}")
     return report_failures(failures, len(written))
 

@@ -60,7 +60,8 @@ def build_parser() -> ArgumentParser:
     where.add_argument("--synthetic", metavar="N", type=_positive,
                        help="generate N synthetic images per class (warm discs = cats, cool squares/triangles = "
                             "dogs) and use them; counts default to 50/25/25%% of N")
-    parser.add_argument("--out", metavar="DIR", required=True, help="output folder (must be new or empty)")
+    parser.add_argument("--out", metavar="DIR", default=DEFAULT_DATA_DIR,
+                        help="output folder (must be new or empty); train and evaluate read the default")
     parser.add_argument("--split", choices=SPLIT_MODES, default="random",
                         help="random: seeded shuffle (default); by-id: sorted by the number in the file name, "
                              "first --train to train, next --val to validation, next --test to test "

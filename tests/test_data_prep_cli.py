@@ -96,7 +96,6 @@ def test_synthetic_dir_is_kept_and_counts_can_be_given(tmp_path, capsys):
     (lambda p: ["--source", p, "--out", p / "out", "--split", "sideways"], ["--split", "invalid choice"]),
     (lambda p: ["--out", p / "out"], ["exactly one of --source PATH, --download, --synthetic N"]),
     (lambda p: ["--source", p, "--synthetic", 4, "--out", p / "out"], ["exactly one of", "got --source, --synthetic"]),
-    (lambda p: ["--source", p], ["--out"]),
     (lambda p: ["--synthetic", 0, "--out", p / "out"], ["--synthetic", ">= 1"]),
     (lambda p: ["--source", p, "--out", p / "out", "--train", 0, "--val", 0, "--test", 0], ["all split counts are 0"]),
     (lambda p: ["--source", build_source("kaggle-folder", p / "s", 3), "--out", p / "out"],

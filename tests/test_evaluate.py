@@ -51,7 +51,8 @@ def predict_folder(model_path: Path, folder: Path) -> tuple[np.ndarray, np.ndarr
 
 def test_report_files_and_metrics_agree_with_model_predict(setup, tmp_path, capsys):
     code, out, err = run_evaluate(["--model", setup["model"], "--data-dir", setup["data"], "--output", tmp_path], capsys)
-    assert code == 0 and err == "" and "accuracy" in out
+    assert code == 0 and err.splitlines() == [f"model: {setup['model']} (small_cnn, 48 px, cats/dogs)"]
+    assert "accuracy" in out
     assert {"metrics.json", "confusion.json", "confusion.png", "predictions.csv"} <= {p.name for p in tmp_path.iterdir()}
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["data"] == str(setup["data"] / "test")  # a data_prep root: its test/ split
@@ -136,7 +137,8 @@ def test_an_undecodable_image_is_named_and_the_rest_is_scored(setup, tmp_path, c
     broken.write_bytes(b"\xff\xd8\xff\xe0 truncated")
     code, _, err = run_evaluate(["--model", setup["model"], "--data-dir", data, "--output", tmp_path / "out"], capsys)
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
-    assert code == 0 and err.splitlines() == [f"skipped {broken}: corrupt or truncated JPEG data",
-                                              "1 input(s) skipped, 4 processed"]
+    assert code == 0 and err.splitlines()[1:] == [f"skipped {broken}: corrupt or truncated JPEG data",
+                                                  "1 input(s) skipped, 4 processed"]
+    assert err.startswith(f"model: {setup['model']} ")
     assert metrics["images"] == 4 and metrics["failures"] == [{"path": str(broken),
                                                                "error": "corrupt or truncated JPEG data"}]

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -24,7 +25,7 @@ from catsdogs.data.decode import load_image
 from catsdogs.data.files import expand_inputs
 from catsdogs.errors import UserError
 from catsdogs.inference.predict import predict_files
-from catsdogs.models.catalog import find_newest_model
+from catsdogs.models.catalog import choose_model
 from catsdogs.models.saving import ModelInfo, load_model, save_model
 from catsdogs.outputs import TEMP_PREFIX
 from catsdogs.predict import main
@@ -84,7 +85,8 @@ def good_inputs(folder: Path) -> list[Path]:
 def test_cli_probabilities_equal_model_predict(trained, model_and_info, tmp_path, capsys):
     files = good_inputs(tmp_path)
     code, out, err = run_predict([*files, "--model", trained["model"], "--format", "json", "--batch-size", 3], capsys)
-    assert code == 0 and err == ""
+    [line] = err.splitlines()
+    assert code == 0 and line.startswith(f"model: {trained['model']} (small_cnn, 48 px, cats/dogs, validation ")
     printed = json.loads(out)
     model, info = model_and_info
     expected = model.predict(np.stack([load_image(path, SIZE).numpy() for path in files]).astype("float32"), verbose=0)
@@ -157,7 +159,8 @@ def test_good_and_bad_files_in_a_user_shell(trained, tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     assert [line.split(": ")[0] for line in result.stdout.splitlines()] == [str(p) for p in files]
-    errors = result.stderr.splitlines()
+    model_line, *errors = result.stderr.splitlines()
+    assert model_line.startswith(f"model: {trained['model']} (small_cnn")
     assert errors[-1] == f"{len(bad)} input(s) skipped, {len(files)} processed"
     assert len(errors) == len(bad) + 1, result.stderr
     for words, path in bad.items():
@@ -196,15 +199,14 @@ def test_expand_inputs_handles_files_folders_globs_and_problems(tmp_path):
         ("empty", f"folder holds no images ({', '.join(DECODABLE_EXTENSIONS)})")]
 
 
-def test_find_newest_model_picks_the_latest_and_explains_an_empty_folder(tmp_path):
-    for age, name in enumerate(["new.keras", "old.keras"]):
-        (tmp_path / name).write_bytes(b"x")
-        os.utime(tmp_path / name, (1e9 - age * 100, 1e9 - age * 100))
-    (tmp_path / f"{TEMP_PREFIX}1a2b-half.keras").write_bytes(b"x")  # a model being written
-    assert find_newest_model(tmp_path).name == "new.keras"
+def test_a_model_being_written_is_never_chosen_and_an_empty_folder_is_explained(trained, tmp_path):
+    shutil.copyfile(trained["model"], tmp_path / "done.keras")
+    shutil.copyfile(trained["model"], tmp_path / f"{TEMP_PREFIX}1a2b-half.keras")  # a model being written
+    os.utime(tmp_path / "done.keras", (1e9, 1e9))  # older than the one being written
+    assert choose_model(tmp_path).name == "done.keras"
     (tmp_path / "none").mkdir()
     with pytest.raises(UserError, match="no .keras model in .*--model"):
-        find_newest_model(tmp_path / "none")
+        choose_model(tmp_path / "none")
 
 
 def test_missing_or_invalid_models_are_one_line_errors_with_status_2(tmp_path, capsys):

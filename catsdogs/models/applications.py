@@ -8,13 +8,14 @@ adds any other ``keras.applications`` base in one line.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import keras
 
 from catsdogs.errors import UserError
 from catsdogs.models.heads import flatten_dense_head, pooling_head
+from catsdogs.models.recipes import TRANSFER, VGG, Recipe
 from catsdogs.models.registry import ModelOptions, ModelSpec, PretrainedBase, register_model
 from catsdogs.models.unfreeze import BlockMatcher
 from catsdogs.models.weights import KERAS_WEIGHTS_URL, resolve_weights
@@ -25,7 +26,7 @@ _ALPHA_TEXT = {1.0: "1_0", 0.75: "7_5", 0.5: "5_0", 0.25: "2_5"}
 def build_base(spec: ModelSpec, image_size: int, weights: str | None = "imagenet", alpha: float = 1.0) -> keras.Model:
     """The ``keras.applications`` base without its top, loaded with ``weights``."""
     pretrained = spec.pretrained
-    resolved = resolve_weights(spec.name, weights, pretrained.weights_file(image_size, alpha), pretrained.weights_url)
+    resolved = resolve_weights(spec.name, weights, pretrained.weights_files(image_size, alpha), pretrained.weights_url)
     kwargs: dict[str, Any] = {"include_top": False, "weights": resolved, "input_shape": (image_size, image_size, 3)}
     if pretrained.takes_alpha:
         kwargs["alpha"] = alpha
@@ -52,23 +53,28 @@ def application_features(spec: ModelSpec, x: Any, options: ModelOptions) -> Any:
 def register_application(name: str, constructor: str, preprocessing: str, weights_file: Callable[[int, float], str],
                          weights_url: str, min_size: int = 32, head: Callable[[Any, float], Any] = pooling_head,
                          blocks: BlockMatcher | None = None, takes_alpha: bool = False,
-                         description: str | None = None) -> ModelSpec:
+                         description: str | None = None, recipes: Mapping[str, Recipe] = TRANSFER,
+                         trained_sizes: tuple[int, ...] = ()) -> ModelSpec:
     """Register any ``keras.applications`` base by its constructor name (the mechanism all bases use)."""
     if not hasattr(keras.applications, constructor):
         raise ValueError(f"keras.applications has no {constructor}")
     return register_model(ModelSpec(
         name=name, description=description or f"keras.applications.{constructor} base, ImageNet-pretrained",
         preprocessing=preprocessing, min_size=min_size, features=application_features, head=head, blocks=blocks,
-        pretrained=PretrainedBase(constructor, weights_file, weights_url, takes_alpha)))
+        pretrained=PretrainedBase(constructor, weights_file, weights_url, takes_alpha, trained_sizes), recipes=recipes))
+
+
+MOBILENET_SIZES = (128, 160, 192, 224)  # Keras publishes one ImageNet checkpoint per training size
+MOBILENET_V2_SIZES = (96, 128, 160, 192, 224)
 
 
 def mobilenet_weights(image_size: int, alpha: float) -> str:
-    rows = image_size if image_size in (128, 160, 192, 224) else 224  # Keras falls back to 224
+    rows = image_size if image_size in MOBILENET_SIZES else 224  # Keras falls back to 224
     return f"mobilenet_{_ALPHA_TEXT.get(alpha, str(alpha))}_{rows}_tf_no_top.h5"
 
 
 def mobilenet_v2_weights(image_size: int, alpha: float) -> str:
-    rows = image_size if image_size in (96, 128, 160, 192, 224) else 224
+    rows = image_size if image_size in MOBILENET_V2_SIZES else 224
     return f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(alpha)}_{rows}_no_top.h5"
 
 
@@ -80,14 +86,14 @@ NUMBERED_BLOCKS = BlockMatcher(r"block(\d+)_")  # VGG: block5_conv1..4 are block
 MOBILENET_BLOCKS = BlockMatcher(r"conv_(?:dw|pw)_(\d+)")  # conv_dw_13 and conv_pw_13 are block 13
 
 register_application("vgg16", "VGG16", "caffe", fixed_file("vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"),
-                     KERAS_WEIGHTS_URL + "vgg16/", head=flatten_dense_head, blocks=NUMBERED_BLOCKS)
+                     KERAS_WEIGHTS_URL + "vgg16/", head=flatten_dense_head, blocks=NUMBERED_BLOCKS, recipes=VGG)
 register_application("vgg19", "VGG19", "caffe", fixed_file("vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"),
-                     KERAS_WEIGHTS_URL + "vgg19/", head=flatten_dense_head, blocks=NUMBERED_BLOCKS)
+                     KERAS_WEIGHTS_URL + "vgg19/", head=flatten_dense_head, blocks=NUMBERED_BLOCKS, recipes=VGG)
 register_application("mobilenet", "MobileNet", "tf", mobilenet_weights, KERAS_WEIGHTS_URL + "mobilenet/",
-                     blocks=MOBILENET_BLOCKS, takes_alpha=True,
+                     blocks=MOBILENET_BLOCKS, takes_alpha=True, trained_sizes=MOBILENET_SIZES,
                      description="MobileNet v1 (--alpha 0.25/0.5/0.75/1.0), ImageNet-pretrained")
 register_application("mobilenet_v2", "MobileNetV2", "tf", mobilenet_v2_weights, KERAS_WEIGHTS_URL + "mobilenet_v2/",
-                     blocks=BlockMatcher(r"block_(\d+)_"), takes_alpha=True,
+                     blocks=BlockMatcher(r"block_(\d+)_"), takes_alpha=True, trained_sizes=MOBILENET_V2_SIZES,
                      description="MobileNet v2 (--alpha), ImageNet-pretrained")
 register_application("resnet50", "ResNet50", "caffe",
                      fixed_file("resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"), KERAS_WEIGHTS_URL + "resnet/")

@@ -1,18 +1,73 @@
 """The saved-models folder: which models are there, and which one a command uses when none is named.
 
-``train`` collects every trained model in ``saved_models/`` (``--saved-models-dir``); ``predict``,
-``evaluate`` and ``visualize`` take ``--model PATH`` or fall back on ``choose_model``.
+``train`` publishes every trained model in ``saved_models/`` (``--saved-models-dir``) under a name no
+other model has. ``predict``, ``evaluate`` and ``visualize`` take ``--model PATH`` or the default:
+
+    the best validation accuracy among the models for the same classes (``evaluate`` knows the
+    classes from its data; ``predict`` and ``visualize`` consider every model); models without a
+    recorded validation accuracy come after those with one; ties go to the one published last.
+
+Listing reads only each archive's metadata (``catsdogs.json``), never the weights.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import keras
 
 from catsdogs.errors import UserError
-from catsdogs.models.saving import ModelInfo, load_model
+from catsdogs.models.saving import ModelInfo, load_model, read_model_info
 from catsdogs.outputs import TEMP_PREFIX
+
+
+@dataclass(frozen=True)
+class SavedModel:
+    """A model file and what its metadata says about it."""
+
+    path: Path
+    info: ModelInfo | None  # None: a Keras file without catsdogs metadata
+    modified_ns: int
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return (self.info.extra.get("metrics") or {}) if self.info else {}
+
+    @property
+    def val_accuracy(self) -> float | None:
+        value = self.metrics.get("best_val_accuracy")
+        return float(value) if isinstance(value, (int, float)) else None
+
+    @property
+    def test_accuracy(self) -> float | None:
+        value = (self.metrics.get("test") or {}).get("accuracy")
+        return float(value) if isinstance(value, (int, float)) else None
+
+    def rank(self) -> tuple[bool, float, int, str]:
+        """The default model has the highest rank: a validation accuracy, the best one, the latest, the name."""
+        return (self.val_accuracy is not None, self.val_accuracy or 0.0, self.modified_ns, self.path.name)
+
+    def record(self, default: bool = False) -> dict[str, Any]:
+        """What ``python -m catsdogs.saved`` lists about it (JSON-ready)."""
+        info = self.info
+        extra = info.extra if info else {}
+        return {"default": default, "file": self.path.name, "path": str(self.path),
+                "model": (info.model_name if info else "") or "", "classes": list(info.class_names) if info else [],
+                "image_size": info.image_size if info else None, "data_fingerprint": extra.get("data_fingerprint"),
+                "val_accuracy": self.val_accuracy, "test_accuracy": self.test_accuracy,
+                "trained": extra.get("trained")}
+
+    def describe(self) -> str:
+        """``saved_models/x.keras (mobilenet, 224 px, cats/dogs, validation 0.966, test 0.958)``."""
+        if self.info is None:
+            return f"{self.path} (no catsdogs metadata)"
+        parts = [self.info.model_name or "model", f"{self.info.image_size} px", "/".join(self.info.class_names)]
+        parts += [f"{name} {value:.3f}" for name, value in (("validation", self.val_accuracy),
+                                                            ("test", self.test_accuracy)) if value is not None]
+        return f"{self.path} ({', '.join(parts)})"
 
 
 def saved_model_files(directory: str | Path) -> list[Path]:
@@ -20,23 +75,42 @@ def saved_model_files(directory: str | Path) -> list[Path]:
     return [p for p in Path(directory).glob("*.keras") if p.is_file() and not p.name.startswith(TEMP_PREFIX)]
 
 
-def find_newest_model(directory: str | Path) -> Path:
-    """The model published last in ``directory``: newest modification time, then the later name.
+def read_saved_model(path: Path) -> SavedModel:
+    try:
+        info: ModelInfo | None = read_model_info(path)
+    except UserError:  # a plain Keras file, or one whose metadata does not read: listed, never the default
+        info = None
+    return SavedModel(path, info, path.stat().st_mtime_ns)
 
-    ``train`` never replaces a saved model (a second ``vgg19`` is ``vgg19-2.keras``), so the newest file
-    is the last one trained; the name breaks ties between files written within one clock tick.
-    """
+
+def list_saved_models(directory: str | Path) -> list[SavedModel]:
+    """Every model in ``directory``, the default first, then by rank."""
+    return sorted((read_saved_model(path) for path in saved_model_files(directory)), key=SavedModel.rank,
+                  reverse=True)
+
+
+def choose_model(directory: str | Path, class_names: Sequence[str] | None = None) -> Path:
+    """The default model in ``directory`` (see the module's docstring); ``class_names`` narrows the choice."""
     directory = Path(directory)
-    models = saved_model_files(directory)
+    models = [m for m in list_saved_models(directory) if m.info is not None]
+    if class_names is not None:
+        models = [m for m in models if list(m.info.class_names) == list(class_names)]
     if not models:
-        raise UserError(f"no .keras model in {directory}/; train one with `python -m catsdogs.train` "
+        for_classes = f" for the classes {list(class_names)}" if class_names is not None else ""
+        raise UserError(f"no .keras model{for_classes} in {directory}/; train one with `python -m catsdogs.train` "
                         "or pass --model PATH")
-    return max(models, key=lambda p: (p.stat().st_mtime_ns, p.name))
+    return models[0].path
 
 
-def load_chosen_model(model: str | Path | None, saved_models_dir: str | Path,
-                      unsafe: bool = False) -> tuple[keras.Model, ModelInfo, Path]:
+def load_chosen_model(model: str | Path | None, saved_models_dir: str | Path, unsafe: bool = False,
+                      class_names: Sequence[str] | None = None) -> tuple[keras.Model, ModelInfo, Path]:
     """The model at ``model``, or the default one in ``saved_models_dir``; loaded in safe mode unless ``unsafe``."""
-    path = Path(model) if model else find_newest_model(saved_models_dir)
+    path = Path(model) if model else choose_model(saved_models_dir, class_names)
     loaded, info = load_model(path, unsafe=unsafe)
     return loaded, info, path
+
+
+def model_line(path: Path, info: ModelInfo, by_default: bool) -> str:
+    """``model: PATH (name, size, classes, accuracies)[, the default]``: the first line of every reading command's
+    output (on stderr, since stdout may be CSV or JSON), so that each result says which model made it."""
+    return f"model: {SavedModel(path, info, path.stat().st_mtime_ns).describe()}{', the default' if by_default else ''}"

@@ -6,7 +6,8 @@ Every classifier has the same shape, so that prediction, Grad-CAM and feature ca
 
 A ``ModelSpec`` says how: its preprocessing mode, smallest input, a ``features`` builder (the
 report's convolutions for ``small_cnn``, a nested ``keras.applications`` base for the others), a
-``head`` builder (``catsdogs.models.heads``), and a ``BlockMatcher`` for ``--unfreeze blockK``.
+``head`` builder (``catsdogs.models.heads``), a ``BlockMatcher`` for ``--unfreeze blockK``, and its
+training recipes (``catsdogs.models.recipes``: the settings ``train`` starts from for this model).
 The built-in entries register themselves in ``small_cnn`` and ``applications``; ``register_model``
 adds more. Each base's ImageNet preprocessing is a layer inside the model (no ``Lambda``, so models
 load in Keras safe mode), so every saved model takes raw 0-255 RGB.
@@ -14,8 +15,8 @@ load in Keras safe mode), so every saved model takes raw 0-255 RGB.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import keras
@@ -24,6 +25,7 @@ from catsdogs.config import DEFAULT_IMAGE_SIZE, AugmentParams
 from catsdogs.errors import UserError
 from catsdogs.models.heads import output_layer
 from catsdogs.models.layers import Preprocess, RandomAffine
+from catsdogs.models.recipes import DEFAULT_RECIPE, Recipe
 from catsdogs.models.unfreeze import BlockMatcher, unfreeze_layers
 
 
@@ -45,6 +47,15 @@ class PretrainedBase:
     weights_file: Callable[[int, float], str]  # (image size, alpha) -> the file name Keras caches
     weights_url: str
     takes_alpha: bool = False
+    trained_sizes: tuple[int, ...] = ()  # sizes with their own checkpoint; any of them loads at any input size
+
+    def weights_files(self, image_size: int, alpha: float) -> list[str]:
+        """The file for this size first, then those trained at the other sizes, nearest first."""
+        files = [self.weights_file(image_size, alpha)]
+        for size in sorted(self.trained_sizes, key=lambda s: (abs(s - image_size), -s)):
+            if self.weights_file(size, alpha) not in files:
+                files.append(self.weights_file(size, alpha))
+        return files
 
 
 @dataclass(frozen=True)
@@ -59,10 +70,21 @@ class ModelSpec:
     head: Callable[[Any, float], Any]  # (features, dropout) -> what the output layer reads
     blocks: BlockMatcher | None = None  # for --unfreeze blockK
     pretrained: PretrainedBase | None = None
+    recipes: Mapping[str, Recipe] = field(default_factory=dict)  # name -> settings (catsdogs.models.recipes)
 
     @property
     def is_pretrained_base(self) -> bool:
         return self.pretrained is not None
+
+    def recipe(self, name: str = DEFAULT_RECIPE) -> dict[str, Any]:
+        """The settings of recipe ``name`` (none for a model without recipes); unknown names are a UserError."""
+        if not self.recipes:
+            if name != DEFAULT_RECIPE:
+                raise UserError(f"{self.name} has no recipes; leave out --recipe")
+            return {}
+        if name not in self.recipes:
+            raise UserError(f"unknown recipe {name!r} for {self.name}; choose {', '.join(self.recipes)}")
+        return dict(self.recipes[name])
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -86,7 +108,8 @@ def get_spec(name: str) -> ModelSpec:
 
 def describe(name: str) -> str:
     spec = get_spec(name)
-    return f"{spec.name:16s} {spec.description} (min {spec.min_size} px, preprocessing: {spec.preprocessing})"
+    recipes = f", recipes: {', '.join(spec.recipes)}" if spec.recipes else ""
+    return f"{spec.name:16s} {spec.description} (min {spec.min_size} px, preprocessing: {spec.preprocessing}{recipes})"
 
 
 def create_model(

@@ -12,6 +12,7 @@ from typing import Any
 import keras
 
 from catsdogs.models.heads import dropout_dense_head
+from catsdogs.models.recipes import SMALL_CNN
 from catsdogs.models.registry import ModelOptions, ModelSpec, register_model
 
 FILTERS = (32, 64, 128, 128)
@@ -30,4 +31,5 @@ def small_cnn_features(spec: ModelSpec, x: Any, options: ModelOptions) -> Any:
 
 register_model(ModelSpec(
     name="small_cnn", preprocessing="rescale", min_size=46, features=small_cnn_features, head=dropout_dense_head,
+    recipes=SMALL_CNN,
     description="the report's CNN from scratch: 4 x (conv 3x3 + max-pool), 32-64-128-128 filters, dense 512"))

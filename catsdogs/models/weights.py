@@ -10,6 +10,9 @@ comes from and where to put it.
 from __future__ import annotations
 
 import os
+import re
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import keras
@@ -37,8 +40,14 @@ def missing_weights_message(model_name: str, file_name: str, url: str, reason: s
             f"or pass --weights PATH (or --weights none to train from scratch)")
 
 
-def resolve_weights(model_name: str, weights: str | None, file_name: str, url: str) -> str | None:
-    """A weights file path (``imagenet``: Keras's cache, else a download) or None; fail early with a fix."""
+def resolve_weights(model_name: str, weights: str | None, file_names: Sequence[str], url: str) -> str | None:
+    """A weights file path (``imagenet``: Keras's cache, else a download) or None; fail early with a fix.
+
+    ``file_names``: the checkpoint for the model's input size first, then checkpoints of the same base
+    trained at other sizes. When the first is not cached but another is, that one is used (each loads
+    at any input size; they differ only in the images they were trained on), and a line says so: a
+    download is not worth failing over, and offline it is the only way.
+    """
     if weights in (None, "none", "None"):
         return None
     if weights != "imagenet":
@@ -46,9 +55,16 @@ def resolve_weights(model_name: str, weights: str | None, file_name: str, url: s
         if not path.is_file():
             raise UserError(f"weights file {path} does not exist")
         return str(path)
-    cached = keras_cache_dir() / file_name
-    if cached.is_file():
-        return str(cached)
+    file_name = file_names[0]
+    for candidate in file_names:
+        cached = keras_cache_dir() / candidate
+        if cached.is_file():
+            if candidate != file_name:
+                size = re.search(r"_(\d{2,3})(?:_tf)?_no_?top", candidate)
+                trained = f"trained at {size.group(1)} px" if size else "of another training size"
+                print(f"{model_name}: using the ImageNet weights {trained} ({candidate}); {file_name} is not cached",
+                      file=sys.stderr)
+            return str(cached)
     if offline():
         raise UserError(missing_weights_message(model_name, file_name, url, f"offline mode ({OFFLINE_ENV}) is set"))
     try:

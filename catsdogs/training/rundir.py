@@ -28,9 +28,9 @@ from catsdogs.plots import plot_history
 
 
 def new_run_dir(config: TrainConfig) -> Path:
-    """A new ``<output>/<time>-<label>`` folder, created exclusively (``-2``, ``-3``... when the name is taken,
-    by a run started the same second, say)."""
-    return new_folder(config.output, f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{config.run_label}")
+    """A new ``<output>/<time>-<name>`` folder (``--name``, else the model's label, e.g. ``vgg19-block5``),
+    created exclusively (``-2``, ``-3``... when the name is taken, by a run started the same second, say)."""
+    return new_folder(config.output, f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{config.model_name}")
 
 
 def read_json(path: Path) -> Any:

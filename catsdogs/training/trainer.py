@@ -34,6 +34,7 @@ from catsdogs.plots import plot_history
 from catsdogs.training.features import train_with_cached_features
 from catsdogs.training.fitting import Phase, compile_model, fit_phases, load_model_weights, plan_phases
 from catsdogs.training.rundir import library_versions, new_run_dir, read_history, read_state, write_state
+from catsdogs.training.settings import describe_recipe
 from catsdogs.training.strategy import make_strategy
 
 
@@ -166,6 +167,7 @@ def train(config: TrainConfig, resume_dir: str | Path | None = None,
                 "started": datetime.now().isoformat(timespec="seconds")})
         if config.verbose:
             print(f"run directory: {run_dir} ({replicas} replica(s), global batch {global_batch})")
+            print(describe_recipe(config))
         try:
             _fit(model, config, phases, folders, datasets, run_dir, strategy, callbacks)
         except BaseException:
@@ -219,6 +221,7 @@ def _finish(model: keras.Model, config: TrainConfig, run_dir: Path, datasets: di
     info = ModelInfo(class_names=list(folders["train"].class_names), image_size=config.image_size,
                      model_name=config.model, preprocessing=get_spec(config.model).preprocessing,
                      extra={"run_dir": str(run_dir), "unfreeze": config.unfreeze, "alpha": config.alpha,
+                            "recipe": config.recipe, "data_fingerprint": data_fingerprint(config.data_dir),
                             "metrics": metrics, "trained": datetime.now().isoformat(timespec="seconds")})
     model_path = save_model(model, run_dir / "model.keras", info)
     if "test" in datasets:

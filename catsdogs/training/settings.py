@@ -1,0 +1,40 @@
+"""A run's settings resolved in layers: field defaults <- the model's recipe <- a config file <- the flags.
+
+The recipe depends on the model (and ``recipe``) the upper layers choose, so the layers are merged
+once to find them, then again with the recipe beneath. A run's ``config.json`` holds every setting,
+so given back as a config file it reproduces the run's settings exactly, whatever the recipe says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from catsdogs.config import TrainConfig
+from catsdogs.models.recipes import FROZEN_RECIPE
+from catsdogs.models.registry import get_spec
+
+
+def resolve_config(*layers: Mapping[str, Any], source: str = "the settings") -> TrainConfig:
+    """``TrainConfig`` from ``layers`` (lowest first) over the chosen model's recipe.
+
+    With ``cache_features`` and no recipe named, a model with a ``frozen`` recipe starts from it: the
+    default recipes fine-tune the whole base, which stored features cannot serve.
+    """
+    chosen = TrainConfig.resolve(*layers, source=source)
+    spec = get_spec(chosen.model)
+    name = chosen.recipe
+    if chosen.cache_features and not any("recipe" in layer for layer in layers) and FROZEN_RECIPE in spec.recipes:
+        name = FROZEN_RECIPE
+    return TrainConfig.resolve({**spec.recipe(name), "recipe": name}, *layers, source=source)
+
+
+def describe_recipe(config: TrainConfig) -> str:
+    """One line: the recipe's settings as this run has them, and which the config file or flags changed."""
+    recipe = get_spec(config.model).recipe(config.recipe)
+    if not recipe:
+        return f"recipe: none for {config.model} (the settings' defaults)"
+    values = ", ".join(f"{key} {getattr(config, key)}" for key in recipe)
+    changed = [key for key, value in recipe.items() if getattr(config, key) != value]
+    return (f"recipe {config.recipe} for {config.model}: {values}"
+            + (f" (changed by the config file or flags: {', '.join(changed)})" if changed else ""))
