@@ -4,7 +4,8 @@ The public Python API, what notebooks and users call (each name is imported on f
 ``import catsdogs`` stays instant and TensorFlow loads only when a name that needs it is touched)::
 
     import catsdogs
-    run = catsdogs.train_model(catsdogs.TrainConfig(model="mobilenet", alpha=0.25, unfreeze="all"))
+    config = catsdogs.resolve_config({"model": "mobilenet", "alpha": 0.25})   # the model's recipe beneath
+    run = catsdogs.train_model(config)
     model, info = catsdogs.load_model(run.saved_model_path)   # any saved model, with its metadata
     report = catsdogs.predict_files(model, info, ["cat.jpg", "dog.jpg"])    # files; expand folders first
     catsdogs.save_gradcam(model, info, ["cat.jpg"], "heatmaps/")
@@ -14,8 +15,8 @@ belong to the command modules (``python -m catsdogs.train``), and Python binds a
 its submodule whenever that submodule is imported, so one name cannot be both.
 
 The layout (see ARCHITECTURE.md): commands at the top (``train``, ``predict``, ``evaluate``,
-``visualize``), the library in sub-packages (``data``, ``models``, ``training``, ``inference``,
-``explain``), and below them ``plots``, ``affine``, ``config`` and ``errors``.
+``visualize``, ``saved``), the library in sub-packages (``data``, ``models``, ``training``, ``inference``,
+``explain``), and below them ``plots``, ``affine``, ``config``, ``outputs`` and ``errors``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ _API = {
     "load_model": ("catsdogs.models.saving", "load_model"),
     "ModelInfo": ("catsdogs.models.saving", "ModelInfo"),
     "train_model": ("catsdogs.training.trainer", "train"),
+    "resolve_config": ("catsdogs.training.settings", "resolve_config"),
+    "find_learning_rate": ("catsdogs.training.lr_finder", "find_learning_rate"),
+    "list_saved_models": ("catsdogs.models.catalog", "list_saved_models"),
     "predict_files": ("catsdogs.inference.predict", "predict_files"),
     "evaluate_folder": ("catsdogs.inference.evaluation", "evaluate_folder"),
     "compute_metrics": ("catsdogs.inference.metrics", "compute_metrics"),

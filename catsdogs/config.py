@@ -352,7 +352,8 @@ class TrainConfig:
                                  "e.g. vgg19-block5)", group=OUTPUT)
     saved_models_dir: str = setting(DEFAULT_SAVED_MODELS_DIR, help="where trained models are collected",
                                     group=OUTPUT, metavar="DIR")
-    verbose: int = setting(1, help="0: silent, 1: progress bars, 2: one line per epoch", group=OUTPUT,
+    verbose: int = setting(1, help="0: silent, 1: progress bars (one line per epoch when the output is not a "
+                                   "terminal), 2: one line per epoch", group=OUTPUT,
                            choices=(0, 1, 2))
 
     def __post_init__(self) -> None:

@@ -37,7 +37,7 @@ from catsdogs.errors import UserError
 from catsdogs.models.introspection import find_base
 from catsdogs.models.registry import set_trainable
 from catsdogs.outputs import temporary_path, write_json
-from catsdogs.training.fitting import Phase, compile_model, fit_phases
+from catsdogs.training.fitting import Phase, compile_model, fit_phases, keras_verbosity
 
 CACHE_FORMAT = 1  # bump when the stored layout changes
 
@@ -113,7 +113,7 @@ def compute_features(prefix: keras.Model, folder: ImageFolder, config: TrainConf
         augment = config.augment_params if copy > 0 else None
         dataset = make_dataset(folder, config.image_size, batch_size, augment=augment, seed=config.seed + copy)
         images = dataset.map(lambda x, y: x)
-        passes.append(prefix.predict(images, verbose=config.verbose))
+        passes.append(prefix.predict(images, verbose=keras_verbosity(config.verbose)))
     return np.stack(passes).astype(np.float32)
 
 

@@ -9,6 +9,7 @@ A finished phase is recorded in ``state.json``, so a resumed run skips it.
 from __future__ import annotations
 
 import shutil
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -70,6 +71,12 @@ def compile_model(model: keras.Model, config: TrainConfig, learning_rate: float,
                   jit_compile=jit)
 
 
+def keras_verbosity(verbose: int) -> int:
+    """Keras's ``verbose`` for a run's: progress bars (1) only on a terminal; into a file or a pipe, one line
+    per epoch (2), since bars there become one line per step full of escape codes."""
+    return 2 if verbose == 1 and not sys.stdout.isatty() else verbose
+
+
 def load_model_weights(model: keras.Model, path: Path) -> None:
     """Load saved weights; the optimizer state saved beside them may be another phase's, so it is skipped."""
     with warnings.catch_warnings():
@@ -108,7 +115,7 @@ def fit_phases(model: keras.Model, config: TrainConfig, phases: list[Phase], run
         # phase's initial_epoch; only a restore inside this phase may set it.
         fitted._initial_epoch = None
         fitted.fit(datasets["train"], validation_data=datasets.get("validation"), epochs=last_epoch,
-                   initial_epoch=first_epoch, verbose=config.verbose, shuffle=False,  # tf.data shuffles
+                   initial_epoch=first_epoch, verbose=keras_verbosity(config.verbose), shuffle=False,
                    callbacks=make_callbacks(config, run_dir, model, phase.name, "validation" in datasets, best,
                                             extra_callbacks))
         save_weights(model, phase_weights)

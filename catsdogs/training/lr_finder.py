@@ -24,7 +24,7 @@ from catsdogs.data.files import read_splits
 from catsdogs.models.registry import create_model
 from catsdogs.outputs import new_folder, write_json
 from catsdogs.plots import learning_rate_figure, save_figure
-from catsdogs.training.fitting import compile_model, plan_phases
+from catsdogs.training.fitting import compile_model, keras_verbosity, plan_phases
 from catsdogs.training.trainer import build_datasets, check_splits
 
 SMOOTHING = 0.98  # fastai's
@@ -102,7 +102,7 @@ def find_learning_rate(config: TrainConfig, start: float = 1e-7, end: float = 10
     compile_model(model, config, start, len(folders["train"].class_names))
     sweep = _ExponentialSweep(start, end, steps)
     model.fit(datasets["train"].repeat(), epochs=1, steps_per_epoch=steps, callbacks=[sweep], shuffle=False,
-              verbose=config.verbose)
+              verbose=keras_verbosity(config.verbose))
     suggestion = suggest_rate(sweep.rates, sweep.smoothed)
     folder = new_folder(config.output, f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{config.model_name}-lr_find")
     title = f"{config.model_name}, phase {phase.name} ({phase.unfreeze} unfrozen), {config.optimizer}"
