@@ -10,13 +10,13 @@ PNG with the Agg canvas whatever the backend. This module imports no TensorFlow.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
-from PIL import Image
 
 from catsdogs.outputs import atomic_path
 
@@ -30,8 +30,12 @@ def save_figure(figure: Figure, path: str | Path, dpi: int = 100) -> Path:
     return Path(path)
 
 
-def history_figure(history: Mapping[str, Sequence[float]], title: str = "") -> Figure:
-    """Two panels, accuracy and loss per epoch, training (dots) vs validation (line)."""
+def history_figure(history: Mapping[str, Sequence[float]], title: str = "",
+                   phase_starts: Mapping[str, int] | None = None) -> Figure:
+    """Two panels, accuracy and loss per epoch, training (dots) vs validation (line).
+
+    ``phase_starts``: a phase's name -> its first epoch (1-based), drawn as a dashed line (fine-tuning).
+    """
     epochs = history.get("epoch") or range(len(history.get("loss", [])))
     epochs = [int(e) + 1 for e in epochs]
     figure = Figure(figsize=(11, 4), layout="tight")
@@ -40,6 +44,8 @@ def history_figure(history: Mapping[str, Sequence[float]], title: str = "") -> F
             axis.plot(epochs, history[metric], "o", markersize=3, label=f"training {metric}")
         if f"val_{metric}" in history:
             axis.plot(epochs, history[f"val_{metric}"], "-", label=f"validation {metric}")
+        for name, epoch in (phase_starts or {}).items():
+            axis.axvline(epoch - 0.5, color="grey", linestyle="--", linewidth=1, label=f"{name} starts")
         axis.set_xlabel("epoch")
         axis.set_title(f"{title} {metric}".strip())
         axis.grid(alpha=0.3)
@@ -47,9 +53,10 @@ def history_figure(history: Mapping[str, Sequence[float]], title: str = "") -> F
     return figure
 
 
-def plot_history(history: Mapping[str, Sequence[float]], path: str | Path, title: str = "") -> Path:
+def plot_history(history: Mapping[str, Sequence[float]], path: str | Path, title: str = "",
+                 phase_starts: Mapping[str, int] | None = None) -> Path:
     """``history_figure`` saved as a PNG."""
-    return save_figure(history_figure(history, title), path)
+    return save_figure(history_figure(history, title, phase_starts), path)
 
 
 def learning_rate_figure(rates: Sequence[float], losses: Sequence[float], suggestion: float,
@@ -101,6 +108,16 @@ def image_grid(images: Sequence[np.ndarray], path: str | Path, columns: int | No
     return save_figure(image_grid_figure(images, columns, titles, cmap, tile_inches), path, dpi=80)
 
 
+def _mosaic_geometry(tiles: Sequence[np.ndarray], columns: int | None, min_tile: int) -> tuple[int, int, int, int]:
+    """Columns, the enlargement factor, and a tile's height and width in the mosaic."""
+    if not len(tiles):
+        raise ValueError("no tiles to draw")
+    columns = columns or grid_columns(len(tiles))
+    height, width = np.asarray(tiles[0]).shape[:2]
+    factor = max(1, math.ceil(min_tile / max(1, min(height, width))))
+    return columns, factor, height * factor, width * factor
+
+
 def mosaic(tiles: Sequence[np.ndarray], columns: int | None = None, min_tile: int = 64,
            cmap: str = "viridis") -> np.ndarray:
     """Tiles side by side, row by row, in one uint8 RGB array at exact pixels.
@@ -112,13 +129,8 @@ def mosaic(tiles: Sequence[np.ndarray], columns: int | None = None, min_tile: in
     ``columns * (tile + gap) + gap`` pixels wide (gap = ``MOSAIC_GAP``), and as many rows high as needed.
     """
     tiles = [np.asarray(tile) for tile in tiles]
-    if not tiles:
-        raise ValueError("no tiles to draw")
-    columns = columns or grid_columns(len(tiles))
+    columns, factor, tile_h, tile_w = _mosaic_geometry(tiles, columns, min_tile)
     rows = math.ceil(len(tiles) / columns)
-    height, width = tiles[0].shape[:2]
-    factor = max(1, math.ceil(min_tile / max(1, min(height, width))))
-    tile_h, tile_w = height * factor, width * factor
     canvas = np.full((rows * (tile_h + MOSAIC_GAP) + MOSAIC_GAP, columns * (tile_w + MOSAIC_GAP) + MOSAIC_GAP, 3),
                      255, np.uint8)
     for index, tile in enumerate(tiles):
@@ -133,12 +145,53 @@ def mosaic(tiles: Sequence[np.ndarray], columns: int | None = None, min_tile: in
     return canvas
 
 
-def save_mosaic(tiles: Sequence[np.ndarray], path: str | Path, columns: int | None = None, min_tile: int = 64,
-                cmap: str = "viridis") -> Path:
-    """``mosaic`` written as a PNG at exact pixels (one pixel of the array, one pixel of the file)."""
-    with atomic_path(path) as temporary:
-        Image.fromarray(mosaic(tiles, columns, min_tile, cmap)).save(temporary, format="PNG")
-    return Path(path)
+def mosaic_figure(tiles: Sequence[np.ndarray], title: str, labels: Sequence[str] | None = None,
+                  columns: int | None = None, min_tile: int = 64, cmap: str = "viridis") -> Figure:
+    """``mosaic`` under a title, each tile labelled in its corner (``ch 12``, ``filter 3``).
+
+    One axis shows the whole mosaic (drawing 64 axes would take seconds), at one pixel of the mosaic
+    per pixel of the figure at 100 dpi, plus a band for the title.
+    """
+    canvas = mosaic(tiles, columns, min_tile, cmap)
+    columns, _, tile_h, tile_w = _mosaic_geometry(tiles, columns, min_tile)
+    height, width = canvas.shape[:2]
+    width_px = max(width, 320)
+    lines = textwrap.wrap(title, width=width_px // 7) or [""]  # about 7 pixels per character at 9 pt
+    band = 25 + 15 * len(lines)  # pixels for the title
+    figure = Figure(figsize=(width_px / 100, (height + band) / 100), dpi=100)
+    axis = figure.add_axes((0, 0, 1, height / (height + band)))
+    axis.imshow(canvas, interpolation="nearest", aspect="auto")
+    axis.set_axis_off()
+    axis.set_title("\n".join(lines), fontsize=9, pad=6)
+    for index, label in enumerate(labels or []):
+        top = MOSAIC_GAP + (index // columns) * (tile_h + MOSAIC_GAP)
+        left = MOSAIC_GAP + (index % columns) * (tile_w + MOSAIC_GAP)
+        axis.text(left + 2, top + 2, label, color="white", fontsize=6, va="top", ha="left",
+                  bbox={"facecolor": "black", "alpha": 0.5, "pad": 1, "linewidth": 0})
+    return figure
+
+
+def save_mosaic(tiles: Sequence[np.ndarray], path: str | Path, title: str, labels: Sequence[str] | None = None,
+                columns: int | None = None, min_tile: int = 64, cmap: str = "viridis") -> Path:
+    """``mosaic_figure`` saved as a PNG."""
+    return save_figure(mosaic_figure(tiles, title, labels, columns, min_tile, cmap), path)
+
+
+def overlay_figure(image: np.ndarray, heatmap: np.ndarray, title: str, alpha: float = 0.4,
+                   colormap: str = "jet") -> Figure:
+    """A heatmap in [0, 1] over an RGB image (the map stretched to the image), a title and a colour bar."""
+    image = np.asarray(image)
+    height, width = image.shape[:2]
+    figure = Figure(figsize=(max(width, 240) / 100 + 0.9, max(height, 240) / 100 + 0.4), dpi=100, layout="tight")
+    axis = figure.subplots()
+    axis.imshow(image)
+    shown = axis.imshow(np.asarray(heatmap, np.float32), cmap=colormap, alpha=alpha, vmin=0.0, vmax=1.0,
+                        extent=(-0.5, width - 0.5, height - 0.5, -0.5), interpolation="bicubic")
+    axis.set_axis_off()
+    axis.set_title(title, fontsize=10)
+    colorbar = figure.colorbar(shown, ax=axis, fraction=0.046, pad=0.02)
+    colorbar.set_label("Grad-CAM evidence (0-1)", fontsize=8)
+    return figure
 
 
 def confusion_figure(matrix: np.ndarray, class_names: Sequence[str]) -> Figure:

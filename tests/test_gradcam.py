@@ -9,9 +9,10 @@ import tensorflow as tf
 from PIL import Image
 
 from catsdogs.errors import UserError
-from catsdogs.explain.gradcam import default_target_layer, grad_cam, overlay, save_overlay
+from catsdogs.explain.gradcam import default_target_layer, grad_cam, save_overlay
 from catsdogs.models import create_model
 from catsdogs.models.introspection import apply_layers, head_logits, split_at
+from catsdogs.plots import overlay_figure
 
 SIZE = 48
 
@@ -104,16 +105,28 @@ def test_a_model_with_an_augmentation_layer_is_explained_without_augmenting():
     np.testing.assert_allclose(grad_cam(model, images), grad_cam(model, images))  # no random transform
 
 
-def test_overlay_is_drawn_at_the_image_size_and_the_map_saved_beside(tmp_path):
+def test_the_overlay_has_a_title_a_colour_scale_and_the_map_stretched_over_the_image(tmp_path):
     image = np.full((30, 50, 3), 128, np.uint8)
     heatmap = np.zeros((8, 8), np.float32)
     heatmap[:4, :4] = 1.0
-    blended = overlay(image, heatmap)
-    assert blended.shape == (30, 50, 3) and blended.dtype == np.uint8
-    assert not np.array_equal(blended[2, 2], blended[-2, -2])  # hot corner differs from the cold one
-    path = save_overlay(image, heatmap, tmp_path / "explained" / "cat.png")
-    assert Image.open(path).size == (50, 30)
+    figure = overlay_figure(image, heatmap, "cat.jpg: cats 97.0%")
+    picture, colour_bar = figure.axes
+    assert picture.get_title() == "cat.jpg: cats 97.0%"
+    assert colour_bar.get_ylabel() == "Grad-CAM evidence (0-1)"  # the colour bar's own axis
+    shown_image, shown_map = picture.get_images()
+    assert shown_image.get_array().shape == (30, 50, 3)
+    assert shown_map.get_extent() == [-0.5, 49.5, 29.5, -0.5] and shown_map.get_clim() == (0.0, 1.0)
+    path = save_overlay(image, heatmap, tmp_path / "explained" / "cat.png", "cat.jpg: cats 97.0%")
+    assert Image.open(path).size[0] > 50
     np.testing.assert_array_equal(np.load(tmp_path / "explained" / "cat.npy"), heatmap)
+
+
+def test_a_small_map_is_upsampled_smoothly(square_model):
+    images, _ = noise_with_squares(1, seed=4)
+    heatmap = grad_cam(square_model, images)[0]
+    assert heatmap.min() >= 0 and heatmap.max() == pytest.approx(1.0)
+    steps = np.abs(np.diff(heatmap, axis=1))
+    assert steps.max() < 0.25  # no block edges: neighbouring pixels differ little
 
 
 def test_grad_cam_takes_tensors_too(square_model):

@@ -240,7 +240,7 @@ def test_explain_writes_an_overlay_and_heatmap_per_image(trained, tmp_path, caps
     assert code == 0 and "wrote 4 Grad-CAM overlays" in err
     for path in files:
         overlay_png = explained / f"{path.name}.png"
-        assert Image.open(overlay_png).size == Image.open(path).size  # drawn on the original image
+        assert Image.open(overlay_png).size[0] > Image.open(path).size[0]  # the original image and a colour bar
         heatmap = np.load(overlay_png.with_suffix(".npy"))
         assert heatmap.shape == (SIZE, SIZE) and 0 <= heatmap.min() <= heatmap.max() <= 1
     code, _, err = run_predict([*files, "--model", trained["model"], "--explain", explained, "--layer", "nope"],

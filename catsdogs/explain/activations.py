@@ -60,7 +60,8 @@ def save_activation_grids(model: keras.Model, image: np.ndarray, output_dir: str
     """``activations-<layer>.png`` and ``.npy`` (the whole map) per layer.
 
     The PNG is a ``save_mosaic``: one tile per channel, the first ``max_channels``, channel ``k`` at
-    row ``k // 8``, column ``k % 8``; each tile scaled to its own range (a dead channel is flat).
+    row ``k // 8``, column ``k % 8`` and labelled ``ch k``; each tile scaled to its own range (a dead
+    channel is flat); the title names the model, the layer and the map's size.
     """
     if max_channels < 1:
         raise UserError(f"--max-channels must be at least 1, not {max_channels}")
@@ -70,7 +71,11 @@ def save_activation_grids(model: keras.Model, image: np.ndarray, output_dir: str
     for name, activation in layer_activations(model, image, layer_names).items():
         channels = min(activation.shape[-1], max_channels)
         tiles = [activation[:, :, channel] for channel in range(channels)]
-        path = save_mosaic(tiles, output_dir / f"activations-{name}.png")
+        height, width, depth = activation.shape
+        title = (f"{model.name} {name}: {height}x{width} maps, channels 0-{channels - 1} of {depth} "
+                 "(each scaled to its own range)")
+        path = save_mosaic(tiles, output_dir / f"activations-{name}.png", title,
+                           [f"ch {channel}" for channel in range(channels)])
         save_array(path.with_suffix(".npy"), activation)
         grids.append(ActivationGrid(name, path, tuple(activation.shape), channels))
     return grids

@@ -20,6 +20,7 @@ from catsdogs.data.decode import describe_decode_failure
 from catsdogs.data.files import Failure
 from catsdogs.data.images import check_files
 from catsdogs.data.pipeline import make_path_dataset
+from catsdogs.models.heads import class_probabilities
 from catsdogs.models.saving import ModelInfo
 
 PROGRESS_MIN_IMAGES = 200  # fewer finish before a progress bar would tell anything
@@ -51,14 +52,6 @@ class PredictionReport:
     def probabilities(self) -> np.ndarray:
         """``(N, classes)`` float32, one row per result."""
         return np.array([r.probabilities for r in self.results], np.float32).reshape(-1, len(self.class_names))
-
-
-def class_probabilities(outputs: np.ndarray, num_classes: int) -> np.ndarray:
-    """Model outputs -> ``(N, classes)``; a binary model's sigmoid ``p`` becomes ``[1 - p, p]``."""
-    outputs = np.asarray(outputs, np.float32)
-    if num_classes == 2 and outputs.shape[-1] == 1:
-        return np.concatenate([1.0 - outputs, outputs], axis=-1)
-    return outputs
 
 
 def predict_files(model: keras.Model, info: ModelInfo, paths: Sequence[str], batch_size: int = 32,

@@ -1,5 +1,6 @@
 """Heads: what sits between a model's features and its output layer, and the output layer itself.
 
+``class_probabilities`` reads the output layer back as one probability per class.
 A head builder takes the feature tensor and the dropout rate and returns the tensor the output layer
 reads. Layer names are fixed (``flatten``, ``dense``, ``dropout``, ``avg_pool``, ``output``) because
 checkpoints, cached-feature training and tests address layers by name.
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+import numpy as np
 
 
 def flatten_dense_head(x: Any, dropout: float) -> Any:
@@ -40,3 +42,11 @@ def output_layer(num_classes: int) -> keras.layers.Dense:
     if num_classes == 2:
         return keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="output")
     return keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="output")
+
+
+def class_probabilities(outputs: np.ndarray, num_classes: int) -> np.ndarray:
+    """Model outputs -> ``(N, classes)``; a binary model's sigmoid ``p`` becomes ``[1 - p, p]``."""
+    outputs = np.asarray(outputs, np.float32)
+    if num_classes == 2 and outputs.shape[-1] == 1:
+        return np.concatenate([1.0 - outputs, outputs], axis=-1)
+    return outputs

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import platform
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,17 @@ def write_state(run_dir: Path, state: dict[str, Any]) -> None:
     write_json(run_dir / "state.json", state)
 
 
+def phase_starts(phases: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Each phase after the first -> its first epoch (1-based), from phases' ``name`` and ``epochs``:
+    where the curves mark that fine-tuning began."""
+    starts, first = {}, 1
+    for index, phase in enumerate(phases):
+        if index:
+            starts[str(phase["name"])] = first
+        first += int(phase["epochs"])
+    return starts
+
+
 def save_curves(source: str | Path, output_dir: str | Path) -> Path:
     """``curves.png`` (accuracy and loss, training vs validation) and ``curves.json`` from a run's history.
 
@@ -93,7 +105,9 @@ def save_curves(source: str | Path, output_dir: str | Path) -> Path:
                         "that python -m catsdogs.train writes in its run directory")
     output_dir = Path(output_dir)
     title = source.name if source.is_dir() else source.parent.name
-    path = plot_history(history, output_dir / "curves.png", title=title)
+    recorded = read_json(history_path.parent / "config.json")
+    phases = ((recorded or {}).get("run") or {}).get("phases") or [] if isinstance(recorded, dict) else []
+    path = plot_history(history, output_dir / "curves.png", title=title, phase_starts=phase_starts(phases))
     summary: dict[str, Any] = {"source": str(history_path), "history": history}
     if history.get("val_accuracy"):
         best = int(np.nanargmax(history["val_accuracy"]))

@@ -33,7 +33,14 @@ from catsdogs.outputs import publish_versioned, write_json
 from catsdogs.plots import plot_history
 from catsdogs.training.features import train_with_cached_features
 from catsdogs.training.fitting import Phase, compile_model, fit_phases, load_model_weights, plan_phases
-from catsdogs.training.rundir import library_versions, new_run_dir, read_history, read_state, write_state
+from catsdogs.training.rundir import (
+    library_versions,
+    new_run_dir,
+    phase_starts,
+    read_history,
+    read_state,
+    write_state,
+)
 from catsdogs.training.settings import describe_recipe
 from catsdogs.training.strategy import make_strategy
 
@@ -232,7 +239,8 @@ def _finish(model: keras.Model, config: TrainConfig, run_dir: Path, datasets: di
             print(f"test accuracy {accuracy:.4f}, loss {loss:.4f} ({len(folders['test'])} images)")
     write_json(run_dir / "metrics.json", metrics)
     if history:
-        plot_history(history, run_dir / "curves.png", title=config.run_label)
+        plot_history(history, run_dir / "curves.png", title=config.run_label,
+                     phase_starts=phase_starts([phase.__dict__ for phase in plan_phases(config)]))
     saved = _publish(model_path, config, run_dir)
     return Run(config, run_dir, model, history, metrics, model_path, info, saved)
 
