@@ -90,12 +90,6 @@ def save_array(path: str | Path, array: Any) -> Path:
     return Path(path)
 
 
-def copy_file(source: str | Path, destination: str | Path, fsync: bool = False) -> Path:
-    with atomic_path(destination, fsync) as temporary:
-        shutil.copyfile(source, temporary)
-    return Path(destination)
-
-
 def publish_versioned(source: str | Path, directory: str | Path, stem: str, suffix: str) -> Path:
     """Copy ``source`` into ``directory`` under the first free name ``stem``, ``stem-2``, ... (+ ``suffix``).
 

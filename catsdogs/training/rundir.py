@@ -105,8 +105,9 @@ def save_curves(source: str | Path, output_dir: str | Path) -> Path:
                         "that python -m catsdogs.train writes in its run directory")
     output_dir = Path(output_dir)
     title = source.name if source.is_dir() else source.parent.name
-    recorded = read_json(history_path.parent / "config.json")
-    phases = ((recorded or {}).get("run") or {}).get("phases") or [] if isinstance(recorded, dict) else []
+    recorded = read_json(history_path.parent / "config.json")  # the run's phases, when it is a run folder
+    run_record = recorded.get("run") if isinstance(recorded, dict) else None
+    phases = run_record.get("phases", []) if isinstance(run_record, dict) else []
     path = plot_history(history, output_dir / "curves.png", title=title, phase_starts=phase_starts(phases))
     summary: dict[str, Any] = {"source": str(history_path), "history": history}
     if history.get("val_accuracy"):
