@@ -9,14 +9,17 @@ The public Python API, what notebooks and users call (each name is imported on f
     model, info = catsdogs.load_model(run.saved_model_path)   # any saved model, with its metadata
     report = catsdogs.predict_files(model, info, ["cat.jpg", "dog.jpg"])    # files; expand folders first
     catsdogs.save_gradcam(model, info, ["cat.jpg"], "heatmaps/")
+    export = catsdogs.export_model(run.saved_model_path, "litert")     # checked against the Keras model
+    report = catsdogs.predict_images(catsdogs.open_engine(export.model_path), ["cat.jpg"])  # no TensorFlow
 
 ``train_model`` and ``evaluate_folder`` are the library's ``train`` and ``evaluate``: the plain names
 belong to the command modules (``python -m catsdogs.train``), and Python binds a package attribute to
 its submodule whenever that submodule is imported, so one name cannot be both.
 
 The layout (see ARCHITECTURE.md): commands at the top (``train``, ``predict``, ``evaluate``,
-``visualize``, ``saved``), the library in sub-packages (``data``, ``models``, ``training``, ``inference``,
-``explain``), and below them ``plots``, ``affine``, ``config``, ``outputs`` and ``errors``.
+``visualize``, ``saved``, ``export``), the library in sub-packages (``data``, ``models``, ``training``,
+``inference``, ``explain``, ``exporting``, ``runtime``), and below them ``modelcard``, ``plots``, ``affine``,
+``metrics``, ``metadata``, ``config``, ``outputs`` and ``errors``.
 """
 
 from __future__ import annotations
@@ -39,18 +42,21 @@ _API = {
     "register_model": ("catsdogs.models.registry", "register_model"),
     "save_model": ("catsdogs.models.saving", "save_model"),
     "load_model": ("catsdogs.models.saving", "load_model"),
-    "ModelInfo": ("catsdogs.models.saving", "ModelInfo"),
+    "ModelInfo": ("catsdogs.metadata", "ModelInfo"),
     "train_model": ("catsdogs.training.trainer", "train"),
     "resolve_config": ("catsdogs.training.settings", "resolve_config"),
     "find_learning_rate": ("catsdogs.training.lr_finder", "find_learning_rate"),
     "list_saved_models": ("catsdogs.models.catalog", "list_saved_models"),
     "predict_files": ("catsdogs.inference.predict", "predict_files"),
     "evaluate_folder": ("catsdogs.inference.evaluation", "evaluate_folder"),
-    "compute_metrics": ("catsdogs.inference.metrics", "compute_metrics"),
+    "compute_metrics": ("catsdogs.metrics", "compute_metrics"),
     "grad_cam": ("catsdogs.explain.gradcam", "grad_cam"),
     "save_gradcam": ("catsdogs.explain.gradcam", "save_gradcam"),
     "save_activation_grids": ("catsdogs.explain.activations", "save_activation_grids"),
     "save_filter_grid": ("catsdogs.explain.filters", "save_filter_grid"),
+    "export_model": ("catsdogs.exporting.exporter", "export_model"),
+    "open_engine": ("catsdogs.runtime.engines", "open_engine"),
+    "predict_images": ("catsdogs.runtime.predict", "predict_images"),
 }
 
 __all__ = ["__version__", *_API]

@@ -12,13 +12,13 @@ import argparse
 import dataclasses
 import os
 import sys
-import tempfile
 import typing
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NoReturn
 
 from catsdogs.config import DEFAULT_SAVED_MODELS_DIR, flag_name
 from catsdogs.errors import EXIT_INTERRUPTED, EXIT_NOTHING_DONE, EXIT_OK, EXIT_USER_ERROR, UserError
+from catsdogs.outputs import captured_native_output
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -59,20 +59,8 @@ def quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if "tensorflow" in sys.modules:
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            import tensorflow  # deferred: the one place a command pays TensorFlow's start-up
-        except BaseException:
-            os.dup2(saved, 2)
-            captured.seek(0)
-            sys.stderr.write(captured.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+    with captured_native_output((2,)):
+        import tensorflow  # deferred: the one place a command pays TensorFlow's start-up
     tensorflow.get_logger().setLevel("ERROR")  # retracing notices and the like are for developers
 
 
@@ -181,8 +169,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """``--model``, ``--saved-models-dir`` and ``--unsafe``: how every reading command finds its model."""
     group = parser.add_argument_group("model")
     group.add_argument("--model", metavar="PATH",
-                       help="a .keras file (default: the best validation accuracy in --saved-models-dir; "
-                            "see python -m catsdogs.saved)")
+                       help="a .keras file, or an export: .tflite, .onnx or a SavedModel folder (default: the best "
+                            "validation accuracy in --saved-models-dir; see python -m catsdogs.saved)")
     group.add_argument("--saved-models-dir", default=DEFAULT_SAVED_MODELS_DIR, metavar="DIR",
                        help="where to look for a model when --model is not given")
     group.add_argument("--unsafe", action="store_true",

@@ -56,6 +56,10 @@ SPLITS = ("train", "validation", "test")  # data_prep writes them; training read
 DEFAULT_DATA_DIR = "data/cats_vs_dogs_small"  # what data_prep's examples write and every command reads
 DEFAULT_RUNS_DIR = "runs"
 DEFAULT_SAVED_MODELS_DIR = "saved_models"
+EXPORT_FORMATS = ("saved_model", "litert", "onnx")  # python -m catsdogs.export --format
+EXPORT_SUFFIXES = {"litert": ".tflite", "onnx": ".onnx"}  # the file formats; a SavedModel is a folder
+QUANTIZATIONS = ("none", "float16", "dynamic", "int8")  # --quantize (litert and onnx)
+DEFAULT_EXPORT_CHECK_IMAGES = 1000  # held-out images an export's parity check compares on
 DEFAULT_VISUALIZATIONS_DIR = "visualizations"
 CACHE_ENV = "CATSDOGS_CACHE"  # where downloads and file checks are kept (default ~/.cache/catsdogs)
 # What TensorFlow's own decoders read (decode_jpeg, decode_image: PNG, GIF, BMP, WebP): what training and

@@ -12,6 +12,7 @@ EXIT_OK = 0
 # Some inputs were bad and skipped (each named on stderr) while others were processed: that is success.
 EXIT_NOTHING_DONE = 1  # every input was bad: no result at all (each input named on stderr)
 EXIT_USER_ERROR = 2  # nothing could be started: the one-line message says why
+EXIT_CHECK_FAILED = 3  # the work was done but failed its own check (an export whose parity check failed)
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
 
 

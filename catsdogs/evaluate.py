@@ -23,6 +23,7 @@ from catsdogs.cli import ArgumentParser, add_model_arguments, quiet_tensorflow, 
 from catsdogs.config import DEFAULT_DATA_DIR, SPLITS
 from catsdogs.errors import UserError
 from catsdogs.outputs import claim_output_dir
+from catsdogs.runtime.engines import exported_format, open_engine
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,19 +48,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError("--batch-size must be at least 1 and --mistakes at least 0")
     quiet_tensorflow()
     # deferred: the library imports TensorFlow, which --help and flag errors should not wait for
-    from catsdogs.data.files import read_image_folder
-    from catsdogs.inference.evaluation import evaluate_folder, resolve_split_folder
+    from catsdogs.data.files import read_image_folder, resolve_split_folder
+    from catsdogs.inference.evaluation import evaluate_folder
     from catsdogs.inference.reports import summary, write_evaluation
     from catsdogs.models.catalog import load_chosen_model, model_line
 
     folder = read_image_folder(resolve_split_folder(args.data_dir, args.split))
     claim_output_dir(args.output, [folder.root])  # before any work: results never land among the images
-    # Without --model: the best model for these classes.
-    model, info, model_path = load_chosen_model(args.model, args.saved_models_dir, args.unsafe, folder.class_names)
+    if exported_format(args.model or ""):  # LiteRT, ONNX or SavedModel, read with its runtime
+        model = open_engine(args.model)
+        info, model_path, line = model.info, model.path, f"model: {model.describe()}"
+    else:  # without --model: the best model for these classes
+        model, info, model_path = load_chosen_model(args.model, args.saved_models_dir, args.unsafe,
+                                                    folder.class_names)
+        line = model_line(model_path, info, not args.model)
     evaluation = evaluate_folder(model, info, folder, args.batch_size, args.top_k, args.mistakes, progress=None)
     evaluation.metrics["model"] = str(model_path)
     files = write_evaluation(evaluation, args.output, info.image_size)
-    print(model_line(model_path, info, not args.model), file=sys.stderr)
+    print(line, file=sys.stderr)
     print(summary(evaluation.metrics))
     print(f"wrote {', '.join(path.name for path in files.values())} to {args.output}")
     return report_failures(evaluation.report.failures, len(evaluation.report.results))

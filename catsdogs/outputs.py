@@ -12,6 +12,10 @@
   files. ``check_output_file`` refuses an output file that is one of the inputs, a folder, or an
   existing file (unless ``force``).
 
+And what native libraries print: ``captured_native_output`` holds the lines C++ code writes straight to
+the process's stdout and stderr (TensorFlow's start-up, the TFLite converter, LiteRT's delegate notice),
+showing them only if the work fails.
+
 This module imports nothing of catsdogs but the errors, so every layer can write through it.
 """
 
@@ -21,7 +25,9 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Iterable, Iterator
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import count
 from pathlib import Path
@@ -67,6 +73,35 @@ def atomic_path(path: str | Path, fsync: bool = False) -> Iterator[Path]:
             shutil.rmtree(temporary, ignore_errors=True)
         else:
             temporary.unlink(missing_ok=True)
+
+
+@contextmanager
+def captured_native_output(descriptors: Sequence[int] = (1, 2)) -> Iterator[None]:
+    """Send file descriptors 1 and 2 to a temporary file for the block; replay it on stderr if the block fails.
+
+    Native code writes to the descriptors, not to ``sys.stdout``, so only redirecting them silences it.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = {descriptor: os.dup(descriptor) for descriptor in descriptors}
+    with tempfile.TemporaryFile() as captured:
+        for descriptor in descriptors:
+            os.dup2(captured.fileno(), descriptor)
+        failed = False
+        try:
+            yield
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for descriptor, original in saved.items():
+                os.dup2(original, descriptor)
+                os.close(original)
+            if failed:
+                captured.seek(0)
+                sys.stderr.write(captured.read().decode(errors="replace"))
 
 
 def write_bytes(path: str | Path, data: bytes, fsync: bool = False) -> Path:

@@ -5,6 +5,7 @@ Examples:
     python -m catsdogs.predict data/test1 --format csv > predictions.csv
     python -m catsdogs.predict data/test1 --kaggle-submission submission.csv
     python -m catsdogs.predict photo.jpg --model saved_models/vgg19-block5.keras --explain gradcam/
+    python -m catsdogs.predict photo.jpg --model exports/mobilenet-litert/mobilenet.tflite   # no TensorFlow
 
 The model is ``--model`` or the default in ``--saved-models-dir`` (the best validation accuracy,
 ``catsdogs.models.catalog``), named on stderr's first line; its metadata gives
@@ -13,6 +14,9 @@ may be files, folders (searched recursively for images) or glob patterns (expand
 Windows shells leave them alone). An input that cannot be read or decoded is named on stderr with
 its problem (``skipped PATH: why``); the others are still predicted, and the exit status is 0. It is
 1 only when no input could be predicted. A missing or unloadable model is a one-line error, status 2.
+An exported model (``.tflite``, ``.onnx``: ``python -m catsdogs.export``) is read with its own runtime
+and Pillow, without importing TensorFlow, so one image takes a fraction of a second; a SavedModel
+folder is read through TensorFlow. Grad-CAM (``--explain``) needs gradients: ``.keras`` models only.
 ``--explain DIR`` must be a new or empty folder, or one catsdogs wrote, apart from the inputs;
 ``--kaggle-submission`` never replaces an input, nor an existing file without ``--force``.
 """
@@ -26,7 +30,11 @@ from collections.abc import Sequence
 from catsdogs.cli import ArgumentParser, add_model_arguments, quiet_tensorflow, report_failures, run_cli
 from catsdogs.data.files import Failure, expand_inputs
 from catsdogs.errors import UserError
+from catsdogs.metadata import ModelInfo
 from catsdogs.outputs import check_output_file, claim_output_dir
+from catsdogs.runtime.engines import exported_format, open_engine
+from catsdogs.runtime.predict import predict_images
+from catsdogs.runtime.writers import write_csv, write_json, write_kaggle_submission
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,33 +55,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_kaggle(submission: str | None, info: ModelInfo, model_path: object) -> None:
+    if submission and not info.binary:
+        raise UserError(f"--kaggle-submission needs a binary model; {model_path} has classes {info.class_names}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, not {args.batch_size}")
     if args.layer and not args.explain:
         raise UserError("--layer chooses the layer that --explain explains; pass --explain DIR too")
-    quiet_tensorflow()
-    # deferred: the library imports TensorFlow, which --help and flag errors should not wait for
-    from catsdogs.explain.gradcam import explain_files, resolve_target_layer
-    from catsdogs.inference.predict import predict_files
-    from catsdogs.inference.reports import write_csv, write_json, write_kaggle_submission
-    from catsdogs.models.catalog import load_chosen_model, model_line
-
-    model, info, model_path = load_chosen_model(args.model, args.saved_models_dir, args.unsafe)
-    if args.kaggle_submission and not info.binary:
-        raise UserError(f"--kaggle-submission needs a binary model; {model_path} has classes {info.class_names}")
-    if args.explain:
-        resolve_target_layer(model, args.layer)  # a wrong --layer fails before any work
+    exported = exported_format(args.model) if args.model else None
+    if exported and args.explain:
+        raise UserError(f"--explain draws Grad-CAM, which needs the model's gradients: it works with .keras models "
+                        f"only, and {args.model} is an exported ({exported}) model")
     files, problems = expand_inputs(args.paths)
     # Outputs are checked before any work: they never replace an input, nor land among the inputs.
     if args.kaggle_submission:
         check_output_file(args.kaggle_submission, files, "--kaggle-submission", args.force)
     if args.explain:
         claim_output_dir(args.explain, args.paths, "--explain")
-    report = predict_files(model, info, files, args.batch_size, progress=None)
+    if exported:  # LiteRT and ONNX without TensorFlow; a SavedModel through it
+        engine = open_engine(args.model)
+        info, model_path, line = engine.info, engine.path, f"model: {engine.describe()}"
+        check_kaggle(args.kaggle_submission, info, model_path)
+        report = predict_images(engine, files, args.batch_size, progress=None)
+    else:
+        quiet_tensorflow()
+        # deferred: the library imports TensorFlow, which --help and flag errors should not wait for
+        from catsdogs.explain.gradcam import explain_files, resolve_target_layer
+        from catsdogs.inference.predict import predict_files
+        from catsdogs.models.catalog import load_chosen_model, model_line
+
+        model, info, model_path = load_chosen_model(args.model, args.saved_models_dir, args.unsafe)
+        line = model_line(model_path, info, not args.model)
+        check_kaggle(args.kaggle_submission, info, model_path)
+        if args.explain:
+            resolve_target_layer(model, args.layer)  # a wrong --layer fails before any work
+        report = predict_files(model, info, files, args.batch_size, progress=None)
     if report.results:  # the first line says which model made the results
-        print(model_line(model_path, info, not args.model), file=sys.stderr)
+        print(line, file=sys.stderr)
 
     by_path = {item.path: item for item in [*report.results, *report.failures]}
     items = [by_path[path] for path in files] + problems

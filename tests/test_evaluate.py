@@ -16,7 +16,7 @@ from test_predict import run_command
 from catsdogs.data.decode import load_image
 from catsdogs.data.files import read_image_folder
 from catsdogs.evaluate import main
-from catsdogs.inference.metrics import per_class_scores, roc_auc, top_k_accuracy
+from catsdogs.metrics import per_class_scores, roc_auc, top_k_accuracy
 from catsdogs.models import create_model
 from catsdogs.models.saving import ModelInfo, save_model
 

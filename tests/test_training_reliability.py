@@ -75,8 +75,10 @@ def test_two_trains_at_once_keep_both_runs_and_both_models(tmp_path):
     assert [child.returncode for child in children] == [0, 0], results
     runs = sorted((tmp_path / "runs").iterdir())
     assert len(runs) == 2 and all((run / "model.keras").is_file() for run in runs)
-    saved = sorted(p.name for p in (tmp_path / "saved_models").iterdir() if not p.name.startswith("."))
+    saved = sorted(p.name for p in (tmp_path / "saved_models").glob("*.keras") if not p.name.startswith("."))
     assert saved == ["small_cnn-2.keras", "small_cnn.keras"]
+    cards = sorted(p.name for p in (tmp_path / "saved_models").glob("*.md"))
+    assert cards == ["small_cnn-2.md", "small_cnn.md"]  # each model's own card beside it
     published = {json.loads((run / "state.json").read_text())["published"] for run in runs}
     assert published == {str(tmp_path / "saved_models" / name) for name in saved}
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import json
 import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from catsdogs.config import DECODABLE_EXTENSIONS, SPLITS
 from catsdogs.errors import UserError
@@ -128,6 +130,39 @@ def data_fingerprint(data_dir: str | Path) -> str:
     for path in sorted(p for p in data_dir.rglob("*") if p.is_file()):
         digest.update(f"{path.relative_to(data_dir)}\t{path.stat().st_size}\n".encode())
     return digest.hexdigest()
+
+
+def resolve_split_folder(data_dir: str | Path, split: str | None = None) -> Path:
+    """``data_dir`` itself when it is a split folder, or its ``split`` (default ``test``) in a data_prep output."""
+    data_dir = Path(data_dir)
+    if data_dir.exists() and not data_dir.is_dir():
+        raise UserError(f"data folder {data_dir} is a file; pass a folder of class sub-folders or a data_prep output")
+    if not data_dir.is_dir():
+        raise UserError(f"data folder {data_dir} does not exist")
+    if split is not None and split not in SPLITS:
+        raise UserError(f"--split must be one of {', '.join(SPLITS)}, not {split!r}")
+    present = [name for name in SPLITS if (data_dir / name).is_dir()]
+    chosen = split or SPLITS[-1]
+    if chosen in present:
+        return data_dir / chosen
+    if present or split is not None:
+        raise UserError(f"{data_dir} has no {chosen}/ split (found {', '.join(present) or 'none'}); "
+                        "pass --split or point --data-dir at a folder of class sub-folders")
+    return data_dir
+
+
+def describe_data(data_dir: str | Path) -> dict[str, Any]:
+    """Where a model's data came from, for its metadata and card: the folder, the manifest's hash and,
+    when data_prep made the folder, its source, kind and split from ``summary.json``."""
+    data_dir = Path(data_dir).resolve()
+    described: dict[str, Any] = {"dir": str(data_dir), "fingerprint": data_fingerprint(data_dir)}
+    try:
+        summary = json.loads((data_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return described
+    if isinstance(summary, dict):
+        described.update({key: summary[key] for key in ("source", "kind", "split", "seed") if key in summary})
+    return described
 
 
 def expand_inputs(paths: Iterable[str | Path]) -> tuple[list[str], list[Failure]]:

@@ -24,6 +24,7 @@ from catsdogs.data.files import Failure, expand_inputs
 from catsdogs.data.images import check_files, open_upright
 from catsdogs.data.pipeline import make_path_dataset
 from catsdogs.errors import UserError
+from catsdogs.metadata import ModelInfo
 from catsdogs.models.heads import class_probabilities
 from catsdogs.models.introspection import (
     apply_layers,
@@ -33,7 +34,6 @@ from catsdogs.models.introspection import (
     head_logits,
     split_at,
 )
-from catsdogs.models.saving import ModelInfo
 from catsdogs.outputs import save_array
 from catsdogs.plots import overlay_figure, save_figure
 

@@ -9,12 +9,14 @@ from typing import Any
 import keras
 import numpy as np
 
-from catsdogs.config import SPLITS
 from catsdogs.data.files import ImageFolder, read_image_folder
 from catsdogs.errors import UserError
-from catsdogs.inference.metrics import compute_metrics, most_confident_mistakes
-from catsdogs.inference.predict import PredictionReport, predict_files
-from catsdogs.models.saving import ModelInfo
+from catsdogs.inference.predict import predict_files
+from catsdogs.metadata import ModelInfo
+from catsdogs.metrics import compute_metrics
+from catsdogs.runtime.engines import Engine
+from catsdogs.runtime.predict import predict_images
+from catsdogs.runtime.results import PredictionReport
 
 
 @dataclass
@@ -26,29 +28,12 @@ class Evaluation:
     labels: np.ndarray  # true class index per result
 
 
-def resolve_split_folder(data_dir: str | Path, split: str | None = None) -> Path:
-    """``data_dir`` itself when it is a split folder, or its ``split`` (default ``test``) in a data_prep output."""
-    data_dir = Path(data_dir)
-    if data_dir.exists() and not data_dir.is_dir():
-        raise UserError(f"data folder {data_dir} is a file; pass a folder of class sub-folders or a data_prep output")
-    if not data_dir.is_dir():
-        raise UserError(f"data folder {data_dir} does not exist")
-    if split is not None and split not in SPLITS:
-        raise UserError(f"--split must be one of {', '.join(SPLITS)}, not {split!r}")
-    present = [name for name in SPLITS if (data_dir / name).is_dir()]
-    chosen = split or SPLITS[-1]
-    if chosen in present:
-        return data_dir / chosen
-    if present or split is not None:
-        raise UserError(f"{data_dir} has no {chosen}/ split (found {', '.join(present) or 'none'}); "
-                        "pass --split or point --data-dir at a folder of class sub-folders")
-    return data_dir
-
-
-def evaluate_folder(model: keras.Model, info: ModelInfo, folder: str | Path | ImageFolder, batch_size: int = 32,
-                    top_k: int = 2, mistakes: int = 16, progress: bool | None = False) -> Evaluation:
+def evaluate_folder(model: keras.Model | Engine, info: ModelInfo, folder: str | Path | ImageFolder,
+                    batch_size: int = 32, top_k: int = 2, mistakes: int = 16,
+                    progress: bool | None = False) -> Evaluation:
     """Predict every image of a split folder and score the predictions against the folder's labels.
 
+    ``model`` is a Keras model or an exported one (``catsdogs.runtime.engines.Engine``).
     The folder's classes must be the model's. Files that do not decode are left out of the
     scores and listed under ``failures``.
     """
@@ -59,7 +44,10 @@ def evaluate_folder(model: keras.Model, info: ModelInfo, folder: str | Path | Im
                         f"{list(info.class_names)}")
     if not 1 <= top_k <= len(info.class_names):
         raise UserError(f"--top-k must be between 1 and the number of classes ({len(info.class_names)}), not {top_k}")
-    report = predict_files(model, info, folder.paths, batch_size, progress)
+    if isinstance(model, Engine):  # an exported model: decoded with Pillow as its runtime does in predict
+        report = predict_images(model, folder.paths, batch_size, progress)
+    else:
+        report = predict_files(model, info, folder.paths, batch_size, progress)
     label_of = dict(zip(folder.paths, folder.labels))
     labels = np.array([label_of[result.path] for result in report.results], int)
     if not report.results:
@@ -69,3 +57,12 @@ def evaluate_folder(model: keras.Model, info: ModelInfo, folder: str | Path | Im
     metrics["skipped"] = len(report.failures)  # beside "images", the number evaluated
     metrics["failures"] = [{"path": f.path, "error": f.error} for f in report.failures]
     return Evaluation(metrics, report, labels)
+
+
+def most_confident_mistakes(report: PredictionReport, labels: np.ndarray, count: int = 16) -> list[dict[str, Any]]:
+    """The wrong predictions with the highest probability on the (wrong) predicted class, most confident first."""
+    wrong = [(result, int(label)) for result, label in zip(report.results, labels) if result.class_index != label]
+    wrong.sort(key=lambda pair: -pair[0].confidence)
+    return [{"path": result.path, "true": report.class_names[label], "predicted": result.class_name,
+             "probabilities": {name: float(p) for name, p in zip(report.class_names, result.probabilities)}}
+            for result, label in wrong[:count]]

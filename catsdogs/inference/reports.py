@@ -1,65 +1,22 @@
-"""What prediction and evaluation write: JSON, CSV, Kaggle's submission, an evaluation's files and summary."""
+"""What evaluation writes: an evaluation's files (metrics, predictions, confusion matrix, mistakes) and summary.
+
+Predictions' own formats (JSON, CSV, Kaggle's submission) are in ``catsdogs.runtime.writers``.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 
 from catsdogs import outputs
 from catsdogs.data.decode import load_image
-from catsdogs.data.files import Failure
 from catsdogs.inference.evaluation import Evaluation
-from catsdogs.inference.predict import Prediction
-from catsdogs.models.saving import ModelInfo
 from catsdogs.plots import image_grid, plot_confusion_matrix
-
-
-def _record(item: Prediction | Failure, class_names: Sequence[str]) -> dict[str, Any]:
-    if isinstance(item, Failure):
-        return {"path": item.path, "error": item.error}
-    return {"path": item.path, "predicted": item.class_name,
-            "probabilities": {name: float(p) for name, p in zip(class_names, item.probabilities)}}
-
-
-def write_json(items: Sequence[Prediction | Failure], info: ModelInfo, model_path: Path, stream: TextIO) -> None:
-    records = [_record(item, info.class_names) for item in items]
-    json.dump({"model": str(model_path), "class_names": list(info.class_names), "image_size": info.image_size,
-               "predictions": records}, stream, indent=2)
-    stream.write("\n")
-
-
-def write_csv(items: Sequence[Prediction | Failure], class_names: Sequence[str], stream: TextIO) -> None:
-    """``path, predicted, probability_<class>..., error``: one row per input, failures with ``error`` only."""
-    writer = csv.writer(stream, lineterminator="\n")
-    writer.writerow(["path", "predicted", *(f"probability_{name}" for name in class_names), "error"])
-    for item in items:
-        if isinstance(item, Failure):
-            writer.writerow([item.path, "", *([""] * len(class_names)), item.error])
-        else:
-            writer.writerow([item.path, item.class_name, *(f"{p:.6f}" for p in item.probabilities), ""])
-
-
-def write_kaggle_submission(results: Sequence[Prediction], path: str | Path) -> tuple[Path, list[Failure]]:
-    """Kaggle's ``id,label`` file: id from ``N.jpg``, label = P(class 1), sorted by id.
-
-    Files whose name is not a number are left out and returned as failures.
-    """
-    rows, problems = [], []
-    for result in results:
-        stem = Path(result.path).stem
-        if stem.isdigit():
-            rows.append((int(stem), float(result.probabilities[1])))
-        else:
-            problems.append(Failure(result.path,
-                                    "not in the Kaggle test set's N.jpg naming; left out of the submission"))
-    lines = ["id,label", *(f"{image_id},{label:.6f}" for image_id, label in sorted(rows))]
-    return outputs.write_text(path, "\n".join(lines) + "\n"), problems
 
 
 def save_mistake_gallery(mistakes: Sequence[dict[str, Any]], image_size: int, path: str | Path) -> Path | None:

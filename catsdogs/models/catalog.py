@@ -20,7 +20,8 @@ from typing import Any
 import keras
 
 from catsdogs.errors import UserError
-from catsdogs.models.saving import ModelInfo, load_model, read_model_info
+from catsdogs.metadata import ModelInfo
+from catsdogs.models.saving import load_model, read_model_info
 from catsdogs.outputs import TEMP_PREFIX
 
 

@@ -14,55 +14,41 @@ as many as the model has outputs; an image size within bounds that fits the mode
 
 from __future__ import annotations
 
-import json
 import zipfile
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import keras
 
 import catsdogs.models.layers  # noqa: F401  (registers Preprocess and RandomAffine for deserialisation)
-from catsdogs.config import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
+from catsdogs.config import EXPORT_SUFFIXES
 from catsdogs.errors import UserError
+from catsdogs.metadata import METADATA_ENTRY, ModelInfo, check_info_values, info_from_json
+from catsdogs.modelcard import write_card
 from catsdogs.outputs import atomic_path
 
-METADATA_ENTRY = "catsdogs.json"
 MAX_ENTRY_BYTES = 8 * 2**30  # the largest Keras application (ConvNeXt XLarge) is 1.4 GB of weights
 MAX_COMPRESSION_RATIO = 20  # Keras stores entries uncompressed (ratio 1); zeros deflate about 1000:1
 _RATIO_FROM_BYTES = 1 << 20  # small entries (JSON) may compress well
 
 
-@dataclass
-class ModelInfo:
-    """What a saved classifier carries besides its weights."""
-
-    class_names: list[str]
-    image_size: int
-    model_name: str = ""
-    preprocessing: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def binary(self) -> bool:
-        return len(self.class_names) == 2
-
-
 def save_model(model: keras.Model, path: str | Path, info: ModelInfo) -> Path:
-    """Save ``model`` as a ``.keras`` file with ``info`` inside it: written and fsynced under a temporary
-    name, then renamed, so ``path`` is the previous whole model or the new one, even after a kill or a crash."""
+    """Save ``model`` as a ``.keras`` file with ``info`` inside it, and its model card beside it (``x.md``).
+
+    Written and fsynced under a temporary name, then renamed, so ``path`` is the previous whole model
+    or the new one, even after a kill or a crash."""
     path = Path(path)
     if path.suffix != ".keras":
         raise UserError(f"{path}: models are saved as .keras files")
     with atomic_path(path, fsync=True) as temporary:
         model.save(temporary)
         with zipfile.ZipFile(temporary, "a") as archive:
-            archive.writestr(METADATA_ENTRY, json.dumps(asdict(info), indent=2))
+            archive.writestr(METADATA_ENTRY, info.to_json())
+    write_card(path, info)
     return path
 
 
 def update_model_info(path: str | Path, info: ModelInfo) -> Path:
-    """Replace the metadata of a saved model (test scores known after saving), atomically.
+    """Replace the metadata of a saved model (test scores known after saving), atomically; and its card.
 
     A zip entry cannot be rewritten in place: the other entries are copied into a new archive.
     """
@@ -74,7 +60,8 @@ def update_model_info(path: str | Path, info: ModelInfo) -> Path:
                     with source.open(entry) as reader, target.open(entry, "w") as writer:
                         while chunk := reader.read(1 << 20):
                             writer.write(chunk)
-            target.writestr(METADATA_ENTRY, json.dumps(asdict(info), indent=2))
+            target.writestr(METADATA_ENTRY, info.to_json())
+    write_card(path, info)
     return path
 
 
@@ -96,14 +83,8 @@ def check_archive(path: Path) -> None:
 def check_model_info(info: ModelInfo, model: keras.Model, path: Path) -> ModelInfo:
     """The metadata, checked against sense and against the model; a UserError names the wrong value."""
     fix = "re-save the model with catsdogs (or fix catsdogs.json inside the archive)"
+    check_info_values(info, path)
     names = info.class_names
-    if (not isinstance(names, list) or len(names) < 2 or not all(isinstance(n, str) and n for n in names)
-            or len(set(names)) != len(names)):
-        raise UserError(f"{path}: class_names must list at least 2 distinct names, not {names!r}; {fix}")
-    if isinstance(info.image_size, bool) or not isinstance(info.image_size, int) or not (
-            MIN_IMAGE_SIZE <= info.image_size <= MAX_IMAGE_SIZE):
-        raise UserError(f"{path}: image_size must be a whole number of pixels from {MIN_IMAGE_SIZE} to "
-                        f"{MAX_IMAGE_SIZE}, not {info.image_size!r}; {fix}")
     input_size = model.input_shape[1] if len(model.input_shape) == 4 else None
     if input_size is not None and input_size != info.image_size:
         raise UserError(f"{path}: image_size {info.image_size} does not match the model's input ({input_size} px); "
@@ -119,18 +100,10 @@ def read_model_info(path: str | Path, model: keras.Model | None = None) -> Model
     try:
         with zipfile.ZipFile(path) as archive:
             if METADATA_ENTRY in archive.namelist():
-                values = json.loads(archive.read(METADATA_ENTRY))
-                if not isinstance(values, dict) or not {"class_names", "image_size"} <= values.keys():
-                    raise UserError(f"{path}: {METADATA_ENTRY} must hold class_names and image_size; re-save the "
-                                    "model with catsdogs")
-                known = {key: values[key] for key in ModelInfo.__dataclass_fields__ if key in values}
-                info = ModelInfo(**known)
+                info = info_from_json(archive.read(METADATA_ENTRY), path)
                 return check_model_info(info, model, Path(path)) if model is not None else info
     except zipfile.BadZipFile:
         pass
-    except ValueError as exc:  # not JSON
-        raise UserError(f"{path}: {METADATA_ENTRY} is not valid JSON ({exc}); re-save the model with "
-                        "catsdogs") from None
     if model is None:
         raise UserError(f"{path} has no catsdogs metadata; load it with load_model()")
     size = model.input_shape[1]
@@ -142,8 +115,10 @@ def read_model_info(path: str | Path, model: keras.Model | None = None) -> Model
 def load_model(path: str | Path, unsafe: bool = False) -> tuple[keras.Model, ModelInfo]:
     """Load a classifier and its ``ModelInfo``. Safe mode is on unless ``unsafe``; any failure is a UserError."""
     path = Path(path)
-    if path.is_dir():
-        raise UserError(f"model file {path} is a folder; pass a .keras file (saved_models/ holds them)")
+    if path.is_dir() or path.suffix.lower() in EXPORT_SUFFIXES.values():
+        raise UserError(f"{path} is {'a folder' if path.is_dir() else 'an exported model'}; this needs a .keras file "
+                        "(saved_models/ holds them): Grad-CAM, activations and filters need the Keras model, while "
+                        "predict and evaluate also read exports")
     if not path.is_file():
         raise UserError(f"model file {path} does not exist")
     if not zipfile.is_zipfile(path):

@@ -23,12 +23,16 @@ import numpy as np
 import tensorflow as tf
 
 from catsdogs.config import SPLITS, TrainConfig
-from catsdogs.data.files import Failure, ImageFolder, data_fingerprint, read_splits
+from catsdogs.data.files import Failure, ImageFolder, data_fingerprint, describe_data, read_splits
 from catsdogs.data.images import check_folder
 from catsdogs.data.pipeline import make_dataset
 from catsdogs.errors import UserError
+from catsdogs.metadata import ModelInfo
+from catsdogs.metrics import compute_metrics
+from catsdogs.modelcard import write_card
+from catsdogs.models.heads import class_probabilities
 from catsdogs.models.registry import create_model, get_spec, set_trainable
-from catsdogs.models.saving import ModelInfo, save_model, update_model_info
+from catsdogs.models.saving import save_model, update_model_info
 from catsdogs.outputs import publish_versioned, write_json
 from catsdogs.plots import plot_history
 from catsdogs.training.features import train_with_cached_features
@@ -229,20 +233,31 @@ def _finish(model: keras.Model, config: TrainConfig, run_dir: Path, datasets: di
                      model_name=config.model, preprocessing=get_spec(config.model).preprocessing,
                      extra={"run_dir": str(run_dir), "unfreeze": config.unfreeze, "alpha": config.alpha,
                             "recipe": config.recipe, "data_fingerprint": data_fingerprint(config.data_dir),
+                            "data": describe_data(config.data_dir),
                             "metrics": metrics, "trained": datetime.now().isoformat(timespec="seconds")})
     model_path = save_model(model, run_dir / "model.keras", info)
     if "test" in datasets:
-        loss, accuracy = model.evaluate(datasets["test"], verbose=0)
-        metrics["test"] = {"accuracy": float(accuracy), "loss": float(loss), "images": len(folders["test"])}
+        metrics["test"] = score_dataset(model, datasets["test"], info.class_names)
         update_model_info(model_path, info)  # info.extra holds ``metrics``, now with the test scores
         if config.verbose:
-            print(f"test accuracy {accuracy:.4f}, loss {loss:.4f} ({len(folders['test'])} images)")
+            print(f"test accuracy {metrics['test']['accuracy']:.4f}, loss {metrics['test']['loss']:.4f} "
+                  f"({metrics['test']['images']} images)")
     write_json(run_dir / "metrics.json", metrics)
     if history:
         plot_history(history, run_dir / "curves.png", title=config.run_label,
                      phase_starts=phase_starts([phase.__dict__ for phase in plan_phases(config)]))
     saved = _publish(model_path, config, run_dir)
+    if saved is not None:
+        write_card(saved, info)
     return Run(config, run_dir, model, history, metrics, model_path, info, saved)
+
+
+def score_dataset(model: keras.Model, dataset: tf.data.Dataset, class_names: Sequence[str]) -> dict[str, Any]:
+    """Every score of ``metrics.json`` (accuracy and its interval, loss, per class, confusion) on a labelled dataset."""
+    labels = np.concatenate([batch_labels.numpy() for _, batch_labels in dataset])  # in order: never shuffled
+    # predict (not predict_on_batch) splits batches over a strategy's replicas and puts the results back in order.
+    outputs = model.predict(dataset.map(lambda images, _: images), verbose=0)
+    return compute_metrics(class_probabilities(outputs, len(class_names)), labels, class_names)
 
 
 def _publish(model_path: Path, config: TrainConfig, run_dir: Path) -> Path | None:

@@ -1,7 +1,7 @@
 """Scores from predicted probabilities and true labels, in NumPy: what ``metrics.json`` holds.
 
 Kept free of TensorFlow and of scikit-learn on purpose: these few formulas are short, tested against
-their definitions, and a runtime without TensorFlow (exported models) scores with them too.
+their definitions, and training, evaluation, the exported-model runtime and the model cards share them.
 """
 
 from __future__ import annotations
@@ -11,9 +11,23 @@ from typing import Any
 
 import numpy as np
 
-from catsdogs.inference.predict import PredictionReport
-
 _EPSILON = 1e-7  # Keras's: probabilities are clipped to [eps, 1 - eps] in the cross-entropy
+Z_95 = 1.959963984540054  # the standard normal's 97.5th percentile: two-sided 95 %
+
+
+def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float]:
+    """The Wilson score interval of a proportion (95 % by default).
+
+    Chosen over the normal approximation ``p +- z sqrt(p(1-p)/n)`` because that one collapses to a
+    single point at 0 or 100 % and leaves [0, 1] near them, which small test splits hit.
+    """
+    if trials <= 0:
+        return (0.0, 1.0)
+    p = successes / trials
+    denominator = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denominator
+    half_width = z * np.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
+    return (float(max(0.0, centre - half_width)), float(min(1.0, centre + half_width)))
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
@@ -76,6 +90,7 @@ def compute_metrics(probabilities: np.ndarray, labels: np.ndarray, class_names: 
     metrics: dict[str, Any] = {
         "images": len(labels),
         "accuracy": float(np.trace(matrix) / max(matrix.sum(), 1)),
+        "accuracy_interval_95": list(wilson_interval(int(np.trace(matrix)), int(matrix.sum()))),
         "loss": cross_entropy(probabilities, labels),
         "per_class": per_class,
         "macro_f1": float(np.mean([scores["f1"] for scores in per_class.values()])),
@@ -91,12 +106,3 @@ def compute_metrics(probabilities: np.ndarray, labels: np.ndarray, class_names: 
     metrics["confusion_matrix"] = {"class_names": list(class_names), "rows": "true class",
                                    "columns": "predicted class", "matrix": matrix.tolist()}
     return metrics
-
-
-def most_confident_mistakes(report: PredictionReport, labels: np.ndarray, count: int = 16) -> list[dict[str, Any]]:
-    """The wrong predictions with the highest probability on the (wrong) predicted class, most confident first."""
-    wrong = [(result, int(label)) for result, label in zip(report.results, labels) if result.class_index != label]
-    wrong.sort(key=lambda pair: -pair[0].confidence)
-    return [{"path": result.path, "true": report.class_names[label], "predicted": result.class_name,
-             "probabilities": {name: float(p) for name, p in zip(report.class_names, result.probabilities)}}
-            for result, label in wrong[:count]]

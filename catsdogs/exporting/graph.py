@@ -1,0 +1,43 @@
+"""The graph an export is made of: the classifier for inference, with a chosen input name and class probabilities.
+
+Augmentation layers are left out rather than traced in inference mode: their random ops
+(``StatelessRandomUniformV2``, ``ImageProjectiveTransformV3``) would still be in the graph, and ONNX
+and LiteRT's builtin op set reject them. Our classifiers are a chain at the top level
+(image -> [augment] -> preprocess -> features -> head -> output), so the chain is re-applied
+without the augmentation layer; the weights are shared, not copied. A binary model's sigmoid ``p``
+becomes ``[1 - p, p]``, so every export answers one probability per class, like the sidecar's labels.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from catsdogs.errors import UserError
+from catsdogs.metadata import ModelInfo
+from catsdogs.models.heads import class_probabilities
+from catsdogs.models.layers import RandomAffine
+from catsdogs.runtime.engines import INPUT_NAME, OUTPUT_NAME
+
+PARITY_PROBE_TOLERANCE = 1e-5  # the re-applied chain must compute what the model computes
+
+
+def inference_model(model: keras.Model, info: ModelInfo) -> keras.Model:
+    """``model`` without augmentation: ``image`` (N, S, S, 3) float32 RGB 0-255 -> ``{"probabilities": (N, C)}``."""
+    size = info.image_size
+    inputs = keras.Input((size, size, 3), name=INPUT_NAME, dtype="float32")
+    x = inputs
+    for layer in model.layers:
+        if isinstance(layer, (keras.layers.InputLayer, RandomAffine)):
+            continue
+        x = layer(x)
+    if info.binary and x.shape[-1] == 1:
+        x = keras.ops.concatenate([1.0 - x, x], axis=-1)
+    exported = keras.Model(inputs, {OUTPUT_NAME: x}, name=f"{model.name}_inference")
+    probe = np.random.default_rng(0).uniform(0, 255, (2, size, size, 3)).astype(np.float32)
+    expected = class_probabilities(model(probe, training=False), len(info.class_names))
+    got = keras.ops.convert_to_numpy(exported(probe)[OUTPUT_NAME])
+    if got.shape != expected.shape or float(np.max(np.abs(got - expected))) > PARITY_PROBE_TOLERANCE:
+        raise UserError(f"{model.name} is not a chain of layers catsdogs can export (its inference graph differs "
+                        "from the model); export it with keras's model.export yourself")
+    return exported

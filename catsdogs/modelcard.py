@@ -1,0 +1,142 @@
+"""Model cards: a ``<name>.md`` beside every saved and exported model, written from its records.
+
+Everything on the card comes from the model's metadata (``ModelInfo``), which training and export
+fill from what happened: the data (folder, source, counts, manifest hash), the recipe, the test
+metrics (with Wilson 95 % intervals computed here from the counts) and, for an export, its format
+and parity check. A figure that was not measured is said to be missing, never guessed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from catsdogs.metadata import ModelInfo
+from catsdogs.metrics import wilson_interval
+from catsdogs.outputs import write_text
+
+
+def card_path(model_path: Path) -> Path:
+    """``saved_models/x.keras`` -> ``saved_models/x.md``; an export's folder -> ``<folder>/<folder name>.md``."""
+    return model_path / f"{model_path.name}.md" if model_path.is_dir() else model_path.with_suffix(".md")
+
+
+def _percent(value: float) -> str:
+    return f"{100 * value:.1f} %"
+
+
+def _interval(correct: int, total: int) -> str:
+    low, high = wilson_interval(correct, total)
+    return f"{_percent(correct / total)} (95 % interval {_percent(low)} to {_percent(high)}, {correct}/{total})"
+
+
+def _table(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> list[str]:
+    header = list(header)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+
+
+def _data_section(info: ModelInfo) -> list[str]:
+    data = info.extra.get("data") or {}
+    images = info.metrics.get("images") or {}
+    lines = ["## Data", ""]
+    if not data and not images:
+        return lines + ["Not recorded (the model was saved outside `catsdogs.train`).", ""]
+    lines += [f"- Folder: `{data.get('dir', 'not recorded')}`"]
+    if data.get("source"):
+        lines += [f"- Source: `{data['source']}` ({data.get('kind', 'unknown kind')}, split {data.get('split', '?')})"]
+    fingerprint = data.get("fingerprint") or info.extra.get("data_fingerprint")
+    lines += [f"- Manifest hash (sha256): `{fingerprint or 'not recorded'}`"]
+    if images:
+        lines += [f"- Images: {', '.join(f'{split} {count}' for split, count in images.items())}"
+                  + (f"; {info.metrics['skipped']} unreadable files skipped" if info.metrics.get("skipped") else "")]
+    return lines + [f"- Classes: {', '.join(info.class_names)}", ""]
+
+
+def _recipe_section(info: ModelInfo) -> list[str]:
+    extra, metrics = info.extra, info.metrics
+    lines = ["## Model and recipe", "",
+             f"- Architecture: `{info.model_name or 'not recorded'}`"
+             + (f" (alpha {extra['alpha']})" if extra.get("alpha") not in (None, 1.0) else ""),
+             f"- Input: raw RGB 0-255, {info.image_size} x {info.image_size}; preprocessing "
+             f"`{info.preprocessing or 'none'}` inside the model",
+             f"- Output: one probability per class ({', '.join(info.class_names)})"]
+    if extra.get("recipe"):
+        lines += [f"- Recipe: `{extra['recipe']}`, layers trained: `{extra.get('unfreeze', '?')}`"]
+    if metrics.get("epochs"):
+        best = (f", best validation accuracy {metrics['best_val_accuracy']:.4f} at epoch {metrics['best_epoch']}"
+                if metrics.get("best_epoch") else "")
+        lines += [f"- Epochs: {metrics['epochs']}{best}"]
+    if extra.get("trained"):
+        lines += [f"- Trained: {extra['trained']}, run folder `{extra.get('run_dir', '?')}`"]
+    return lines + [""]
+
+
+def _metrics_section(info: ModelInfo) -> list[str]:
+    test = info.metrics.get("test") or {}
+    lines = ["## Test metrics", ""]
+    if "accuracy" not in test:
+        return lines + ["No test split was scored: no test figure exists for this model.", ""]
+    total = int(test.get("images", 0))
+    correct = round(test["accuracy"] * total)
+    lines += [f"- Accuracy: {_interval(correct, total) if total else _percent(test['accuracy'])}"]
+    if "loss" in test:
+        lines += [f"- Cross-entropy: {test['loss']:.4f}"]
+    if test.get("roc_auc") is not None:
+        lines += [f"- ROC AUC: {test['roc_auc']:.4f}"]
+    per_class = test.get("per_class") or {}
+    if per_class:
+        rows = []
+        for name, scores in per_class.items():
+            support = int(scores["support"])
+            recalled = round(scores["recall"] * support)
+            low, high = wilson_interval(recalled, support) if support else (0.0, 1.0)
+            rows.append([name, support, f"{scores['precision']:.3f}", f"{scores['recall']:.3f}",
+                         f"{low:.3f} to {high:.3f}", f"{scores['f1']:.3f}"])
+        lines += ["", *_table(["class", "images", "precision", "recall", "recall 95 % interval", "F1"], rows)]
+    return lines + [""]
+
+
+def _export_section(info: ModelInfo) -> list[str]:
+    export = info.extra.get("export")
+    if not export:
+        return []
+    lines = ["## Export", "", f"- Format: {export['format']}, quantization `{export.get('quantize', 'none')}`",
+             f"- From: `{export.get('source', '?')}` (sha256 `{export.get('source_sha256', '?')}`)",
+             f"- Input `{export.get('input', 'image')}`: float32 (N, {info.image_size}, {info.image_size}, 3) RGB "
+             f"0-255; output `{export.get('output', 'probabilities')}`: (N, {len(info.class_names)})"]
+    parity = export.get("parity")
+    if parity:
+        verdict = "passed" if parity.get("passed") else "FAILED"
+        lines += [f"- Parity with the Keras model on {parity['images']} held-out images: {verdict}; label agreement "
+                  f"{_percent(parity['agreement'])}, max |dp| {parity['max_abs_difference']:.2e}"
+                  + (f", accuracy {parity['accuracy']:.4f} against {parity['keras_accuracy']:.4f}"
+                     if parity.get("accuracy") is not None else "")]
+    return lines + [""]
+
+
+def _use_section(info: ModelInfo) -> list[str]:
+    classes = ", ".join(info.class_names)
+    return ["## Intended use and known limits", "",
+            f"- Intended use: sorting photos that show one of {classes}, of the kind in the training data; "
+            "teaching and comparing small-data image classification.",
+            f"- It always answers one of {classes}: a photo of anything else still gets one of these labels, often "
+            "with high confidence. Its probabilities are not calibrated.",
+            "- The test figures hold for photos like the test split (same source, same kind of framing); "
+            "other cameras, drawings, crops or several animals in one image may score lower.",
+            "- Not for decisions about people or animals' welfare; no fairness or robustness study was made.", ""]
+
+
+def render_card(info: ModelInfo, title: str) -> str:
+    """The card as Markdown."""
+    lines = [f"# Model card: {title}", ""]
+    for section in (_recipe_section, _data_section, _metrics_section, _export_section, _use_section):
+        lines += section(info)
+    return "\n".join(lines)
+
+
+def write_card(model_path: Path, info: ModelInfo) -> Path:
+    """Write (atomically) the card beside ``model_path`` and return its path."""
+    model_path = Path(model_path)
+    return write_text(card_path(model_path), render_card(info, model_path.name))

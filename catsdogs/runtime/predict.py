@@ -1,0 +1,66 @@
+"""Batched prediction over image files with an exported model, without TensorFlow.
+
+The same rules as ``catsdogs.inference.predict``: every file is checked first (empty, truncated, not
+an image, over the pixel limit) and a bad one becomes a ``Failure`` that says why, while the others
+are still predicted; the decoding is ``runtime.images``' Pillow copy of the TensorFlow decoder.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from catsdogs.data.files import Failure
+from catsdogs.data.images import ImageCheck, check_files
+from catsdogs.runtime.engines import Engine
+from catsdogs.runtime.images import decode_checked
+from catsdogs.runtime.results import Prediction, PredictionReport
+
+PROGRESS_MIN_IMAGES = 200  # fewer finish before a progress bar would tell anything
+
+
+def progress_bar(total: int, progress: bool | None) -> tqdm:
+    """A tqdm bar over images on stderr; ``progress`` None: only for large inputs, only on a terminal."""
+    if progress is None:
+        disable = True if total < PROGRESS_MIN_IMAGES else None  # tqdm's None: only on a terminal
+    else:
+        disable = not progress
+    return tqdm(total=total, unit="image", file=sys.stderr, disable=disable, leave=False)
+
+
+def decoded_batches(checks: Sequence[ImageCheck], image_size: int, batch_size: int,
+                    failures: list[Failure]) -> Iterator[tuple[list[str], np.ndarray]]:
+    """``(paths, float32 images)`` batches of the files that decode; the others are added to ``failures``."""
+    paths: list[str] = []
+    images: list[np.ndarray] = []
+    for check in checks:
+        try:
+            images.append(decode_checked(check, image_size))
+            paths.append(check.path)
+        except Exception as exc:  # noqa: BLE001 (passed the check, yet Pillow failed: say how, go on)
+            failures.append(Failure(check.path, f"cannot be decoded ({type(exc).__name__}: {str(exc)[:80]})"))
+        if len(paths) == batch_size:
+            yield paths, np.stack(images).astype(np.float32)
+            paths, images = [], []
+    if paths:
+        yield paths, np.stack(images).astype(np.float32)
+
+
+def predict_images(engine: Engine, paths: Sequence[str], batch_size: int = 32,
+                   progress: bool | None = False) -> PredictionReport:
+    """Predict ``paths`` with ``engine``; unusable files become failures, in input order among the results."""
+    info = engine.info
+    report = PredictionReport(list(info.class_names))
+    checks = check_files(paths, info.image_size)
+    report.failures.extend(check.failure() for check in checks if not check.ok)
+    usable = [check for check in checks if check.ok]
+    with progress_bar(len(usable), progress) as bar:
+        for batch_paths, images in decoded_batches(usable, info.image_size, batch_size, report.failures):
+            for path, row in zip(batch_paths, engine.predict(images)):
+                index = int(np.argmax(row))
+                report.results.append(Prediction(path, row, index, info.class_names[index]))
+            bar.update(len(batch_paths))
+    return report

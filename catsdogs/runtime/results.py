@@ -1,0 +1,41 @@
+"""A prediction run's results: per-file class probabilities, and the files that failed.
+
+Shared by the TensorFlow path (``catsdogs.inference.predict``) and the exported-model runtime
+(``catsdogs.runtime.predict``), and free of TensorFlow so that the runtime stays so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from catsdogs.data.files import Failure
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One image's class probabilities (in ``class_names`` order) and the most probable class."""
+
+    path: str
+    probabilities: np.ndarray
+    class_index: int
+    class_name: str
+
+    @property
+    def confidence(self) -> float:
+        return float(self.probabilities[self.class_index])
+
+
+@dataclass
+class PredictionReport:
+    """The predictions in input order, and the inputs that failed."""
+
+    class_names: list[str]
+    results: list[Prediction] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        """``(N, classes)`` float32, one row per result."""
+        return np.array([r.probabilities for r in self.results], np.float32).reshape(-1, len(self.class_names))

@@ -1,0 +1,56 @@
+"""Predictions as the commands write them: JSON, CSV, and Kaggle's submission file. No TensorFlow."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from catsdogs import outputs
+from catsdogs.data.files import Failure
+from catsdogs.metadata import ModelInfo
+from catsdogs.runtime.results import Prediction
+
+
+def _record(item: Prediction | Failure, class_names: Sequence[str]) -> dict[str, Any]:
+    if isinstance(item, Failure):
+        return {"path": item.path, "error": item.error}
+    return {"path": item.path, "predicted": item.class_name,
+            "probabilities": {name: float(p) for name, p in zip(class_names, item.probabilities)}}
+
+
+def write_json(items: Sequence[Prediction | Failure], info: ModelInfo, model_path: Path, stream: TextIO) -> None:
+    records = [_record(item, info.class_names) for item in items]
+    json.dump({"model": str(model_path), "class_names": list(info.class_names), "image_size": info.image_size,
+               "predictions": records}, stream, indent=2)
+    stream.write("\n")
+
+
+def write_csv(items: Sequence[Prediction | Failure], class_names: Sequence[str], stream: TextIO) -> None:
+    """``path, predicted, probability_<class>..., error``: one row per input, failures with ``error`` only."""
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(["path", "predicted", *(f"probability_{name}" for name in class_names), "error"])
+    for item in items:
+        if isinstance(item, Failure):
+            writer.writerow([item.path, "", *([""] * len(class_names)), item.error])
+        else:
+            writer.writerow([item.path, item.class_name, *(f"{p:.6f}" for p in item.probabilities), ""])
+
+
+def write_kaggle_submission(results: Sequence[Prediction], path: str | Path) -> tuple[Path, list[Failure]]:
+    """Kaggle's ``id,label`` file: id from ``N.jpg``, label = P(class 1), sorted by id.
+
+    Files whose name is not a number are left out and returned as failures.
+    """
+    rows, problems = [], []
+    for result in results:
+        stem = Path(result.path).stem
+        if stem.isdigit():
+            rows.append((int(stem), float(result.probabilities[1])))
+        else:
+            problems.append(Failure(result.path,
+                                    "not in the Kaggle test set's N.jpg naming; left out of the submission"))
+    lines = ["id,label", *(f"{image_id},{label:.6f}" for image_id, label in sorted(rows))]
+    return outputs.write_text(path, "\n".join(lines) + "\n"), problems
