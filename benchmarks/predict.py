@@ -13,7 +13,10 @@ Rows, per model:
   (the batched tf.data pipeline, batch 32), files in the page cache;
 - ``folder, CLI``: the whole command on the folder, start-up included;
 - ``one call per file``: what the pipeline replaces, ``model(load_image(path))`` per file;
-- ``Grad-CAM``: ``explain_files`` (maps and overlay PNGs on the original images).
+- ``Grad-CAM``: ``explain_files`` (maps and overlay PNGs on the original images);
+- the same model exported (``catsdogs.exporting``, float32) to LiteRT and to ONNX: the cold start of
+  ``predict`` on one image (no TensorFlow in that process), the folder through ``predict_images``
+  (Pillow decoding, batch 32) and the whole command on the folder.
 
 Each figure comes as wall time and as CPU time (user + system over all threads): on a shared
 machine the wall figures move with other processes' load (recorded), the CPU figures much less.
@@ -41,9 +44,12 @@ from catsdogs.config import DEFAULT_IMAGE_SIZE
 from catsdogs.data.decode import load_image
 from catsdogs.data.files import expand_inputs
 from catsdogs.explain.gradcam import explain_files
+from catsdogs.exporting.exporter import export_model
 from catsdogs.inference.predict import predict_files
 from catsdogs.models import create_model
 from catsdogs.models.saving import ModelInfo, load_model, save_model
+from catsdogs.runtime.engines import open_engine
+from catsdogs.runtime.predict import predict_images
 
 MODELS = {  # row label: (registry name, image size, create_model keywords)
     f"small_cnn {DEFAULT_IMAGE_SIZE} px": ("small_cnn", DEFAULT_IMAGE_SIZE, {}),
@@ -128,6 +134,21 @@ def measure(label: str, model_path: Path, files: list[str], repeats: int, explai
     return row
 
 
+def measure_export(label: str, model_path: Path, export_format: str, files: list[str], repeats: int,
+                   work: Path) -> dict:
+    """Cold start, folder rate and folder command of the model exported to ``export_format`` (float32)."""
+    exported = export_model(model_path, export_format, output=work / "exports", check_images=0).model_path
+    predict = [sys.executable, "-m", "catsdogs.predict", "--model", str(exported)]
+    row: dict[str, Any] = {"model": f"{label}, {export_format}"}
+    row["cold_start_s"], row["cold_start_cpu_s"] = median_seconds([*predict, files[0]], repeats)
+    row["folder_cli_s"], row["folder_cli_cpu_s"] = run_seconds([*predict, str(Path(files[0]).parent)])
+    engine = open_engine(exported)
+    predict_images(engine, files[:64])  # warms the page cache and the runtime
+    row["folder_images_per_s"], row["folder_images_per_cpu_s"], _ = rates(
+        len(files), lambda: predict_images(engine, files))
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=1000, help="images in the folder")
@@ -142,9 +163,11 @@ def main() -> None:
         models = save_models(work)
         import_only = median_seconds([sys.executable, "-c", "import tensorflow"], args.repeats)
         rows = [measure(label, path, files, args.repeats, work / "explained") for label, path in models.items()]
+        rows += [measure_export(label, path, export_format, files, args.repeats, work)
+                 for label, path in models.items() for export_format in ("litert", "onnx")]
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    for row in rows:
+    for row in rows[:len(models)]:  # the exported rows never import it
         row["import_tensorflow_s"], row["import_tensorflow_cpu_s"] = import_only
     load = {"before": load_before, "after": os.getloadavg()[0]}
     print(f"{len(files)} images: {kind}; nproc {len(os.sched_getaffinity(0))}; "
