@@ -18,6 +18,8 @@ on the Kaggle photos (PNGs come out identical). ``tests/test_runtime.py`` pins b
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 from PIL import Image
@@ -43,14 +45,18 @@ def _axis_weights(size_in: int, size_out: int) -> tuple[np.ndarray, np.ndarray, 
 
 
 def resize_bilinear(image: np.ndarray, size: int) -> np.ndarray:
-    """``tf.image.resize(image, [size, size], "bilinear")`` for an (H, W, C) array: float32, same arithmetic order."""
-    pixels = np.asarray(image, np.float32)
-    top_i, bottom_i, y_lerp = _axis_weights(pixels.shape[0], size)
-    left_i, right_i, x_lerp = _axis_weights(pixels.shape[1], size)
-    x_lerp = x_lerp[None, :, None]
-    top_rows, bottom_rows = pixels[top_i], pixels[bottom_i]
-    top = top_rows[:, left_i] + (top_rows[:, right_i] - top_rows[:, left_i]) * x_lerp
-    bottom = bottom_rows[:, left_i] + (bottom_rows[:, right_i] - bottom_rows[:, left_i]) * x_lerp
+    """``tf.image.resize(image, [size, size], "bilinear")`` for an (H, W, C) array: float32, TensorFlow's arithmetic.
+
+    Columns first, on every row: ``rows = left + (right - left) * x_lerp`` is TensorFlow's ``top`` and
+    ``bottom`` for whichever rows they need, so the result is the same to the bit, and each source
+    row is interpolated once (twice as fast as gathering the four corners per output pixel).
+    """
+    top_i, bottom_i, y_lerp = _axis_weights(image.shape[0], size)
+    left_i, right_i, x_lerp = _axis_weights(image.shape[1], size)
+    left = np.take(image, left_i, axis=1).astype(np.float32)
+    right = np.take(image, right_i, axis=1).astype(np.float32)
+    rows = left + (right - left) * x_lerp[None, :, None]
+    top, bottom = np.take(rows, top_i, axis=0), np.take(rows, bottom_i, axis=0)
     return top + (bottom - top) * y_lerp[:, None, None]
 
 
@@ -72,16 +78,31 @@ class ImageError(UserError):
     """Bytes that are not a usable image; the message says why (the file checks' words)."""
 
 
-def decode_bytes(data: bytes, image_size: int) -> np.ndarray:
-    """Encoded image bytes (an upload) -> uint8 RGB at ``image_size``, under the same checks as a file.
-
-    The bytes go through a temporary file so that exactly the file rules apply (empty, truncated, not an
-    image, over the pixel limit); it lives in the system's temporary folder for the length of the call.
-    """
+@contextmanager
+def _spooled(data: bytes) -> Iterator[str]:
+    """The bytes as a temporary file, for the length of the block: the file rules then apply exactly."""
     with tempfile.NamedTemporaryFile(prefix="catsdogs-upload-") as spool:
         spool.write(data)
         spool.flush()
-        check = check_image_file(spool.name, image_size)
+        yield spool.name
+
+
+def check_bytes(data: bytes, image_size: int) -> ImageCheck:
+    """The file checks on encoded bytes (an upload): empty, truncated, not an image, over the pixel limit.
+
+    The returned check's orientation applies to the bytes; its path is gone.
+    """
+    with _spooled(data) as path:
+        check = check_image_file(path, image_size)
+    if not check.ok:
+        raise ImageError(check.problem or "not a usable image")
+    return check
+
+
+def decode_bytes(data: bytes, image_size: int) -> np.ndarray:
+    """Encoded image bytes (an upload) -> uint8 RGB at ``image_size``, under the same checks as a file."""
+    with _spooled(data) as path:
+        check = check_image_file(path, image_size)
         if not check.ok:
             raise ImageError(check.problem or "not a usable image")
         try:
