@@ -53,6 +53,7 @@ class Engine:
     """A loaded exported model. ``predict`` takes float32 ``(N, size, size, 3)`` RGB 0-255."""
 
     format = ""
+    thread_safe = True  # whether two threads may call predict at once
 
     def __init__(self, path: Path, info: ModelInfo) -> None:
         self.path, self.info = path, info
@@ -75,6 +76,7 @@ class LiteRTEngine(Engine):
     """A ``.tflite`` file through ``ai-edge-litert``'s interpreter (its signature runner resizes the batch)."""
 
     format = "LiteRT"
+    thread_safe = False  # one interpreter holds one set of tensors
 
     def __init__(self, path: Path, info: ModelInfo, threads: int | None = None) -> None:
         super().__init__(path, info)

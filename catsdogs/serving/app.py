@@ -1,0 +1,331 @@
+"""The HTTP application: one model, the page, our ``/predict`` and TF Serving's REST API, health and metrics.
+
+Starlette rather than FastAPI: the routes take images and TF Serving's loosely typed JSON, which we
+check ourselves (``runtime.tfserving``), so FastAPI's pydantic models and OpenAPI pages would add a
+dependency tree without checking anything. uvicorn runs it (``catsdogs.serve``).
+
+Every answer is JSON except the page and ``/metrics``. Every error is ``{"error": "..."}`` with a 4xx
+status naming the problem (TF Serving's error shape), and a 500 for a fault of ours: a handler never
+lets an exception reach the server, so no input can stop it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import numpy as np
+import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from catsdogs.errors import UserError
+from catsdogs.runtime.engines import BYTES_INPUT, BYTES_SIGNATURE, INPUT_NAME, OUTPUT_NAME, SERVING_DEFAULT
+from catsdogs.runtime.tfserving import request_values, response_body
+from catsdogs.serving.batching import Batcher
+from catsdogs.serving.limits import Limits
+from catsdogs.serving.predictors import Item, Predictor
+
+LOG = logging.getLogger("catsdogs.serve")
+MODEL_VERSION = "1"
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+
+
+class ApiError(Exception):
+    """An answer with a 4xx (or 503) status and ``{"error": message}``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Metrics:
+    """Prometheus counters in the app's own registry (several apps may live in one test process)."""
+
+    registry: CollectorRegistry
+    requests: Counter
+    images: Counter
+    batch_size: Histogram
+
+    @classmethod
+    def create(cls) -> Metrics:
+        registry = CollectorRegistry()
+        return cls(registry,
+                   Counter("catsdogs_requests", "Requests answered, by endpoint and status", ["endpoint", "status"],
+                           registry=registry),
+                   Counter("catsdogs_images", "Images predicted", registry=registry),
+                   Histogram("catsdogs_batch_size", "Images per model call (concurrent requests batched together)",
+                             buckets=BATCH_BUCKETS, registry=registry))
+
+
+class Server:
+    """The routes' shared state: the model, its batcher, the limits, the metrics."""
+
+    def __init__(self, predictor: Predictor, name: str, limits: Limits) -> None:
+        self.predictor, self.name, self.limits = predictor, name, limits
+        self.metrics = Metrics.create()
+        self.batcher = Batcher(self._predict_batch, limits.max_batch, limits.batch_window_s,
+                               predictor.concurrent_batches)
+        self.page = resources.files("catsdogs.serving").joinpath("static/index.html").read_text()
+
+    def _predict_batch(self, items: list[Item]) -> np.ndarray:
+        probabilities = self.predictor.predict_items(items)
+        self.metrics.batch_size.observe(len(items))
+        self.metrics.images.inc(len(items))
+        LOG.debug("batch of %d", len(items))
+        return probabilities
+
+    async def predict(self, images: list[Item]) -> np.ndarray:
+        """Probabilities for prepared images, through the batcher, within the time limit."""
+        try:
+            rows = await asyncio.wait_for(asyncio.gather(*(self.batcher.predict(image) for image in images)),
+                                          self.limits.timeout_s)
+        except asyncio.TimeoutError:  # noqa: UP041 (Python 3.10: not yet the built-in TimeoutError)
+            raise ApiError(503, f"no answer within {self.limits.timeout_s:g} s; the server is overloaded, retry "
+                                "later") from None
+        return np.stack(rows)
+
+    async def prepare(self, data: bytes, label: str) -> Item:
+        """Uploaded bytes -> the model's input, under the file checks (in a thread: it is CPU work)."""
+        try:
+            return await run_in_threadpool(self.predictor.prepare, data)
+        except UserError as exc:
+            raise ApiError(400, f"{label}: {exc}") from None
+
+
+# ------------------------------------------------------------------------------------------ requests
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed ``limit`` (declared or streamed)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"the body is {int(declared):,} bytes; the limit is {limit:,}")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise ApiError(413, f"the body exceeds the limit of {limit:,} bytes")
+    return bytes(body)
+
+
+async def uploads(request: Request, server: Server) -> list[tuple[str, bytes]]:
+    """``(name, bytes)`` per image: multipart fields (any name) or the raw body as one image."""
+    body = await read_body(request, server.limits.max_body_bytes)
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        if not body:
+            raise ApiError(400, "no image: send it as the body or as multipart/form-data files")
+        return [("body", body)]
+
+    async def replay() -> dict[str, Any]:  # the form parser reads the body we already hold
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        # One file over the limit gets through, for predict_endpoint's 413 that names the limit.
+        form = await Request(request.scope, replay).form(max_files=server.limits.max_images + 1, max_fields=16)
+    except Exception as exc:  # noqa: BLE001 (python-multipart's and Starlette's parse errors differ by version)
+        detail = getattr(exc, "detail", None) or str(exc)
+        raise ApiError(413 if "Too many" in detail else 400, f"the multipart body could not be read: {detail[:120]}") \
+            from None
+    files = [(value.filename or key, await value.read()) for key, value in form.multi_items()
+             if isinstance(value, UploadFile)]
+    if not files:
+        raise ApiError(400, "the multipart body holds no file; send images as file fields")
+    return files
+
+
+def model_name(server: Server, spec: str, suffix: str) -> None:
+    """``<name>[/versions/1]`` + ``suffix`` must name this model; 404 otherwise (TF Serving's words)."""
+    if not spec.endswith(suffix):
+        raise ApiError(404, f"no such endpoint: /v1/models/{spec}")
+    name = spec[:len(spec) - len(suffix)]
+    if name in (server.name, f"{server.name}/versions/{MODEL_VERSION}"):
+        return
+    if name.split("/")[0] == server.name:
+        raise ApiError(404, f"no such endpoint: /v1/models/{spec}")
+    raise ApiError(404, f"Servable not found for request: Latest({name.split('/')[0]}); this server has "
+                        f"{server.name!r}")
+
+
+# ------------------------------------------------------------------------------------------ endpoints
+async def predict_endpoint(request: Request, server: Server) -> dict[str, Any]:
+    """``POST /predict``: images (multipart or raw) -> labels and probabilities, Grad-CAM with ``?gradcam=1``."""
+    files = await uploads(request, server)
+    if len(files) > server.limits.max_images:
+        raise ApiError(413, f"{len(files)} images in one request; the limit is {server.limits.max_images}")
+    explain = request.query_params.get("gradcam", "").lower() in ("1", "true", "yes")
+    prepared: list[tuple[str, bytes, Item]] = []
+    results: list[dict[str, Any]] = []
+    for name, data in files:
+        try:
+            prepared.append((name, data, await server.prepare(data, name)))
+        except ApiError as exc:
+            results.append({"name": name, "error": str(exc)})
+    if not prepared:
+        raise ApiError(400, "no usable image: " + "; ".join(result["error"] for result in results))
+    info = server.predictor.info
+    probabilities = await server.predict([item for _, _, item in prepared])
+    for (name, data, _), row in zip(prepared, probabilities):
+        index = int(np.argmax(row))
+        result = {"name": name, "label": info.class_names[index], "probability": float(row[index]),
+                  "probabilities": {label: float(p) for label, p in zip(info.class_names, row)}}
+        if explain and server.predictor.can_explain:
+            png = await run_in_threadpool(server.predictor.explain, data, row)
+            result["gradcam_png"] = base64.b64encode(png).decode()
+        results.append(result)
+    answer: dict[str, Any] = {"model": server.name, "class_names": list(info.class_names), "results": results}
+    if explain and not server.predictor.can_explain:
+        answer["gradcam"] = f"Grad-CAM needs the model's gradients; this is an exported ({server.predictor.kind}) model"
+    return answer
+
+
+async def tf_serving_predict(request: Request, server: Server) -> dict[str, Any]:
+    """``POST /v1/models/<name>:predict``: TF Serving's REST predict, row or columnar, tensors or b64 images."""
+    model_name(server, request.path_params["spec"], ":predict")
+    try:
+        body = json.loads(await read_body(request, server.limits.max_body_bytes))
+    except ValueError as exc:
+        raise ApiError(400, f"the body is not JSON: {exc}") from None
+    signature = (body.get("signature_name") or SERVING_DEFAULT) if isinstance(body, dict) else SERVING_DEFAULT
+    if signature not in (SERVING_DEFAULT, BYTES_SIGNATURE):
+        raise ApiError(400, f"unknown signature_name {signature!r}; this model has {SERVING_DEFAULT} (image tensors) "
+                            f"and {BYTES_SIGNATURE} (b64 images)")
+    try:
+        values, row = request_values(body, INPUT_NAME if signature == SERVING_DEFAULT else BYTES_INPUT)
+    except UserError as exc:
+        raise ApiError(400, str(exc)) from None
+    if len(values) > server.limits.max_images:
+        raise ApiError(413, f"{len(values)} instances in one request; the limit is {server.limits.max_images}")
+    size = server.predictor.info.image_size
+    if signature == BYTES_SIGNATURE:
+        if not all(isinstance(value, bytes) for value in values):
+            raise ApiError(400, f'{BYTES_SIGNATURE} takes images as {{"b64": "..."}} values')
+        images = [await server.prepare(value, f"instance {index}") for index, value in enumerate(values)]
+    else:
+        try:
+            array = np.asarray(values, np.float32)
+        except (ValueError, TypeError):
+            raise ApiError(400, "the instances are not numbers of one shape") from None
+        if array.shape[1:] != (size, size, 3):
+            raise ApiError(400, f"{INPUT_NAME} must be ({size}, {size}, 3) RGB 0-255 per instance, not "
+                                f"{array.shape[1:]}; or send encoded images to {BYTES_SIGNATURE}")
+        images = list(array)
+    return response_body(await server.predict(images), row)
+
+
+def tf_serving_status(server: Server) -> dict[str, Any]:
+    return {"model_version_status": [{"version": MODEL_VERSION, "state": "AVAILABLE",
+                                      "status": {"error_code": "OK", "error_message": ""}}]}
+
+
+def tf_serving_metadata(server: Server) -> dict[str, Any]:
+    """TF Serving's metadata answer (the signatures, as a SavedModel export has them) plus our own."""
+    info = server.predictor.info
+
+    def tensor(name: str, dtype: str, dims: list[int], signature: str) -> dict[str, Any]:
+        return {"dtype": dtype, "tensor_shape": {"dim": [{"size": str(d), "name": ""} for d in dims],
+                                                 "unknown_rank": False}, "name": f"{signature}_{name}:0"}
+
+    size, classes = info.image_size, len(info.class_names)
+    output = {OUTPUT_NAME: tensor(OUTPUT_NAME, "DT_FLOAT", [-1, classes], "StatefulPartitionedCall")}
+    signatures = {
+        SERVING_DEFAULT: {"inputs": {INPUT_NAME: tensor(INPUT_NAME, "DT_FLOAT", [-1, size, size, 3], SERVING_DEFAULT)},
+                          "outputs": output, "method_name": "tensorflow/serving/predict"},
+        BYTES_SIGNATURE: {"inputs": {BYTES_INPUT: tensor(BYTES_INPUT, "DT_STRING", [-1], BYTES_SIGNATURE)},
+                          "outputs": output, "method_name": "tensorflow/serving/predict"}}
+    return {"model_spec": {"name": server.name, "signature_name": "", "version": MODEL_VERSION},
+            "metadata": {"signature_def": {"signature_def": signatures}},
+            "catsdogs": {"class_names": list(info.class_names), "image_size": size, "model": info.model_name,
+                         "format": server.predictor.kind, "file": str(server.predictor.path),
+                         "grad_cam": server.predictor.can_explain}}
+
+
+async def tf_serving_get(request: Request, server: Server) -> dict[str, Any]:
+    spec = request.path_params["spec"]
+    if spec.endswith("/metadata"):
+        model_name(server, spec, "/metadata")
+        return tf_serving_metadata(server)
+    model_name(server, spec, "")
+    return tf_serving_status(server)
+
+
+# ------------------------------------------------------------------------------------------ the app
+def json_route(path: str, label: str, handler: Callable[[Request, Server], Awaitable[dict[str, Any]]],
+               server: Server, methods: list[str]) -> Route:
+    """A route whose handler returns a dict; errors become ``{"error": ...}`` answers, every answer is counted."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            response: Response = JSONResponse(await handler(request, server))
+        except ApiError as exc:
+            response = JSONResponse({"error": str(exc)}, status_code=exc.status)
+        except Exception:  # a fault of ours: logged with its traceback, answered, and the server goes on
+            LOG.exception("%s failed", label)
+            response = JSONResponse({"error": "internal error; the server log has the details"}, status_code=500)
+        server.metrics.requests.labels(label, str(response.status_code)).inc()
+        return response
+
+    return Route(path, endpoint, methods=methods)
+
+
+def create_app(predictor: Predictor, name: str = "catsdogs", limits: Limits | None = None) -> Starlette:
+    """The application serving ``predictor`` as ``name`` (the TF Serving model name in the URLs)."""
+    server = Server(predictor, name, limits or Limits())
+
+    async def page(request: Request) -> Response:
+        return HTMLResponse(server.page)
+
+    async def health(request: Request, _: Server) -> dict[str, Any]:
+        return {"status": "ok", "model": name, "format": predictor.kind}
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(server.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def status(request: Request, _: Server) -> dict[str, Any]:
+        return await tf_serving_get(request, server)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        server.batcher.start()
+        yield
+        await server.batcher.stop()
+        LOG.info("served %d batches, mean size %.2f", sum(server.batcher.batch_sizes.values()),
+                 server.batcher.mean_batch_size)
+
+    routes = [Route("/", page), Route("/metrics", metrics),
+              json_route("/healthz", "/healthz", health, server, ["GET"]),
+              json_route("/predict", "/predict", predict_endpoint, server, ["POST"]),
+              json_route("/v1/models/{spec:path}", ":predict", tf_serving_predict, server, ["POST"]),
+              json_route("/v1/models/{spec:path}", "/v1/models", status, server, ["GET"])]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.server = server
+    return app
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port`` (0: any free port); a UserError when the address is taken."""
+    listening = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listening.bind((host, port))
+    except OSError as exc:
+        listening.close()
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port") from None
+    return listening
+
+
+def run(app: Starlette, listening: socket.socket) -> None:
+    """Serve ``app`` on ``listening`` with uvicorn until interrupted (no access log: /metrics counts requests)."""
+    uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(sockets=[listening])

@@ -1,0 +1,95 @@
+"""Micro-batching: images from concurrent requests share one model call.
+
+The first image to arrive waits at most ``window_s`` for others (or until ``max_batch`` are there);
+then the batch runs in a worker thread while the next batch gathers, up to ``in_flight`` batches at
+once (two let a ``.keras`` model decode one batch while it runs the other: 250 against 206-227
+images/s with 8 clients on 2 cores; one for a model that is not thread-safe). Under load the batches
+fill by themselves; alone, a request pays at most the window. Batch sizes are counted for ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+
+class Batcher:
+    """``await batcher.predict(item)`` -> that item's class probabilities, computed in a shared batch."""
+
+    def __init__(self, predict: Callable[[list[Any]], np.ndarray], max_batch: int, window_s: float,
+                 in_flight: int = 2) -> None:
+        self._predict, self.max_batch, self.window_s, self.in_flight = predict, max_batch, window_s, in_flight
+        self._queue: asyncio.Queue[tuple[Any, asyncio.Future[np.ndarray]]] | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._executor = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="catsdogs-model")
+        self.batch_sizes: Counter[int] = Counter()
+        self.batch_seconds = 0.0
+
+    def start(self) -> None:
+        self._queue = asyncio.Queue()
+        self._worker = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def predict(self, item: Any) -> np.ndarray:
+        """``item``'s row of the batch it joins (the predict function takes a list of items)."""
+        future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
+        await self._queue.put((item, future))
+        return await future
+
+    async def _gather(self) -> list[tuple[Any, asyncio.Future[np.ndarray]]]:
+        batch = [await self._queue.get()]
+        deadline = time.monotonic() + self.window_s
+        while len(batch) < self.max_batch:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                while len(batch) < self.max_batch and not self._queue.empty():  # whatever queued meanwhile
+                    batch.append(self._queue.get_nowait())
+                break
+            try:
+                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+            except asyncio.TimeoutError:  # noqa: UP041 (Python 3.10: not yet the built-in TimeoutError)
+                break
+        return batch
+
+    async def _run(self) -> None:
+        in_flight = asyncio.Semaphore(self.in_flight)
+        while True:
+            await in_flight.acquire()  # gather the next batch while at most in_flight - 1 others run
+            batch = await self._gather()
+            batch = [(item, future) for item, future in batch if not future.cancelled()]  # timed out meanwhile
+            if not batch:
+                in_flight.release()
+                continue
+            task = asyncio.get_running_loop().create_task(self._call(batch))
+            task.add_done_callback(lambda _: in_flight.release())
+
+    async def _call(self, batch: list[tuple[Any, asyncio.Future[np.ndarray]]]) -> None:
+        started = time.perf_counter()
+        try:
+            probabilities = await asyncio.get_running_loop().run_in_executor(self._executor, self._predict,
+                                                                             [item for item, _ in batch])
+        except Exception as exc:  # noqa: BLE001 (the requests get the error; the server goes on)
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        self.batch_seconds += time.perf_counter() - started
+        self.batch_sizes[len(batch)] += 1
+        for (_, future), row in zip(batch, probabilities):
+            if not future.done():
+                future.set_result(row)
+
+    @property
+    def mean_batch_size(self) -> float:
+        batches = sum(self.batch_sizes.values())
+        return sum(size * count for size, count in self.batch_sizes.items()) / batches if batches else 0.0
