@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from conftest import write_legacy_h5_weights
+from conftest import make_split_folder, write_legacy_h5_weights
 
 from catsdogs.errors import UserError
 from catsdogs.models import (
@@ -176,3 +176,44 @@ def test_non_model_files_are_refused_clearly(tmp_path):
         load_model(tmp_path / "notes.keras")
     with pytest.raises(UserError, match="does not exist"):
         load_model(tmp_path / "missing.keras")
+
+
+@pytest.mark.parametrize("name, size, expected", [
+    ("lenet5", 32, 61_706),  # LeCun et al. 1998's count for 10 classes at 32 px (C1 156, C3 2,416, F 48,120 ...)
+    ("lenet5_classic", 32, 61_706),
+    ("mlp", 28, 396_210),  # the MNIST document's two-layer MLP: 784-400-200-10
+])
+def test_the_classic_networks_have_the_documents_parameter_counts(name, size, expected):
+    model = create_model(name, image_size=size, num_classes=10, weights=None)
+    assert model.count_params() == expected
+    assert model.get_layer("preprocess").compute_output_shape((None, size, size, 3))[-1] == 1  # one channel
+
+
+def test_the_gray_preprocessing_is_tensorflows_luminance_scaled_to_one():
+    import tensorflow as tf
+
+    from catsdogs.models.layers import Preprocess
+
+    images = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 3)).astype("float32")
+    np.testing.assert_allclose(Preprocess("gray")(images), tf.image.rgb_to_grayscale(images) / 255.0, atol=1e-6)
+
+
+def test_resnet_small_has_residual_blocks_and_takes_any_class_count(tmp_path):
+    model = create_model("resnet_small", image_size=32, num_classes=5, weights=None, dropout=0.2)
+    adds = [layer for layer in model.layers if isinstance(layer, keras.layers.Add)]
+    assert len(adds) == 6 and model.output_shape == (None, 5)
+    assert model.get_layer("stage3_block2_out").output.shape[1:] == (8, 8, 128)  # two stride-2 stages
+
+
+@pytest.mark.parametrize("name", ["lenet5", "mlp", "resnet_small"])
+def test_the_classic_networks_train_on_three_classes_and_reload(tmp_path, name):
+    from test_training import tiny_config
+
+    from catsdogs.training.trainer import train
+
+    data = make_split_folder(tmp_path / "data", {"train": 6, "validation": 2, "test": 2}, size=32,
+                             classes=("birds", "cats", "dogs"))
+    run = train(tiny_config(data, tmp_path, model=name, image_size=32, epochs=1, batchnorm=name == "lenet5"))
+    model, info = load_model(run.saved_model_path)
+    assert info.class_names == ["birds", "cats", "dogs"] and model.output_shape == (None, 3)
+    assert run.metrics["test"]["images"] == 6 and len(run.metrics["test"]["confusion_matrix"]["matrix"]) == 3

@@ -15,7 +15,8 @@ import tensorflow as tf
 from catsdogs.affine import augment_batch
 from catsdogs.config import AugmentParams
 
-PREPROCESSING_MODES = ("caffe", "tf", "torch", "rescale", "none")
+PREPROCESSING_MODES = ("caffe", "tf", "torch", "rescale", "gray", "none")
+_LUMA = (0.2989, 0.5870, 0.1140)  # ITU-R 601, as tf.image.rgb_to_grayscale weighs R, G and B
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 _TORCH_MEAN = (0.485, 0.456, 0.406)
 _TORCH_STD = (0.229, 0.224, 0.225)
@@ -27,7 +28,9 @@ class Preprocess(keras.layers.Layer):
 
     caffe: RGB -> BGR, ImageNet mean subtracted, no scaling (VGG, ResNet50); tf: scaled to [-1, 1]
     (MobileNet, Xception); torch: [0, 1] then ImageNet mean / std (DenseNet); rescale: [0, 1]
-    (models trained from scratch); none: unchanged (EfficientNet normalises inside itself).
+    (models trained from scratch); gray: [0, 1] luminance, one channel (the classic networks, made for
+    grayscale digits: a grayscale file decodes to three equal channels, which this turns back into one);
+    none: unchanged (EfficientNet normalises inside itself).
     """
 
     def __init__(self, mode: str = "rescale", **kwargs: Any):
@@ -48,10 +51,13 @@ class Preprocess(keras.layers.Layer):
             return (images / 255.0 - mean) / std
         if self.mode == "rescale":
             return images / 255.0
+        if self.mode == "gray":
+            luma = keras.ops.convert_to_tensor(_LUMA, self.compute_dtype)
+            return keras.ops.sum(images * luma, axis=-1, keepdims=True) / 255.0
         return images
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
-        return input_shape
+        return (*input_shape[:-1], 1) if self.mode == "gray" else input_shape
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "mode": self.mode}

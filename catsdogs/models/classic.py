@@ -1,0 +1,111 @@
+"""The field's classic small networks, trained from scratch: LeNet-5, multilayer perceptrons, a small ResNet.
+
+They are what the documents this app grew beside compare (LeNet-5 and MLPs on MNIST; a CNN against a
+ResNet on Tiny ImageNet), so that those studies run here on any class folders (``python -m
+catsdogs.experiments``). The digit networks see one channel (``Preprocess("gray")``): a grayscale file
+decodes to three equal channels, which the model turns back into one, so parameter counts are the
+documents' (LeNet-5 at 32 px: 61,706 for 10 classes; the 400-200 MLP at 28 px: 396,210).
+
+- ``lenet5``: conv 6@5x5, pool, conv 16@5x5, pool, FC 120, FC 84, output; ReLU and max-pooling.
+- ``lenet5_classic``: the same with tanh and average pooling, as LeCun et al. (1998) built it.
+- ``mlp``: two hidden layers, 400 and 200 ReLU units; ``mlp_1layer``: one of 500 (about the same weights).
+- ``resnet_small``: a 3x3 stem, then three stages of two basic residual blocks (two 3x3 convolutions,
+  BatchNormalization, the shortcut projected by a strided 1x1 convolution where the shape changes),
+  32-64-128 filters, global average pooling, dropout: the Tiny-ImageNet study's network, RGB.
+
+``batchnorm`` adds BatchNormalization after each convolution of the LeNets (the ResNet always has it);
+``--dropout`` is the head's dropout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+
+from catsdogs.models.heads import pooling_head
+from catsdogs.models.registry import ModelOptions, ModelSpec, register_model
+
+LENET_FILTERS = (6, 16)
+LENET_UNITS = (120, 84)
+RESNET_FILTERS = (32, 64, 128)
+RESNET_BLOCKS_PER_STAGE = 2
+
+
+def _lenet_features(x: Any, options: ModelOptions, activation: str, pooling: type) -> Any:
+    for index, filters in enumerate(LENET_FILTERS, start=1):
+        x = keras.layers.Conv2D(filters, 5, name=f"conv{index}", activation=None if options.batchnorm else activation,
+                                use_bias=not options.batchnorm)(x)
+        if options.batchnorm:
+            x = keras.layers.BatchNormalization(name=f"bn{index}")(x)
+            x = keras.layers.Activation(activation, name=f"act{index}")(x)
+        x = pooling(2, name=f"pool{index}")(x)
+    return x
+
+
+def lenet_features(spec: ModelSpec, x: Any, options: ModelOptions) -> Any:
+    return _lenet_features(x, options, "relu", keras.layers.MaxPooling2D)
+
+
+def lenet_classic_features(spec: ModelSpec, x: Any, options: ModelOptions) -> Any:
+    return _lenet_features(x, options, "tanh", keras.layers.AveragePooling2D)
+
+
+def dense_head(units: Sequence[int], activation: str = "relu") -> Any:
+    """Flatten, then a Dense layer per entry of ``units`` (the last one followed by the dropout)."""
+
+    def head(x: Any, dropout: float) -> Any:
+        x = keras.layers.Flatten(name="flatten")(x)
+        for index, width in enumerate(units, start=1):
+            x = keras.layers.Dense(width, activation=activation, name=f"dense{index}")(x)
+        return keras.layers.Dropout(dropout, name="dropout")(x)
+
+    return head
+
+
+def identity_features(spec: ModelSpec, x: Any, options: ModelOptions) -> Any:
+    """An MLP has no feature extractor: the pixels go straight to the dense layers."""
+    return x
+
+
+def _basic_block(x: Any, filters: int, stride: int, name: str) -> Any:
+    shortcut = x
+    y = keras.layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False, name=f"{name}_conv1")(x)
+    y = keras.layers.BatchNormalization(name=f"{name}_bn1")(y)
+    y = keras.layers.Activation("relu", name=f"{name}_relu1")(y)
+    y = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv2")(y)
+    y = keras.layers.BatchNormalization(name=f"{name}_bn2")(y)
+    if stride != 1 or shortcut.shape[-1] != filters:
+        shortcut = keras.layers.Conv2D(filters, 1, strides=stride, use_bias=False, name=f"{name}_proj")(shortcut)
+        shortcut = keras.layers.BatchNormalization(name=f"{name}_proj_bn")(shortcut)
+    return keras.layers.Activation("relu", name=f"{name}_out")(keras.layers.Add(name=f"{name}_add")([y, shortcut]))
+
+
+def resnet_small_features(spec: ModelSpec, x: Any, options: ModelOptions) -> Any:
+    x = keras.layers.Conv2D(RESNET_FILTERS[0], 3, padding="same", use_bias=False, name="stem_conv")(x)
+    x = keras.layers.BatchNormalization(name="stem_bn")(x)
+    x = keras.layers.Activation("relu", name="stem_relu")(x)
+    for stage, filters in enumerate(RESNET_FILTERS, start=1):
+        for block in range(1, RESNET_BLOCKS_PER_STAGE + 1):
+            stride = 2 if stage > 1 and block == 1 else 1
+            x = _basic_block(x, filters, stride, f"stage{stage}_block{block}")
+    return x
+
+
+register_model(ModelSpec(
+    name="lenet5", preprocessing="gray", min_size=28, features=lenet_features, head=dense_head(LENET_UNITS),
+    description="LeNet-5 with ReLU and max-pooling: conv 6@5x5, pool, conv 16@5x5, pool, FC 120, FC 84; grayscale"))
+register_model(ModelSpec(
+    name="lenet5_classic", preprocessing="gray", min_size=28, features=lenet_classic_features,
+    head=dense_head(LENET_UNITS, "tanh"),
+    description="LeNet-5 as in 1998: tanh and average pooling; grayscale"))
+register_model(ModelSpec(
+    name="mlp", preprocessing="gray", min_size=8, features=identity_features, head=dense_head((400, 200)),
+    description="a two-layer perceptron, 400 and 200 ReLU units (396,210 weights at 28 px, 10 classes); grayscale"))
+register_model(ModelSpec(
+    name="mlp_1layer", preprocessing="gray", min_size=8, features=identity_features, head=dense_head((500,)),
+    description="a one-layer perceptron, 500 ReLU units (about the two-layer one's weights); grayscale"))
+register_model(ModelSpec(
+    name="resnet_small", preprocessing="rescale", min_size=16, features=resnet_small_features, head=pooling_head,
+    description="a small ResNet from scratch: 3 stages x 2 basic blocks, 32-64-128 filters, BatchNormalization"))
