@@ -142,3 +142,17 @@ def test_an_undecodable_image_is_named_and_the_rest_is_scored(setup, tmp_path, c
     assert err.startswith(f"model: {setup['model']} ")
     assert metrics["images"] == 4 and metrics["failures"] == [{"path": str(broken),
                                                                "error": "corrupt or truncated JPEG data"}]
+
+
+def test_mcnemars_exact_test_matches_the_binomial_tail():
+    from catsdogs.metrics import mcnemar
+
+    # 10 discordant images, 9 of them favour B: p = 2 * (C(10,0) + C(10,1)) / 2**10 = 22 / 1024
+    a = np.array([True] * 50 + [True] + [False] * 9)
+    b = np.array([True] * 50 + [False] + [True] * 9)
+    result = mcnemar(a, b)
+    assert (result["only_first_right"], result["only_second_right"]) == (1, 9)
+    assert result["p_value"] == pytest.approx(22 / 1024)
+    assert mcnemar(a, a)["p_value"] == 1.0  # no discordant image: no evidence either way
+    balanced = mcnemar(np.array([True, False] * 5), np.array([False, True] * 5))
+    assert balanced["p_value"] == 1.0
