@@ -53,6 +53,43 @@ def history_figure(history: Mapping[str, Sequence[float]], title: str = "",
     return figure
 
 
+def curves_overlay_figure(curves: Mapping[str, Sequence[float]], metric: str) -> Figure:
+    """One line per labelled curve (a run's validation accuracy per epoch, say) on one axis."""
+    figure = Figure(figsize=(9, 5), layout="tight")
+    axis = figure.subplots()
+    for label, values in curves.items():
+        axis.plot(range(1, len(values) + 1), values, label=label)
+    axis.set_xlabel("epoch")
+    axis.set_ylabel(metric)
+    axis.set_title(f"{metric} of {len(curves)} runs")
+    axis.grid(alpha=0.3)
+    if curves:
+        axis.legend(fontsize="small")
+    return figure
+
+
+def ladder_figure(labels: Sequence[str], accuracies: Sequence[float], intervals: Sequence[Sequence[float]],
+                  references: Sequence[float], reference_label: str, title: str) -> Figure:
+    """Bars with their 95 % intervals, and a reference figure per bar drawn as a mark beside it."""
+    figure = Figure(figsize=(max(6, 1.6 * len(labels)), 4.5), layout="tight")
+    axis = figure.subplots()
+    positions = np.arange(len(labels))
+    lows = [accuracy - low for accuracy, (low, _) in zip(accuracies, intervals)]
+    highs = [high - accuracy for accuracy, (_, high) in zip(accuracies, intervals)]
+    axis.bar(positions, accuracies, yerr=[lows, highs], capsize=6, color="#4c72b0", label="this run (95 % interval)")
+    axis.scatter(positions + 0.3, references, marker="D", color="#dd8452", zorder=3, label=reference_label)
+    for x, accuracy in zip(positions, accuracies):  # inside the bar's top, clear of the interval's whisker
+        axis.annotate(f"{accuracy:.3f}", (x, accuracy), textcoords="offset points", xytext=(-20, -14), fontsize=9,
+                      color="white", ha="center")
+    axis.set_xticks(positions, labels)
+    axis.set_ylim(max(0.0, min([*accuracies, *references]) - 0.15), 1.02)
+    axis.set_ylabel("test accuracy")
+    axis.set_title(title)
+    axis.grid(axis="y", alpha=0.3)
+    axis.legend(loc="lower right", fontsize="small")
+    return figure
+
+
 def plot_history(history: Mapping[str, Sequence[float]], path: str | Path, title: str = "",
                  phase_starts: Mapping[str, int] | None = None) -> Path:
     """``history_figure`` saved as a PNG."""
