@@ -37,7 +37,7 @@ def test_compare_all_prints_one_row_per_run_and_writes_the_table_and_curves(two_
     assert [row["epochs"] for row in rows] == ["1", "2"] and rows[0]["data"] == rows[1]["data"] != ""
     metrics = json.loads((second.run_dir / "metrics.json").read_text())["test"]
     low, high = wilson_interval(round(metrics["accuracy"] * 6), 6)
-    assert rows[1]["test_accuracy"] == f"{metrics['accuracy']:.4f}" and rows[1]["interval_95"] == f"{low:.3f}-{high:.3f}"
+    assert rows[1]["test_accuracy"] == f"{metrics['accuracy']:.4g}" and rows[1]["interval_95"] == f"{low:.3f}-{high:.3f}"
     [folder] = (root / "experiments").iterdir()
     assert {p.name for p in folder.iterdir()} == {"comparison.md", "comparison.csv", "comparison.json", "val_accuracy.png"}
     assert (folder / "val_accuracy.png").stat().st_size > 5000

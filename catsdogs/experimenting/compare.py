@@ -88,7 +88,7 @@ def sort_runs(runs: list[RunSummary], key: str) -> list[RunSummary]:
 def _cell(value: Any) -> str:
     if value is None:
         return ""
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
+    return f"{value:.4g}" if isinstance(value, float) else str(value)  # 0.9561, 11.3
 
 
 def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] = COLUMNS) -> str:

@@ -164,7 +164,7 @@ def flat_row(row: Mapping[str, Any]) -> dict[str, Any]:
     return {"step": row["label"], "accuracy": f"{row['accuracy']:.4f}", "interval_95": f"{low:.3f}-{high:.3f}",
             "report_accuracy": f"{row['report_accuracy']:.3f}", "seed_mean": f"{row['seed_mean']:.4f}",
             "seed_std": "" if row["seed_std"] is None else f"{row['seed_std']:.4f}", "epochs": row["epochs"],
-            "minutes": row["minutes"],
+            "minutes": f"{row['minutes']:.1f}",
             "p_value_vs_previous": "" if versus is None else
             f"{versus['p_value']:.3g} ({versus['only_second_right']} vs {versus['only_first_right']} images)"}
 
