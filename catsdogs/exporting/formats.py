@@ -17,7 +17,6 @@ Every file is written under a temporary name and renamed, so a failed export lea
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,10 +26,9 @@ import numpy as np
 import tensorflow as tf
 
 from catsdogs.data.decode import decode_and_resize
-from catsdogs.errors import UserError
 from catsdogs.metadata import ModelInfo
 from catsdogs.outputs import atomic_path, captured_native_output, temporary_path
-from catsdogs.runtime.engines import BYTES_INPUT, BYTES_SIGNATURE, INPUT_NAME, SERVING_DEFAULT
+from catsdogs.runtime.engines import BYTES_INPUT, BYTES_SIGNATURE, INPUT_NAME, SERVING_DEFAULT, require_module
 
 SAVED_MODEL_VERSION = "1"
 EXPORT_EXTRA = "pip install 'catsdogs[export]'"
@@ -47,10 +45,7 @@ def image_spec(info: ModelInfo) -> tf.TensorSpec:
 
 
 def _require(module: str, package: str) -> Any:
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise UserError(f"this export needs {package}, which is not installed; {EXPORT_EXTRA}") from None
+    return require_module(module, package, "this export", EXPORT_EXTRA)
 
 
 def write_saved_model(model: keras.Model, info: ModelInfo, base: Path) -> Path:

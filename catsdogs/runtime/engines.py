@@ -42,11 +42,12 @@ def exported_format(path: str | Path) -> str | None:
     return next((name for name, suffix in EXPORT_SUFFIXES.items() if path.suffix.lower() == suffix), None)
 
 
-def _require(module: str, package: str, path: Path) -> ModuleType:
+def require_module(module: str, package: str, purpose: str, fix: str = RUNTIME_EXTRA) -> ModuleType:
+    """An optional dependency, imported when first needed; a one-line UserError naming the extra when absent."""
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise UserError(f"{path}: reading it needs {package}, which is not installed; {RUNTIME_EXTRA}") from None
+        raise UserError(f"{purpose} needs {package}, which is not installed; {fix}") from None
 
 
 class Engine:
@@ -80,7 +81,8 @@ class LiteRTEngine(Engine):
 
     def __init__(self, path: Path, info: ModelInfo, threads: int | None = None) -> None:
         super().__init__(path, info)
-        interpreter_module = _require("ai_edge_litert.interpreter", "ai-edge-litert (LiteRT)", path)
+        interpreter_module = require_module("ai_edge_litert.interpreter", "ai-edge-litert (LiteRT)",
+                                            f"{path}: reading it")
         try:
             with captured_native_output((2,)):  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
                 self._interpreter = interpreter_module.Interpreter(model_path=str(path),
@@ -102,7 +104,7 @@ class OnnxEngine(Engine):
 
     def __init__(self, path: Path, info: ModelInfo, threads: int | None = None) -> None:
         super().__init__(path, info)
-        runtime: Any = _require("onnxruntime", "onnxruntime", path)
+        runtime: Any = require_module("onnxruntime", "onnxruntime", f"{path}: reading it")
         options = runtime.SessionOptions()
         options.log_severity_level = 3  # errors only: its warnings are about graph optimisations
         if threads:
@@ -136,7 +138,7 @@ class SavedModelEngine(Engine):
 
     def __init__(self, path: Path, info: ModelInfo, threads: int | None = None) -> None:
         super().__init__(path, info)
-        self._tf: Any = _require("tensorflow", "TensorFlow", path)
+        self._tf: Any = require_module("tensorflow", "TensorFlow", f"{path}: reading it")
         folder = version_folder(path)
         try:
             with captured_native_output((2,)):
