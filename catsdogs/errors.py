@@ -8,6 +8,9 @@ with a traceback. This module is the bottom layer: it imports nothing of catsdog
 
 from __future__ import annotations
 
+import importlib
+from types import ModuleType
+
 EXIT_OK = 0
 # Some inputs were bad and skipped (each named on stderr) while others were processed: that is success.
 EXIT_NOTHING_DONE = 1  # every input was bad: no result at all (each input named on stderr)
@@ -18,3 +21,11 @@ EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
 
 class UserError(Exception):
     """An error caused by the user's input; its message says what is wrong and how to fix it."""
+
+
+def require_optional(module: str, package: str, purpose: str, fix: str) -> ModuleType:
+    """An optional dependency, imported when first needed; a one-line UserError naming ``fix`` when absent."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise UserError(f"{purpose} needs {package}, which is not installed; {fix}") from None

@@ -10,7 +10,6 @@ TensorFlow itself for a SavedModel folder. So a ``.tflite`` prediction never pay
 
 from __future__ import annotations
 
-import importlib
 import os
 from pathlib import Path
 from types import ModuleType
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from catsdogs.config import EXPORT_SUFFIXES
-from catsdogs.errors import UserError
+from catsdogs.errors import UserError, require_optional
 from catsdogs.metadata import ModelInfo, read_sidecar
 from catsdogs.outputs import captured_native_output
 
@@ -43,11 +42,8 @@ def exported_format(path: str | Path) -> str | None:
 
 
 def require_module(module: str, package: str, purpose: str, fix: str = RUNTIME_EXTRA) -> ModuleType:
-    """An optional dependency, imported when first needed; a one-line UserError naming the extra when absent."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise UserError(f"{purpose} needs {package}, which is not installed; {fix}") from None
+    """``errors.require_optional`` with the runtime extra as the fix."""
+    return require_optional(module, package, purpose, fix)
 
 
 class Engine:
