@@ -13,14 +13,20 @@ from pathlib import Path
 from catsdogs import __version__
 from catsdogs.cli import ArgumentParser, run_cli
 from catsdogs.config import CACHE_ENV, DEFAULT_DATA_DIR
+from catsdogs.errors import UserError
 from data_prep import download
-from data_prep.split import DEFAULT_SEED, SPLIT_MODES, SplitCounts, prepare_split
+from data_prep.datasets import CLASS_NAMES, DATASETS, make_dataset_source
+from data_prep.split import DEFAULT_SEED, SPLIT_MODES, SplitCounts, SplitFractions, prepare_split
 from data_prep.synthetic import make_synthetic_source
 
 DESCRIPTION = """\
 Prepare train/validation/test folders from a Dogs-vs-Cats source: every image is decoded fully; undecodable
 files are skipped and replaced by the next candidate, odd formats re-encoded as RGB JPEGs, exact duplicates
 dropped. Writes OUT/{train,validation,test}/<class>/, OUT/manifest.csv and OUT/summary.json.
+
+Ready-made sets: --source digits (scikit-learn's bundled handwritten digits at 32 px, no download), mnist,
+fashion_mnist, cifar10 (keras.datasets: downloaded once). Their images are split 50/25/25 % per class unless
+--train/--val/--test say otherwise (counts, or fractions such as 0.7 0.15 0.15).
 
 Sources (detected automatically): Kaggle dogs-vs-cats.zip or train.zip; a folder of cat.N.jpg / dog.N.jpg
 (flat or under train/); Microsoft's kagglecatsanddogs_*.zip or its PetImages/Cat|Dog folder; any folder
@@ -30,7 +36,9 @@ EPILOG = f"""\
 examples:
   %(prog)s --source dogs-vs-cats.zip --out {DEFAULT_DATA_DIR} --split by-id   (the book's split)
   %(prog)s --download --out {DEFAULT_DATA_DIR}
-  %(prog)s --synthetic 200 --out /tmp/synthetic_split"""
+  %(prog)s --synthetic 200 --out /tmp/synthetic_split
+  %(prog)s --source digits --out data/digits                    (10 classes, 50/25/25 %% per class)
+  %(prog)s --source my_photos/ --out data/mine --train 0.7 --val 0.15 --test 0.15"""
 
 
 def _count(text: str) -> int:
@@ -40,6 +48,20 @@ def _count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _count_or_fraction(text: str) -> int | float:
+    """``1000`` (images per class) or ``0.7`` (a share of each class's images): a dot makes a fraction."""
+    if "." not in text:
+        return _count(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a count such as 500 or a fraction such as 0.25, got {text!r}") \
+            from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"a fraction must be between 0 and 1, got {text}")
     return value
 
 
@@ -54,7 +76,8 @@ def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="catsdogs-prep", description=DESCRIPTION, epilog=EPILOG,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     where = parser.add_argument_group("source (exactly one)")
-    where.add_argument("--source", metavar="PATH", help="a zip or folder in one of the layouts above")
+    where.add_argument("--source", metavar="PATH", help=f"a zip or folder in one of the layouts above, or a ready-made "
+                                                        f"set: {', '.join(DATASETS)} (a path of that name wins)")
     where.add_argument("--download", action="store_true",
                        help="download Microsoft's PetImages archive (about 787 MB; resumable) and use it")
     where.add_argument("--synthetic", metavar="N", type=_positive,
@@ -69,11 +92,12 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--seed", type=_count, metavar="N", default=DEFAULT_SEED,
                         help=f"seed of the random split (default: {DEFAULT_SEED})")
     counts = SplitCounts()
-    parser.add_argument("--train", type=_count, metavar="N",
-                        help=f"training images per class (default: {counts.train})")
-    parser.add_argument("--val", type=_count, metavar="N",
-                        help=f"validation images per class (default: {counts.validation})")
-    parser.add_argument("--test", type=_count, metavar="N", help=f"test images per class (default: {counts.test})")
+    parser.add_argument("--train", type=_count_or_fraction, metavar="N",
+                        help=f"training images per class, or a fraction of each class (default: {counts.train})")
+    parser.add_argument("--val", type=_count_or_fraction, metavar="N",
+                        help=f"validation images per class, or a fraction (default: {counts.validation})")
+    parser.add_argument("--test", type=_count_or_fraction, metavar="N",
+                        help=f"test images per class, or a fraction (default: {counts.test})")
     parser.add_argument("--force", action="store_true",
                         help="replace OUT if data_prep wrote it before (never a folder it did not write)")
     parser.add_argument("--link", action="store_true",
@@ -96,16 +120,22 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
-def _split_counts(args: argparse.Namespace) -> SplitCounts:
-    defaults = SplitCounts()
-    if args.synthetic and args.train is None and args.val is None and args.test is None:
-        quarter = args.synthetic // 4  # 50/25/25 %, every generated image used
-        return SplitCounts(args.synthetic - 2 * quarter, quarter, quarter)
-    return SplitCounts(
-        defaults.train if args.train is None else args.train,
-        defaults.validation if args.val is None else args.val,
-        defaults.test if args.test is None else args.test,
-    )
+def _split_counts(args: argparse.Namespace, dataset: str | None) -> SplitCounts | SplitFractions:
+    """The flags' counts or fractions; unset, the book's 1000/500/500, or 50/25/25 % of a generated or
+    ready-made set. Fractions are all-or-nothing: a split given no fraction gets none."""
+    given = {"train": args.train, "validation": args.val, "test": args.test}
+    chosen = {name: value for name, value in given.items() if value is not None}
+    if not chosen:
+        if args.synthetic:
+            quarter = args.synthetic // 4  # 50/25/25 %, every generated image used
+            return SplitCounts(args.synthetic - 2 * quarter, quarter, quarter)
+        return SplitFractions() if dataset else SplitCounts()
+    fractions = [isinstance(value, float) for value in chosen.values()]
+    if any(fractions) and not all(fractions):
+        raise UserError("give --train, --val and --test all as counts (500) or all as fractions (0.25), not both")
+    if all(fractions):
+        return SplitFractions(**{name: chosen.get(name, 0.0) for name in given})
+    return SplitCounts(**{**SplitCounts().as_dict(), **chosen})
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -121,7 +151,8 @@ def _main(argv: Sequence[str] | None) -> int:
     if len(chosen) != 1:
         parser.error("give exactly one of --source PATH, --download, --synthetic N"
                      + (f" (got {', '.join(chosen)})" if chosen else ""))
-    counts = _split_counts(args)
+    dataset = args.source if args.source in DATASETS and not Path(args.source).exists() else None
+    counts = _split_counts(args, dataset)
     progress = not args.quiet
     started = time.perf_counter()
     extra: dict = {}
@@ -140,6 +171,10 @@ def _main(argv: Sequence[str] | None) -> int:
             source = make_synthetic_source(directory, args.synthetic, args.synthetic_size, seed=args.seed)
             extra["synthetic"] = {"n_per_class": args.synthetic, "seed": args.seed,
                                   "image_size": args.synthetic_size, "kept_in": args.synthetic_dir}
+        elif dataset:
+            temporary = Path(tempfile.mkdtemp(prefix=f"catsdogs-{dataset}-"))
+            source = make_dataset_source(dataset, temporary, progress=progress)
+            extra["dataset"] = {"name": dataset, "classes": len(CLASS_NAMES[dataset])}
         else:
             source = Path(args.source)
         summary = prepare_split(source, args.out, split=args.split, seed=args.seed, counts=counts,

@@ -10,6 +10,7 @@ replaced by the next candidates and the counts hold.
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 import sys
 import zipfile
@@ -61,6 +62,13 @@ class SplitCounts:
     def as_flags(self) -> str:
         return f"--train {self.train} --val {self.validation} --test {self.test}"
 
+    def counts_for(self, available: int) -> SplitCounts:
+        """The counts for a class with ``available`` candidates: these, whatever it has (too few is an error)."""
+        return self
+
+    def summary_entry(self) -> dict[str, dict]:
+        return {"requested_per_class": self.as_dict()}
+
     def fitted_to(self, available: int) -> SplitCounts | None:
         """Counts that fit ``available`` images per class (validation and test kept if possible), or None."""
         if available > self.validation + self.test:
@@ -68,6 +76,48 @@ class SplitCounts:
         scale = max(available, 0) / self.total
         parts = [int(n * scale) for n in (self.train, self.validation, self.test)]
         return SplitCounts(*parts) if sum(parts) else None
+
+
+@dataclass(frozen=True)
+class SplitFractions:
+    """Shares of each class's candidates per split (``--train 0.7 --val 0.15 --test 0.15``), for sets whose
+    classes differ in size or are too small for fixed counts: each class is split in these proportions."""
+
+    train: float = 0.5  # the book's 1000/500/500
+    validation: float = 0.25
+    test: float = 0.25
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise UserError(f"the {name} fraction must be between 0 and 1, got {value!r}")
+        if self.total > 1 + 1e-9:
+            raise UserError(f"the split fractions add up to {self.total:g}, more than 1; "
+                            f"e.g. {SplitFractions().as_flags()}")
+        if self.total == 0:
+            raise UserError("all split fractions are 0; e.g. --train 0.5 --val 0.25 --test 0.25")
+
+    @property
+    def total(self) -> float:
+        return self.train + self.validation + self.test
+
+    def as_dict(self) -> dict[str, float]:
+        return {"train": self.train, "validation": self.validation, "test": self.test}
+
+    def as_flags(self) -> str:
+        return f"--train {self.train:g} --val {self.validation:g} --test {self.test:g}"
+
+    def counts_for(self, available: int) -> SplitCounts:
+        """Rounded shares of ``available``: validation and test first, train the rest when the shares add up to
+        1 (no image lost to rounding), so rounding never takes the total past ``available``."""
+        validation = round(available * self.validation)
+        test = min(round(available * self.test), available - validation)
+        rest = available - validation - test
+        train = rest if math.isclose(self.total, 1.0) else min(round(available * self.train), rest)
+        return SplitCounts(train, validation, test)
+
+    def summary_entry(self) -> dict[str, dict]:
+        return {"requested_fractions": self.as_dict()}
 
 
 @dataclass
@@ -79,7 +129,7 @@ class PrepSummary:
     kind: str
     split: str
     seed: int | None  # None for by-id
-    requested: SplitCounts
+    requested: SplitCounts | SplitFractions
     class_names: tuple[str, ...]
     counts: dict[str, dict[str, int]]  # split -> class -> images
     actions: dict[str, int]  # copied / linked / reencoded -> files
@@ -102,7 +152,7 @@ class PrepSummary:
             "kind": self.kind,
             "split": self.split,
             "seed": self.seed,
-            "requested_per_class": self.requested.as_dict(),
+            **self.requested.summary_entry(),
             "classes": list(self.class_names),
             "counts": self.counts,
             "total": self.total,
@@ -222,7 +272,7 @@ def prepare_split(
     *,
     split: str = "random",
     seed: int = DEFAULT_SEED,
-    counts: SplitCounts = SplitCounts(),
+    counts: SplitCounts | SplitFractions = SplitCounts(),
     force: bool = False,
     link: bool = False,
     progress: bool = False,
@@ -232,7 +282,8 @@ def prepare_split(
 
     ``split``: ``"random"`` (seeded: same source and seed give a byte-identical manifest) or ``"by-id"``
     (candidates sorted by the number in their name: the first ``counts.train`` to train, and so on).
-    ``counts`` are per class. ``force`` replaces an ``out`` that data_prep wrote earlier (never anything else);
+    ``counts`` are per class, or fractions of each class's candidates. ``force`` replaces an ``out`` that
+    data_prep wrote earlier (never anything else);
     ``link`` hard-links plain JPEGs from a folder source instead of copying them. The source is only read.
     Raises UserError for anything the caller can fix (bad source, not enough images, occupied ``out``).
     """
@@ -242,19 +293,21 @@ def prepare_split(
     output.check_destination(out, source, force)
     output.remove_leftovers(out)
     with output.staging_folder(out) as staging, open_source(source, scratch_dir=staging) as opened:
-        for class_name in opened.class_names:
+        per_class = {c: counts.counts_for(len(opened.candidates[c])) for c in opened.class_names}
+        for class_name, wanted in per_class.items():
             available = len(opened.candidates[class_name])
-            if available < counts.total:
-                raise _not_enough(class_name, available, f"candidate files in {source}", counts)
+            if available < wanted.total:
+                raise _not_enough(class_name, available, f"candidate files in {source}", wanted)
         state = _Selection()
-        total = counts.total * len(opened.class_names)
+        total = sum(wanted.total for wanted in per_class.values())
         with tqdm(total=total, unit="img", desc="checking", file=sys.stderr, disable=None if progress else True,
                   leave=False) as bar:
-            for class_name in opened.class_names:
+            for class_name, wanted in per_class.items():
                 ordered = order_candidates(opened.candidates[class_name], split, seed, class_name)
-                _select_class(opened, class_name, ordered, counts, staging, link, state, bar)
+                _select_class(opened, class_name, ordered, wanted, staging, link, state, bar)
         rows = [row for _, row in sorted(state.rows, key=lambda item: item[0])]
-        per_split = {name: {c: 0 for c in opened.class_names} for name, n in counts.as_dict().items() if n}
+        per_split = {name: {c: 0 for c in opened.class_names} for name in SPLITS
+                     if any(getattr(wanted, name) for wanted in per_class.values())}
         for row in rows:
             per_split[row["split"]][row["class"]] += 1
         summary = PrepSummary(
