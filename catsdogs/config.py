@@ -50,7 +50,7 @@ except ImportError:  # PyYAML is optional: YAML config files need it
 DEFAULT_IMAGE_SIZE = 150  # the report's input size
 # A model's input size: 32 is the least the Keras applications accept; 2048 px squared is
 # 50 MB per image as floats, already a batch of gigabytes.
-MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 32, 2048
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 2048  # 8: the MLPs; each model states its own minimum
 DEFAULT_SEED = 1337
 SPLITS = ("train", "validation", "test")  # data_prep writes them; training reads them
 DEFAULT_DATA_DIR = "data/cats_vs_dogs_small"  # what data_prep's examples write and every command reads
@@ -308,7 +308,12 @@ class TrainConfig:
                                          "or a layer name", group=MODEL)
     alpha: float = setting(1.0, help="width multiplier (MobileNet)", group=MODEL, above=0)
     dropout: float = setting(0.5, help="dropout rate before the output", group=MODEL, minimum=0, below=1)
-    batchnorm: bool = setting(False, help="BatchNormalization after each convolution (small_cnn)", group=MODEL)
+    batchnorm: bool = setting(False, help="BatchNormalization after each convolution (small_cnn, the LeNets)",
+                              group=MODEL)
+    units: list[int] = setting(help="hidden layer sizes of an MLP, e.g. 400,200 (default: the model's own)",
+                               group=MODEL, factory=list)
+    depth: int = setting(0, help="residual blocks per stage of resnet_small (0: the model's own, 2)", group=MODEL,
+                         minimum=0)
     # optimisation
     recipe: str = setting("default", help="the model's preset optimisation settings, below a --config file and the "
                                           "flags; e.g. report (small_cnn, VGG) or frozen (see --list-models)",

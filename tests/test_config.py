@@ -66,7 +66,7 @@ def test_resolution_order_is_default_recipe_file_flag():
     ({"epochs": "6"}, "--epochs must be a whole number, not '6'"),
     ({"epochs": 0}, "--epochs must be at least 1"),
     ({"batch_size": 0}, "--batch-size must be at least 1"),
-    ({"image_size": -3}, "--image-size must be at least 32"),
+    ({"image_size": -3}, "--image-size must be at least 8"),
     ({"lr": "abc"}, "--lr must be a number"),
     ({"lr": 0}, "--lr must be above 0"),
     ({"ema": 1.0}, "--ema must be below 1"),

@@ -217,3 +217,25 @@ def test_the_classic_networks_train_on_three_classes_and_reload(tmp_path, name):
     model, info = load_model(run.saved_model_path)
     assert info.class_names == ["birds", "cats", "dogs"] and model.output_shape == (None, 3)
     assert run.metrics["test"]["images"] == 6 and len(run.metrics["test"]["confusion_matrix"]["matrix"]) == 3
+
+
+def test_units_size_the_mlp_and_depth_sizes_the_resnet_and_other_models_refuse_them():
+    # 28*28 inputs -> 100 -> 10: 78,500 + 1,010 weights; the default 400-200 network has 396,210.
+    assert create_model("mlp", image_size=28, num_classes=10, units=[100]).count_params() == 79_510
+    assert [layer.name for layer in create_model("mlp", image_size=28, num_classes=10, units=(64, 32, 16)).layers
+            if layer.name.startswith("dense")] == ["dense1", "dense2", "dense3"]
+    shallow = create_model("resnet_small", image_size=32, num_classes=5, depth=1)
+    deep = create_model("resnet_small", image_size=32, num_classes=5, depth=3)
+    assert [sum(isinstance(layer, keras.layers.Add) for layer in model.layers) for model in (shallow, deep)] == [3, 9]
+    with pytest.raises(UserError, match="--units applies to mlp and mlp_1layer only, not lenet5"):
+        create_model("lenet5", image_size=32, num_classes=10, units=[10])
+    with pytest.raises(UserError, match="--depth applies to resnet_small only, not small_cnn"):
+        create_model("small_cnn", image_size=64, depth=3)
+
+
+def test_the_classic_recipe_is_the_documents_32_px_without_augmentation():
+    from catsdogs.training.settings import resolve_config
+
+    config = resolve_config({"model": "lenet5"})
+    assert (config.image_size, config.augment, config.dropout, config.epochs) == (32, False, 0.0, 40)
+    assert resolve_config({"model": "mlp", "image_size": 28}).image_size == 28  # flags above the recipe

@@ -33,7 +33,7 @@ def with_metadata(source: Path, target: Path, metadata: object) -> Path:
 
 
 @pytest.mark.parametrize(("metadata", "words"), [
-    ({"class_names": ["cats", "dogs"], "image_size": -3}, "image_size must be a whole number of pixels from 32"),
+    ({"class_names": ["cats", "dogs"], "image_size": -3}, "image_size must be a whole number of pixels from 8"),
     ({"class_names": ["cats", "dogs"], "image_size": 40000}, "not 40000"),
     ({"class_names": ["cats", "dogs"], "image_size": "32"}, "not '32'"),
     ({"class_names": ["cats", "dogs"], "image_size": 64}, "does not match the model's input (32 px)"),

@@ -8,8 +8,9 @@ documents' (LeNet-5 at 32 px: 61,706 for 10 classes; the 400-200 MLP at 28 px: 3
 
 - ``lenet5``: conv 6@5x5, pool, conv 16@5x5, pool, FC 120, FC 84, output; ReLU and max-pooling.
 - ``lenet5_classic``: the same with tanh and average pooling, as LeCun et al. (1998) built it.
-- ``mlp``: two hidden layers, 400 and 200 ReLU units; ``mlp_1layer``: one of 500 (about the same weights).
-- ``resnet_small``: a 3x3 stem, then three stages of two basic residual blocks (two 3x3 convolutions,
+- ``mlp``: hidden ReLU layers of ``--units`` sizes, 400 and 200 by default; ``mlp_1layer``: one of 500
+  (about the same weights).
+- ``resnet_small``: a 3x3 stem, then three stages of two (``--depth``) basic residual blocks (two 3x3 convolutions,
   BatchNormalization, the shortcut projected by a strided 1x1 convolution where the shape changes),
   32-64-128 filters, global average pooling, dropout: the Tiny-ImageNet study's network, RGB.
 
@@ -24,11 +25,14 @@ from typing import Any
 
 import keras
 
-from catsdogs.models.heads import pooling_head
+from catsdogs.models.heads import dropout_head, pooling_head
+from catsdogs.models.recipes import CLASSIC, RESNET_SMALL
 from catsdogs.models.registry import ModelOptions, ModelSpec, register_model
 
 LENET_FILTERS = (6, 16)
 LENET_UNITS = (120, 84)
+MLP_UNITS = (400, 200)  # the MNIST document's two-layer network
+MLP_1LAYER_UNITS = (500,)
 RESNET_FILTERS = (32, 64, 128)
 RESNET_BLOCKS_PER_STAGE = 2
 
@@ -64,9 +68,16 @@ def dense_head(units: Sequence[int], activation: str = "relu") -> Any:
     return head
 
 
-def identity_features(spec: ModelSpec, x: Any, options: ModelOptions) -> Any:
-    """An MLP has no feature extractor: the pixels go straight to the dense layers."""
-    return x
+def mlp_features(default_units: Sequence[int]) -> Any:
+    """Flatten, then a ReLU Dense layer per hidden size (``--units``, else ``default_units``)."""
+
+    def features(spec: ModelSpec, x: Any, options: ModelOptions) -> Any:
+        x = keras.layers.Flatten(name="flatten")(x)
+        for index, width in enumerate(options.units or default_units, start=1):
+            x = keras.layers.Dense(width, activation="relu", name=f"dense{index}")(x)
+        return x
+
+    return features
 
 
 def _basic_block(x: Any, filters: int, stride: int, name: str) -> Any:
@@ -87,7 +98,7 @@ def resnet_small_features(spec: ModelSpec, x: Any, options: ModelOptions) -> Any
     x = keras.layers.BatchNormalization(name="stem_bn")(x)
     x = keras.layers.Activation("relu", name="stem_relu")(x)
     for stage, filters in enumerate(RESNET_FILTERS, start=1):
-        for block in range(1, RESNET_BLOCKS_PER_STAGE + 1):
+        for block in range(1, (options.depth or RESNET_BLOCKS_PER_STAGE) + 1):
             stride = 2 if stage > 1 and block == 1 else 1
             x = _basic_block(x, filters, stride, f"stage{stage}_block{block}")
     return x
@@ -95,17 +106,22 @@ def resnet_small_features(spec: ModelSpec, x: Any, options: ModelOptions) -> Any
 
 register_model(ModelSpec(
     name="lenet5", preprocessing="gray", min_size=28, features=lenet_features, head=dense_head(LENET_UNITS),
+    recipes=CLASSIC,
     description="LeNet-5 with ReLU and max-pooling: conv 6@5x5, pool, conv 16@5x5, pool, FC 120, FC 84; grayscale"))
 register_model(ModelSpec(
     name="lenet5_classic", preprocessing="gray", min_size=28, features=lenet_classic_features,
-    head=dense_head(LENET_UNITS, "tanh"),
+    head=dense_head(LENET_UNITS, "tanh"), recipes=CLASSIC,
     description="LeNet-5 as in 1998: tanh and average pooling; grayscale"))
 register_model(ModelSpec(
-    name="mlp", preprocessing="gray", min_size=8, features=identity_features, head=dense_head((400, 200)),
-    description="a two-layer perceptron, 400 and 200 ReLU units (396,210 weights at 28 px, 10 classes); grayscale"))
+    name="mlp", preprocessing="gray", min_size=8, features=mlp_features(MLP_UNITS), head=dropout_head,
+    recipes=CLASSIC, takes_units=True,
+    description="a perceptron, hidden sizes --units (default 400,200: 396,210 weights at 28 px, 10 classes); gray"))
 register_model(ModelSpec(
-    name="mlp_1layer", preprocessing="gray", min_size=8, features=identity_features, head=dense_head((500,)),
+    name="mlp_1layer", preprocessing="gray", min_size=8, features=mlp_features(MLP_1LAYER_UNITS), head=dropout_head,
+    recipes=CLASSIC, takes_units=True,
     description="a one-layer perceptron, 500 ReLU units (about the two-layer one's weights); grayscale"))
 register_model(ModelSpec(
     name="resnet_small", preprocessing="rescale", min_size=16, features=resnet_small_features, head=pooling_head,
-    description="a small ResNet from scratch: 3 stages x 2 basic blocks, 32-64-128 filters, BatchNormalization"))
+    recipes=RESNET_SMALL, takes_depth=True,
+    description="a small ResNet from scratch: 3 stages x --depth basic blocks (default 2), 32-64-128 filters, "
+                "BatchNormalization"))

@@ -27,6 +27,11 @@ def pooling_head(x: Any, dropout: float) -> Any:
     return keras.layers.Dropout(dropout, name="dropout")(x)
 
 
+def dropout_head(x: Any, dropout: float) -> Any:
+    """Dropout only: for an MLP, whose hidden layers are its features."""
+    return keras.layers.Dropout(dropout, name="dropout")(x)
+
+
 def dropout_dense_head(x: Any, dropout: float) -> Any:
     """The report's small CNN head: Flatten -> Dropout -> Dense 512 (ReLU)."""
     x = keras.layers.Flatten(name="flatten")(x)

@@ -37,6 +37,8 @@ class ModelOptions:
     weights: str | None
     alpha: float
     batchnorm: bool
+    units: tuple[int, ...] = ()  # hidden layer sizes (MLPs); empty: the model's own
+    depth: int = 0  # blocks per stage (resnet_small); 0: the model's own
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,8 @@ class ModelSpec:
     blocks: BlockMatcher | None = None  # for --unfreeze blockK
     pretrained: PretrainedBase | None = None
     recipes: Mapping[str, Recipe] = field(default_factory=dict)  # name -> settings (catsdogs.models.recipes)
+    takes_units: bool = False  # its features read ModelOptions.units
+    takes_depth: bool = False  # its features read ModelOptions.depth
 
     @property
     def is_pretrained_base(self) -> bool:
@@ -122,6 +126,8 @@ def create_model(
     dropout: float = 0.5,
     alpha: float = 1.0,
     batchnorm: bool = False,
+    units: tuple[int, ...] | list[int] = (),
+    depth: int = 0,
     augmentation: AugmentParams | None = None,
     seed: int | None = None,
 ) -> keras.Model:
@@ -130,6 +136,7 @@ def create_model(
     ``weights``: "imagenet" (Keras's cache, honouring KERAS_HOME), a path to a weights file, or
     None; ignored by models trained from scratch. ``unfreeze``: see ``set_trainable``.
     ``augmentation`` puts a ``RandomAffine`` layer inside the model (for augmenting on the accelerator).
+    ``units`` (MLPs) and ``depth`` (resnet_small) change the model's size; a model without them refuses them.
     """
     spec = get_spec(name)
     if image_size < spec.min_size:
@@ -140,12 +147,17 @@ def create_model(
         takes = [n for n, s in _REGISTRY.items() if s.pretrained and s.pretrained.takes_alpha]
         raise UserError(f"--alpha applies to {' and '.join(takes)} only, not {name}")
 
+    for option, value, attribute in (("--units", units, "takes_units"), ("--depth", depth, "takes_depth")):
+        if value and not getattr(spec, attribute):
+            takers = [n for n, s in _REGISTRY.items() if getattr(s, attribute)]
+            raise UserError(f"{option} applies to {' and '.join(takers)} only, not {name}")
+
     inputs = keras.Input((image_size, image_size, 3), name="image")
     x = inputs
     if augmentation is not None and not augmentation.is_identity:
         x = RandomAffine(augmentation, seed=seed, name="augment")(x)
     x = Preprocess(spec.preprocessing, name="preprocess")(x)
-    x = spec.features(spec, x, ModelOptions(image_size, weights, alpha, batchnorm))
+    x = spec.features(spec, x, ModelOptions(image_size, weights, alpha, batchnorm, tuple(units), depth))
     x = spec.head(x, dropout)
     model = keras.Model(inputs, output_layer(num_classes)(x), name=name)
     set_trainable(model, unfreeze)

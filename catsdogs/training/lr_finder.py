@@ -21,10 +21,10 @@ import numpy as np
 
 from catsdogs.config import TrainConfig
 from catsdogs.data.files import read_splits
-from catsdogs.models.registry import create_model
 from catsdogs.outputs import new_folder, write_json
 from catsdogs.plots import learning_rate_figure, save_figure
 from catsdogs.training.fitting import compile_model, keras_verbosity, plan_phases
+from catsdogs.training.settings import model_from_config
 from catsdogs.training.trainer import build_datasets, check_splits
 
 SMOOTHING = 0.98  # fastai's
@@ -96,9 +96,7 @@ def find_learning_rate(config: TrainConfig, start: float = 1e-7, end: float = 10
     folders, _ = check_splits(read_splits(config.data_dir), config.image_size, config.verbose)
     phase = plan_phases(config)[0]
     datasets = build_datasets(config, {"train": folders["train"]}, config.batch_size, augment_in_model=False)
-    model = create_model(config.model, image_size=config.image_size, num_classes=len(folders["train"].class_names),
-                         weights=config.weights, unfreeze=phase.unfreeze, dropout=config.dropout, alpha=config.alpha,
-                         batchnorm=config.batchnorm, seed=config.seed)
+    model = model_from_config(config, len(folders["train"].class_names), phase.unfreeze)
     compile_model(model, config, start, len(folders["train"].class_names))
     sweep = _ExponentialSweep(start, end, steps)
     model.fit(datasets["train"].repeat(), epochs=1, steps_per_epoch=steps, callbacks=[sweep], shuffle=False,

@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import keras
+
 from catsdogs.config import TrainConfig
 from catsdogs.models.recipes import FROZEN_RECIPE
-from catsdogs.models.registry import get_spec
+from catsdogs.models.registry import create_model, get_spec
 
 
 def resolve_config(*layers: Mapping[str, Any], source: str = "the settings") -> TrainConfig:
@@ -38,3 +40,12 @@ def describe_recipe(config: TrainConfig) -> str:
     changed = [key for key, value in recipe.items() if getattr(config, key) != value]
     return (f"recipe {config.recipe} for {config.model}: {values}"
             + (f" (changed by the config file or flags: {', '.join(changed)})" if changed else ""))
+
+
+def model_from_config(config: TrainConfig, num_classes: int, unfreeze: str,
+                      augment_in_model: bool = False) -> keras.Model:
+    """``create_model`` with every model setting of ``config``: the one place a run's settings become a model."""
+    return create_model(config.model, image_size=config.image_size, num_classes=num_classes, weights=config.weights,
+                        unfreeze=unfreeze, dropout=config.dropout, alpha=config.alpha, batchnorm=config.batchnorm,
+                        units=config.units, depth=config.depth,
+                        augmentation=config.augment_params if augment_in_model else None, seed=config.seed)

@@ -31,7 +31,7 @@ from catsdogs.metadata import ModelInfo
 from catsdogs.metrics import compute_metrics
 from catsdogs.modelcard import write_card
 from catsdogs.models.heads import class_probabilities
-from catsdogs.models.registry import create_model, get_spec, set_trainable
+from catsdogs.models.registry import get_spec, set_trainable
 from catsdogs.models.saving import save_model, update_model_info
 from catsdogs.outputs import publish_versioned, write_json
 from catsdogs.plots import plot_history
@@ -45,7 +45,7 @@ from catsdogs.training.rundir import (
     read_state,
     write_state,
 )
-from catsdogs.training.settings import describe_recipe
+from catsdogs.training.settings import describe_recipe, model_from_config
 from catsdogs.training.strategy import make_strategy
 
 
@@ -160,10 +160,7 @@ def train(config: TrainConfig, resume_dir: str | Path | None = None,
         datasets = build_datasets(config, folders, global_batch, augment_in_model)
         # The model before the run directory: missing weights or a bad --unfreeze leave no empty run behind.
         with strategy.scope():
-            model = create_model(config.model, image_size=config.image_size, num_classes=num_classes,
-                                 weights=config.weights, unfreeze=phases[0].unfreeze, dropout=config.dropout,
-                                 alpha=config.alpha, batchnorm=config.batchnorm,
-                                 augmentation=config.augment_params if augment_in_model else None, seed=config.seed)
+            model = model_from_config(config, num_classes, phases[0].unfreeze, augment_in_model)
 
         if resume_dir is None:
             run_dir = new_run_dir(config)
@@ -222,7 +219,7 @@ def _finish(model: keras.Model, config: TrainConfig, run_dir: Path, datasets: di
     history = read_history(run_dir / "history.csv")
     metrics: dict[str, Any] = {"epochs": len(history.get("epoch", [])),
                                "images": {split: len(folder) for split, folder in folders.items()},
-                               "skipped": skipped}
+                               "skipped": skipped, "parameters": count_parameters(model)}
     if history.get("seconds"):
         metrics["seconds_per_epoch"] = float(np.median(history["seconds"]))
     if not np.all(np.isnan(history.get("val_accuracy", [np.nan]))):  # a run without validation has none
@@ -250,6 +247,12 @@ def _finish(model: keras.Model, config: TrainConfig, run_dir: Path, datasets: di
     if saved is not None:
         write_card(saved, info)
     return Run(config, run_dir, model, history, metrics, model_path, info, saved)
+
+
+def count_parameters(model: keras.Model) -> dict[str, int]:
+    """Weights in all (what the documents quote beside an accuracy) and those the last phase trained."""
+    return {"total": int(model.count_params()),
+            "trainable": int(sum(np.prod(weight.shape) for weight in model.trainable_weights))}
 
 
 def score_dataset(model: keras.Model, dataset: tf.data.Dataset, class_names: Sequence[str]) -> dict[str, Any]:
