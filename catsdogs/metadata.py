@@ -43,6 +43,15 @@ class ModelInfo:
     def metrics(self) -> dict[str, Any]:
         return self.extra.get("metrics") or {}
 
+    def class_index(self, name: str | None, flag: str = "--class") -> int | None:
+        """The index of class ``name`` (None for None); a UserError listing the classes when it has none such."""
+        if name is None:
+            return None
+        if name not in self.class_names:
+            raise UserError(f"{flag} {name!r} is not a class of this model; choose one of "
+                            f"{', '.join(self.class_names)}")
+        return self.class_names.index(name)
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
 

@@ -45,11 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
     output = parser.add_argument_group("output")
     output.add_argument("--format", choices=("text", "json", "csv"), default="text",
                         help="text: 'path: class 97.3%%' lines; json/csv: every input with its probabilities or error")
+    output.add_argument("--top-k", type=int, default=1, metavar="K",
+                        help="text: the K most probable classes per image, e.g. '7 91.0%%, 1 6.2%%, 9 1.1%%'")
     output.add_argument("--kaggle-submission", metavar="CSV",
                         help="also write Kaggle's id,label file (label = probability of the model's second class)")
     output.add_argument("--force", action="store_true", help="let --kaggle-submission replace an existing file")
     output.add_argument("--explain", metavar="DIR",
                         help="write a Grad-CAM overlay PNG (+ heatmap .npy) per image (default: none)")
+    output.add_argument("--class", dest="explain_class", metavar="NAME",
+                        help="the class --explain explains (default: each image's predicted class)")
     output.add_argument("--layer", help="the layer Grad-CAM explains (default: the last feature-map layer)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per batch")
     return parser
@@ -64,8 +68,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, not {args.batch_size}")
-    if args.layer and not args.explain:
-        raise UserError("--layer chooses the layer that --explain explains; pass --explain DIR too")
+    if args.top_k < 1:
+        raise UserError(f"--top-k must be at least 1, not {args.top_k}")
+    for flag, value in (("--layer", args.layer), ("--class", args.explain_class)):
+        if value and not args.explain:
+            raise UserError(f"{flag} chooses what --explain explains; pass --explain DIR too")
     exported = exported_format(args.model) if args.model else None
     if exported and args.explain:
         raise UserError(f"--explain draws Grad-CAM, which needs the model's gradients: it works with .keras models "
@@ -91,8 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         model, info, model_path = load_chosen_model(args.model, args.saved_models_dir, args.unsafe)
         line = model_line(model_path, info, not args.model)
         check_kaggle(args.kaggle_submission, info, model_path)
-        if args.explain:
-            resolve_target_layer(model, args.layer)  # a wrong --layer fails before any work
+        if args.explain:  # a wrong --layer or --class fails before any work
+            resolve_target_layer(model, args.layer)
+            explained = info.class_index(args.explain_class)
         report = predict_files(model, info, files, args.batch_size, progress=None)
     if report.results:  # the first line says which model made the results
         print(line, file=sys.stderr)
@@ -105,7 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_csv(items, info.class_names, sys.stdout)
     else:
         for result in report.results:
-            print(f"{result.path}: {result.class_name} {100 * result.confidence:.1f}%")
+            top = result.top(args.top_k, info.class_names)
+            print(f"{result.path}: " + ", ".join(f"{name} {100 * probability:.1f}%" for name, probability in top))
     failures = [item for item in items if isinstance(item, Failure)]
     if args.kaggle_submission:
         path, left_out = write_kaggle_submission(report.results, args.kaggle_submission)
@@ -113,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wrote {path}", file=sys.stderr)
     if args.explain and report.results:
         written, _ = explain_files(model, info, [r.path for r in report.results], args.explain, args.layer,
-                                   args.batch_size)
+                                   args.batch_size, explained)
         print(f"wrote {len(written)} Grad-CAM overlays to {args.explain}", file=sys.stderr)
     return report_failures(failures, len(report.results))
 

@@ -85,7 +85,8 @@ def _run_gradcam(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, not {args.batch_size}")
     model, info, path = load_chosen_model(args.model, args.saved_models_dir, args.unsafe)
-    written, failures = save_gradcam(model, info, args.image, args.output, args.layer, args.batch_size)
+    written, failures = save_gradcam(model, info, args.image, args.output, args.layer, args.batch_size,
+                                     info.class_index(args.explain_class))
     if written:
         print(model_line(path, info, not args.model), file=sys.stderr)
     print(f"wrote {len(written)} Grad-CAM overlays to {args.output}")
@@ -161,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     gradcam.add_argument("--image", required=True, nargs="+", metavar="PATH",
                          help="image files, folders (recursive) or glob patterns")
     gradcam.add_argument("--layer", help="the layer to explain (default: the last feature-map layer)")
+    gradcam.add_argument("--class", dest="explain_class", metavar="NAME",
+                         help="the class to explain, e.g. dogs (default: each image's predicted class)")
     gradcam.add_argument("--batch-size", type=int, default=32, help="images per batch")
 
     augment = command("augment", "augmented versions of one image (the report's figure 7)", _run_augment,

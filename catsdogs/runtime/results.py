@@ -26,6 +26,11 @@ class Prediction:
     def confidence(self) -> float:
         return float(self.probabilities[self.class_index])
 
+    def top(self, k: int, class_names: list[str]) -> list[tuple[str, float]]:
+        """The ``k`` most probable classes, most probable first (ties in class order)."""
+        order = np.argsort(-self.probabilities, kind="stable")[:k]
+        return [(class_names[index], float(self.probabilities[index])) for index in order]
+
 
 @dataclass
 class PredictionReport:
