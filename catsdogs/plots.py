@@ -90,6 +90,28 @@ def ladder_figure(labels: Sequence[str], accuracies: Sequence[float], intervals:
     return figure
 
 
+def effect_figure(key: str, labels: Sequence[str], accuracies: Sequence[Sequence[float]], title: str) -> Figure:
+    """One setting's effect: every run's accuracy (dots) at each of its values, their mean and standard
+    deviation (a bar) across the seeds and the other settings' values."""
+    figure = Figure(figsize=(max(4.5, 1.3 * len(labels) + 2), 4), layout="tight")
+    axis = figure.subplots()
+    rng = np.random.default_rng(0)  # a little horizontal jitter, so equal accuracies stay visible
+    for position, values in enumerate(accuracies):
+        axis.scatter(position + rng.uniform(-0.08, 0.08, len(values)), values, color="#4c72b0", alpha=0.6, s=18,
+                     label="a run" if position == 0 else None)
+        if values:
+            spread = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+            axis.errorbar(position + 0.25, float(np.mean(values)), yerr=spread, fmt="D", color="#dd8452", capsize=5,
+                          label="mean ± std" if position == 0 else None)
+    axis.set_xticks(range(len(labels)), labels)
+    axis.set_xlabel(key)
+    axis.set_ylabel("test accuracy")
+    axis.set_title(title)
+    axis.grid(axis="y", alpha=0.3)
+    axis.legend(loc="lower right", fontsize="small")
+    return figure
+
+
 def plot_history(history: Mapping[str, Sequence[float]], path: str | Path, title: str = "",
                  phase_starts: Mapping[str, int] | None = None) -> Path:
     """``history_figure`` saved as a PNG."""

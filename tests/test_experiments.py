@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from test_training import tiny_config
 
@@ -84,3 +85,61 @@ def test_the_ladder_at_a_smoke_budget_writes_its_outputs_and_a_resume_reuses_the
     assert main(["ladder", "--resume", str(folder), "--verbose", "0"]) == 0  # every step finished: all reused
     assert sorted((folder / "runs").iterdir()) == runs
     assert [(run / "metrics.json").stat().st_mtime_ns for run in runs] == stamps
+
+
+def test_ablate_writes_a_mean_and_std_table_per_cell_and_a_resume_reuses_every_run(tmp_path, capsys):
+    from conftest import make_split_folder
+
+    data = make_split_folder(tmp_path / "data", {"train": 6, "validation": 3, "test": 4})
+    assert main(["ablate", "--model", "small_cnn", "--vary", "dropout=0,0.5", "--vary", "augment=off,on",
+                 "--seeds", "2", "--epochs", "1", "--set", "image_size=48", "--set", "batch_size=4",
+                 "--data-dir", str(data), "--output", str(tmp_path / "exp")]) == 0
+    [folder] = (tmp_path / "exp").iterdir()
+    assert {"results.csv", "results.json", "results.md", "ablate.json", "effect-dropout.png",
+            "effect-augment.png"} <= {p.name for p in folder.iterdir()}
+    rows = json.loads((folder / "results.json").read_text())
+    assert [(row["dropout"], row["augment"]) for row in rows] == [("0", "off"), ("0", "on"), ("0.5", "off"),
+                                                                   ("0.5", "on")]
+    for row in rows:  # each cell: its two seeds' own test accuracies, their mean and sample standard deviation
+        configs = [json.loads((Path(run) / "config.json").read_text()) for run in row["runs"]]
+        assert [(c["dropout"], c["augment"], c["seed"], c["image_size"], c["epochs"]) for c in configs] == [
+            (float(row["dropout"]), row["augment"] == "on", seed, 48, 1) for seed in (1337, 1338)]
+        accuracies = [json.loads((Path(run) / "metrics.json").read_text())["test"]["accuracy"] for run in row["runs"]]
+        assert row["seed_accuracies"] == accuracies and row["mean"] == pytest.approx(np.mean(accuracies))
+        assert row["std"] == pytest.approx(np.std(accuracies, ddof=1))
+        assert row["parameters"] == json.loads((Path(row["runs"][0]) / "metrics.json").read_text())["parameters"][
+            "total"]
+    out = capsys.readouterr().out
+    assert "| dropout | augment | test_accuracy | seeds |" in out
+    assert f"| 0.5 | on | {rows[3]['mean']:.4f} ± {rows[3]['std']:.4f} | 2 |" in out
+
+    runs = sorted((folder / "runs").iterdir())
+    stamps = [(run / "metrics.json").stat().st_mtime_ns for run in runs]
+    assert main(["ablate", "--resume", str(folder)]) == 0
+    assert sorted((folder / "runs").iterdir()) == runs and len(runs) == 8
+    assert [(run / "metrics.json").stat().st_mtime_ns for run in runs] == stamps
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--vary", "dropuot=0,0.5"], "--vary dropuot: not a setting; choose one of"),
+    (["--vary", "batchnorm=maybe"], "--vary batchnorm: 'maybe' is not on or off"),
+    (["--vary", "epochs=1,two"], "--vary epochs: 'two' is not a whole number"),
+    (["--vary", "dropout=0,1.5"], "--dropout must be below 1"),  # every cell checked before the first run
+    (["--vary", "dropout=0", "--vary", "dropout=0.5"], "each setting may be varied once"),
+    (["--vary", "lr=0.1", "--set", "epochs=1,2"], "--set takes one value"),
+    ([], "name at least one setting to vary"),
+])
+def test_ablate_refuses_bad_grids_in_one_line_before_training(tmp_path, flags, message):
+    with pytest.raises(UserError, match=message):
+        main(["ablate", *flags, "--data-dir", str(tmp_path), "--output", str(tmp_path / "exp")])
+    assert not (tmp_path / "exp").exists()
+
+
+def test_vary_values_take_the_settings_types():
+    from catsdogs.experimenting.ablation import parse_variation
+
+    assert parse_variation("batchnorm=off,on").values == (False, True)
+    assert parse_variation("units=400+200,800").values == ([400, 200], [800])
+    assert parse_variation("augment_params.rotation_range=0,40").values == (0.0, 40.0)
+    assert parse_variation("weights=none,imagenet").values == (None, "imagenet")
+    assert parse_variation("fine-tune-lr=1e-5").key == "fine_tune_lr"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from catsdogs.config import DEFAULT_SEED, SPLITS, TrainConfig
 from catsdogs.data.files import read_image_folder
 from catsdogs.errors import UserError
 from catsdogs.experimenting.compare import csv_table, markdown_table
+from catsdogs.experimenting.runs import run_once
 from catsdogs.inference.evaluation import evaluate_folder
 from catsdogs.metrics import mcnemar, wilson_interval
 from catsdogs.models.saving import load_model
@@ -34,7 +36,6 @@ from catsdogs.outputs import write_json, write_text
 from catsdogs.plots import ladder_figure, save_figure
 from catsdogs.training.rundir import read_history, read_json
 from catsdogs.training.settings import resolve_config
-from catsdogs.training.trainer import train
 
 
 @dataclass(frozen=True)
@@ -89,20 +90,15 @@ def step_config(step: Step, base: str, budget: str, seed_index: int, common: Map
 def run_steps(folder: Path, base: str, budget: str, seeds: int, common: Mapping[str, Any]) -> dict[str, list[str]]:
     """Train every step for every seed that has no finished run yet; returns step -> run folders.
 
-    Runs go to ``folder/runs/<time>-ladder-<step>-seed<k>``: a finished one (it has ``metrics.json``) is
-    reused, an unfinished one is continued (``train(resume_dir=...)``), a missing one is started.
+    Runs go to ``folder/runs/<time>-ladder-<step>-seed<k>`` (``runs.run_once``: finished ones reused,
+    interrupted ones continued).
     """
     runs_dir = folder / "runs"
     runs: dict[str, list[str]] = {}
     for step in STEPS:
         for seed_index in range(1, seeds + 1):
-            existing = sorted(runs_dir.glob(f"*-{run_name(step, seed_index)}")) if runs_dir.is_dir() else []
-            if existing and (existing[-1] / "metrics.json").is_file():
-                run_dir = existing[-1]  # finished: reused
-            elif existing and (existing[-1] / "config.json").is_file():
-                run_dir = train(TrainConfig(), resume_dir=existing[-1]).run_dir  # interrupted: continued
-            else:
-                run_dir = train(step_config(step, base, budget, seed_index, common, runs_dir)).run_dir
+            run_dir = run_once(runs_dir, run_name(step, seed_index),
+                               partial(step_config, step, base, budget, seed_index, common, runs_dir))
             runs.setdefault(step.key, []).append(str(run_dir))
             write_json(folder / STATE_FILE, {"base": base, "budget": budget, "seeds": seeds, "settings": dict(common),
                                              "runs": runs})
