@@ -334,6 +334,9 @@ class TrainConfig:
     reduce_lr: int = setting(0, help="halve the learning rate after PATIENCE flat epochs (0: off)",
                              group=OPTIMISATION, minimum=0, metavar="PATIENCE")
     seed: int = setting(DEFAULT_SEED, help="seed of the weights, the order and the augmentation", group=OPTIMISATION)
+    calibrate: bool = setting(False, help="fit a temperature on the validation split at the end (temperature "
+                                          "scaling): honest probabilities, the same classes; predict, evaluate, "
+                                          "serve and export apply it", group=OPTIMISATION)
     # augmentation (ImageDataGenerator's names and meaning)
     augment: bool = setting(True, help="augment the training images", group=AUGMENTATION)
     augment_params: AugmentParams = setting(help="ImageDataGenerator's parameters", group=AUGMENTATION,

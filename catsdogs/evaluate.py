@@ -39,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mistakes", type=int, default=16, metavar="N",
                         help="how many of the most confidently wrong images to show and list")
     parser.add_argument("--batch-size", type=int, default=32, help="images per batch")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="first fit a temperature on the data's validation split and save the calibrated model "
+                             "beside the original as <name>-calibrated.keras (the original is left as it is), then "
+                             "evaluate that one")
     return parser
 
 
@@ -49,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet_tensorflow()
     # deferred: the library imports TensorFlow, which --help and flag errors should not wait for
     from catsdogs.data.files import read_image_folder, resolve_split_folder
-    from catsdogs.inference.evaluation import evaluate_folder
+    from catsdogs.inference.evaluation import evaluate_folder, save_calibrated
     from catsdogs.inference.reports import summary, write_evaluation
     from catsdogs.models.catalog import load_chosen_model, model_line
 
@@ -62,6 +66,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         model, info, model_path = load_chosen_model(args.model, args.saved_models_dir, args.unsafe,
                                                     folder.class_names)
         line = model_line(model_path, info, not args.model)
+    if args.calibrate:
+        if exported_format(args.model or ""):
+            raise UserError("--calibrate fits the temperature of a .keras model; calibrate that one, then export it "
+                            "again (the export carries the temperature)")
+        validation = read_image_folder(resolve_split_folder(args.data_dir, SPLITS[1]))
+        info, model_path, failures = save_calibrated(model, info, model_path, validation, args.batch_size)
+        for failure in failures:
+            print(f"skipped {failure}", file=sys.stderr)
+        fit = info.extra["calibration_fit"]
+        print(f"calibrated on {fit['images']} validation images: temperature {fit['temperature']:.3f}, NLL "
+              f"{fit['nll_before']:.4f} -> {fit['nll_after']:.4f}; saved {model_path}", file=sys.stderr)
+        line = f"model: {model_path} (calibrated: temperature {fit['temperature']:.3f})"
     evaluation = evaluate_folder(model, info, folder, args.batch_size, args.top_k, args.mistakes, progress=None)
     evaluation.metrics["model"] = str(model_path)
     files = write_evaluation(evaluation, args.output, info.image_size)

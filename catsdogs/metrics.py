@@ -7,7 +7,7 @@ their definitions, and training, evaluation, the exported-model runtime and the 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -98,6 +98,73 @@ def per_class_scores(matrix: np.ndarray, class_names: Sequence[str]) -> dict[str
                    "support": int(actual[i])} for i, name in enumerate(class_names)}
 
 
+ECE_BINS = 15  # equal-width confidence bins: the usual choice since Guo et al. (2017)
+BOOTSTRAP_RESAMPLES = 1000
+
+
+def calibration_bins(probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> list[dict[str, float]]:
+    """Top-label reliability: per equal-width bin of the predicted class's probability, the images in it,
+    their mean confidence and their accuracy (empty bins left out). What the reliability diagram draws."""
+    probabilities, labels = np.asarray(probabilities, np.float64), np.asarray(labels, int)
+    confidence, correct = probabilities.max(axis=1), probabilities.argmax(axis=1) == labels
+    # Bin k holds confidences in (k/bins, (k+1)/bins]; a confidence of 0 joins the first bin.
+    index = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
+    return [{"low": k / bins, "high": (k + 1) / bins, "images": int(np.sum(index == k)),
+             "confidence": float(confidence[index == k].mean()), "accuracy": float(correct[index == k].mean())}
+            for k in range(bins) if np.any(index == k)]
+
+
+def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
+    """Top-label ECE: the bins' |accuracy - confidence| gaps, weighted by their share of the images."""
+    table = calibration_bins(probabilities, labels, bins)
+    total = sum(row["images"] for row in table)
+    return float(sum(row["images"] * abs(row["accuracy"] - row["confidence"]) for row in table) / max(total, 1))
+
+
+def bootstrap_interval(statistic: Callable[[np.ndarray], float], count: int, resamples: int = BOOTSTRAP_RESAMPLES,
+                       seed: int = 0) -> tuple[float, float]:
+    """The 2.5th and 97.5th percentiles of ``statistic(indices)`` over resamples of ``count`` items with
+    replacement (the percentile bootstrap): for figures such as the ECE that no formula gives an interval for."""
+    rng = np.random.default_rng(seed)
+    values = [statistic(rng.integers(0, count, count)) for _ in range(resamples)]
+    low, high = np.percentile(values, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def brier_score(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """Mean over images of the squared distance between the probabilities and the one-hot truth, summed over
+    classes (Brier's own definition; for two classes it is twice the often-quoted ``(p - y)^2`` of one class)."""
+    probabilities = np.asarray(probabilities, np.float64)
+    truth = np.eye(probabilities.shape[1])[np.asarray(labels, int)]
+    return float(np.mean(np.sum((probabilities - truth) ** 2, axis=1)))
+
+
+def calibration_metrics(probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> dict[str, Any]:
+    """ECE (with a bootstrap 95 % interval), negative log-likelihood, Brier score, and the reliability bins."""
+    probabilities, labels = np.asarray(probabilities, np.float64), np.asarray(labels, int)
+    return {"ece": expected_calibration_error(probabilities, labels, bins),
+            "ece_interval_95": list(bootstrap_interval(
+                lambda rows: expected_calibration_error(probabilities[rows], labels[rows], bins), len(labels))),
+            "nll": cross_entropy(probabilities, labels), "brier": brier_score(probabilities, labels),
+            "bins": calibration_bins(probabilities, labels, bins)}
+
+
+def risk_coverage(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """Selective prediction: answering only above a confidence threshold, the error rate among the answered
+    images (risk) against their share (coverage), most confident first; and the area under that curve.
+
+    ``thresholds[i]`` is the confidence of the ``i+1``-th most confident image: answering at ``>=`` it covers
+    ``coverage[i]`` of the images with ``risk[i]`` errors among them (ties may add a few more)."""
+    probabilities, labels = np.asarray(probabilities, np.float64), np.asarray(labels, int)
+    confidence = probabilities.max(axis=1)
+    order = np.argsort(-confidence, kind="stable")
+    wrong = (probabilities.argmax(axis=1) != labels)[order]
+    answered = np.arange(1, len(labels) + 1)
+    risk = np.cumsum(wrong) / answered
+    return {"coverage": (answered / len(labels)).tolist(), "risk": risk.tolist(),
+            "thresholds": confidence[order].tolist(), "area": float(np.mean(risk)) if len(risk) else 0.0}
+
+
 def compute_metrics(probabilities: np.ndarray, labels: np.ndarray, class_names: Sequence[str],
                     top_k: int = 2) -> dict[str, Any]:
     """Every score of ``metrics.json`` from ``(N, classes)`` probabilities and true class indices."""
@@ -122,6 +189,7 @@ def compute_metrics(probabilities: np.ndarray, labels: np.ndarray, class_names: 
         metrics["roc_auc"] = float(np.mean(defined)) if defined else None
         metrics["roc_auc_one_vs_rest"] = one_vs_rest
         metrics[f"top_{top_k}_accuracy"] = top_k_accuracy(probabilities, labels, top_k)
+    metrics["calibration"] = calibration_metrics(probabilities, labels)
     metrics["confusion_matrix"] = {"class_names": list(class_names), "rows": "true class",
                                    "columns": "predicted class", "matrix": matrix.tolist()}
     return metrics

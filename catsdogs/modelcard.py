@@ -85,6 +85,11 @@ def _metrics_section(info: ModelInfo) -> list[str]:
         lines += [f"- Cross-entropy: {test['loss']:.4f}"]
     if test.get("roc_auc") is not None:
         lines += [f"- ROC AUC: {test['roc_auc']:.4f}"]
+    calibration = test.get("calibration")
+    if calibration:
+        low, high = calibration["ece_interval_95"]
+        lines += [f"- Calibration: expected calibration error {calibration['ece']:.4f} (bootstrap 95 % interval "
+                  f"{low:.4f} to {high:.4f}), Brier score {calibration['brier']:.4f}"]
     per_class = test.get("per_class") or {}
     if per_class:
         rows = []
@@ -116,13 +121,21 @@ def _export_section(info: ModelInfo) -> list[str]:
     return lines + [""]
 
 
+def _calibration_note(info: ModelInfo) -> str:
+    fit = info.extra.get("calibration_fit")
+    if not fit:
+        return "Its probabilities are not calibrated (train with --calibrate, or evaluate --calibrate)."
+    return (f"Its probabilities are temperature-scaled (T = {fit['temperature']:.3f}, fitted on {fit['images']} "
+            f"{fit['split']} images: NLL {fit['nll_before']:.4f} to {fit['nll_after']:.4f}); every runtime applies it.")
+
+
 def _use_section(info: ModelInfo) -> list[str]:
     classes = ", ".join(info.class_names)
     return ["## Intended use and known limits", "",
             f"- Intended use: sorting photos that show one of {classes}, of the kind in the training data; "
             "teaching and comparing small-data image classification.",
             f"- It always answers one of {classes}: a photo of anything else still gets one of these labels, often "
-            "with high confidence. Its probabilities are not calibrated.",
+            "with high confidence. " + _calibration_note(info),
             "- The test figures hold for photos like the test split (same source, same kind of framing); "
             "other cameras, drawings, crops or several animals in one image may score lower.",
             "- Not for decisions about people or animals' welfare; no fairness or robustness study was made.", ""]

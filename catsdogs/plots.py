@@ -271,6 +271,44 @@ def confusion_figure(matrix: np.ndarray, class_names: Sequence[str]) -> Figure:
     return figure
 
 
+def reliability_figure(bins: Sequence[Mapping[str, float]], ece: float, title: str = "") -> Figure:
+    """The reliability diagram: per confidence bin, accuracy (bars) against the diagonal of perfect calibration,
+    the gap to each bin's mean confidence shaded, and how many images each bin holds below."""
+    figure = Figure(figsize=(5.5, 6), layout="tight")
+    top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(3, 1))
+    lows = [row["low"] for row in bins]
+    width = bins[0]["high"] - bins[0]["low"] if bins else 1.0
+    top.bar(lows, [row["accuracy"] for row in bins], width=width, align="edge", color="#4c72b0",
+            edgecolor="white", label="accuracy")
+    top.bar(lows, [row["confidence"] - row["accuracy"] for row in bins], bottom=[row["accuracy"] for row in bins],
+            width=width, align="edge", color="#dd8452", alpha=0.45, label="gap to the mean confidence")
+    top.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+    top.set_ylabel("accuracy")
+    top.set_ylim(0, 1)
+    top.set_title(title or f"reliability (ECE {ece:.3f})")
+    top.legend(loc="upper left", fontsize="small")
+    bottom.bar(lows, [row["images"] for row in bins], width=width, align="edge", color="grey")
+    bottom.set_yscale("log")
+    bottom.set_ylabel("images")
+    bottom.set_xlabel("confidence (probability of the predicted class)")
+    bottom.set_xlim(0, 1)
+    return figure
+
+
+def risk_coverage_figure(coverage: Sequence[float], risk: Sequence[float], area: float, title: str = "") -> Figure:
+    """The error rate among the answered images against their share, answering the most confident first."""
+    figure = Figure(figsize=(6, 4.5), layout="tight")
+    axis = figure.subplots()
+    axis.plot(coverage, risk, "-", color="#4c72b0")
+    axis.set_xlabel("coverage (share of images answered, most confident first)")
+    axis.set_ylabel("risk (error rate among the answered)")
+    axis.set_xlim(0, 1)
+    axis.set_ylim(0, max(0.05, max(risk, default=0) * 1.1))
+    axis.set_title(title or f"risk-coverage (area {area:.4f})")
+    axis.grid(alpha=0.3)
+    return figure
+
+
 def plot_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], path: str | Path) -> Path:
     """``confusion_figure`` saved as a PNG."""
     return save_figure(confusion_figure(matrix, class_names), path)

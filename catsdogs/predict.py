@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="text: 'path: class 97.3%%' lines; json/csv: every input with its probabilities or error")
     output.add_argument("--top-k", type=int, default=1, metavar="K",
                         help="text: the K most probable classes per image, e.g. '7 91.0%%, 1 6.2%%, 9 1.1%%'")
+    output.add_argument("--min-confidence", type=float, metavar="P",
+                        help="answer 'unsure' when the predicted class's probability is below P (0-1); json/csv "
+                             "get an 'answer' field")
     output.add_argument("--kaggle-submission", metavar="CSV",
                         help="also write Kaggle's id,label file (label = probability of the model's second class)")
     output.add_argument("--force", action="store_true", help="let --kaggle-submission replace an existing file")
@@ -70,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError(f"--batch-size must be at least 1, not {args.batch_size}")
     if args.top_k < 1:
         raise UserError(f"--top-k must be at least 1, not {args.top_k}")
+    if args.min_confidence is not None and not 0 <= args.min_confidence <= 1:
+        raise UserError(f"--min-confidence is a probability from 0 to 1, not {args.min_confidence}")
     for flag, value in (("--layer", args.layer), ("--class", args.explain_class)):
         if value and not args.explain:
             raise UserError(f"{flag} chooses what --explain explains; pass --explain DIR too")
@@ -108,13 +113,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     by_path = {item.path: item for item in [*report.results, *report.failures]}
     items = [by_path[path] for path in files] + problems
     if args.format == "json":
-        write_json(items, info, model_path, sys.stdout)
+        write_json(items, info, model_path, sys.stdout, args.min_confidence)
     elif args.format == "csv":
-        write_csv(items, info.class_names, sys.stdout)
+        write_csv(items, info.class_names, sys.stdout, args.min_confidence)
     else:
         for result in report.results:
-            top = result.top(args.top_k, info.class_names)
-            print(f"{result.path}: " + ", ".join(f"{name} {100 * probability:.1f}%" for name, probability in top))
+            ranked = ", ".join(f"{name} {100 * p:.1f}%" for name, p in result.top(args.top_k, info.class_names))
+            answer = result.answer(args.min_confidence)
+            print(f"{result.path}: " + (ranked if answer == result.class_name else f"{answer} ({ranked})"))
     failures = [item for item in items if isinstance(item, Failure)]
     if args.kaggle_submission:
         path, left_out = write_kaggle_submission(report.results, args.kaggle_submission)

@@ -6,6 +6,7 @@ and LiteRT's builtin op set reject them. Our classifiers are a chain at the top 
 (image -> [augment] -> preprocess -> features -> head -> output), so the chain is re-applied
 without the augmentation layer; the weights are shared, not copied. A binary model's sigmoid ``p``
 becomes ``[1 - p, p]``, so every export answers one probability per class, like the sidecar's labels.
+A calibrated model's temperature divides the logits inside the graph, so every runtime applies it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 
 from catsdogs.errors import UserError
 from catsdogs.metadata import ModelInfo
+from catsdogs.models.calibration import calibrated, scaled_output, temperature_of
 from catsdogs.models.heads import class_probabilities
 from catsdogs.models.layers import RandomAffine
 from catsdogs.runtime.engines import INPUT_NAME, OUTPUT_NAME
@@ -27,15 +29,15 @@ def inference_model(model: keras.Model, info: ModelInfo) -> keras.Model:
     size = info.image_size
     inputs = keras.Input((size, size, 3), name=INPUT_NAME, dtype="float32")
     x = inputs
-    for layer in model.layers:
-        if isinstance(layer, (keras.layers.InputLayer, RandomAffine)):
-            continue
+    *body, output = [layer for layer in model.layers if not isinstance(layer, (keras.layers.InputLayer, RandomAffine))]
+    for layer in body:
         x = layer(x)
+    x = scaled_output(output, x, temperature_of(info))  # a calibrated model's temperature is in the graph
     if info.binary and x.shape[-1] == 1:
         x = keras.ops.concatenate([1.0 - x, x], axis=-1)
     exported = keras.Model(inputs, {OUTPUT_NAME: x}, name=f"{model.name}_inference")
     probe = np.random.default_rng(0).uniform(0, 255, (2, size, size, 3)).astype(np.float32)
-    expected = class_probabilities(model(probe, training=False), len(info.class_names))
+    expected = class_probabilities(calibrated(model, info)(probe, training=False), len(info.class_names))
     got = keras.ops.convert_to_numpy(exported(probe)[OUTPUT_NAME])
     if got.shape != expected.shape or float(np.max(np.abs(got - expected))) > PARITY_PROBE_TOLERANCE:
         raise UserError(f"{model.name} is not a chain of layers catsdogs can export (its inference graph differs "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -9,11 +10,15 @@ from typing import Any
 import keras
 import numpy as np
 
-from catsdogs.data.files import ImageFolder, read_image_folder
+from catsdogs.data.files import Failure, ImageFolder, read_image_folder
 from catsdogs.errors import UserError
-from catsdogs.inference.predict import predict_files
+from catsdogs.inference.predict import predict_files, run_batches
 from catsdogs.metadata import ModelInfo
 from catsdogs.metrics import compute_metrics
+from catsdogs.modelcard import write_card
+from catsdogs.models.calibration import calibration_record, logits_model, with_temperature
+from catsdogs.models.saving import save_model
+from catsdogs.outputs import publish_versioned
 from catsdogs.runtime.engines import Engine
 from catsdogs.runtime.predict import predict_images
 from catsdogs.runtime.results import PredictionReport
@@ -57,6 +62,32 @@ def evaluate_folder(model: keras.Model | Engine, info: ModelInfo, folder: str | 
     metrics["skipped"] = len(report.failures)  # beside "images", the number evaluated
     metrics["failures"] = [{"path": f.path, "error": f.error} for f in report.failures]
     return Evaluation(metrics, report, labels)
+
+
+def fit_folder_temperature(model: keras.Model, info: ModelInfo, folder: ImageFolder,
+                           batch_size: int = 32) -> tuple[ModelInfo, list[Failure]]:
+    """``info`` with a temperature fitted on ``folder`` (a validation split: labelled, not the test images),
+    and the files that could not be used."""
+    if list(folder.class_names) != list(info.class_names):
+        raise UserError(f"{folder.root} has the classes {list(folder.class_names)} but the model was trained on "
+                        f"{list(info.class_names)}")
+    kept, logits, failures = run_batches(logits_model(model).predict_on_batch, info, folder.paths, batch_size)
+    label_of = dict(zip(folder.paths, folder.labels))
+    record = calibration_record(logits, np.array([label_of[path] for path in kept], int), folder.root.name)
+    return with_temperature(info, record), failures
+
+
+def save_calibrated(model: keras.Model, info: ModelInfo, model_path: Path, validation: ImageFolder,
+                    batch_size: int = 32) -> tuple[ModelInfo, Path, list[Failure]]:
+    """Fit the temperature on ``validation`` and save the model with it (and its card) under a new name beside
+    ``model_path``, ``<stem>-calibrated.keras`` (``-2``... when taken); the original is left as it was.
+    Returns the new info and path, and the validation files that could not be used."""
+    info, failures = fit_folder_temperature(model, info, validation, batch_size)
+    with tempfile.TemporaryDirectory(dir=model_path.parent) as scratch:
+        written = save_model(model, Path(scratch) / model_path.name, info)
+        saved = publish_versioned(written, model_path.parent, f"{model_path.stem}-calibrated", ".keras")
+    write_card(saved, info)
+    return info, saved, failures
 
 
 def most_confident_mistakes(report: PredictionReport, labels: np.ndarray, count: int = 16) -> list[dict[str, Any]]:

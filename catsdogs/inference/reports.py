@@ -16,7 +16,8 @@ import numpy as np
 from catsdogs import outputs
 from catsdogs.data.decode import load_image
 from catsdogs.inference.evaluation import Evaluation
-from catsdogs.plots import image_grid, plot_confusion_matrix
+from catsdogs.metrics import risk_coverage
+from catsdogs.plots import image_grid, plot_confusion_matrix, reliability_figure, risk_coverage_figure, save_figure
 
 
 def save_mistake_gallery(mistakes: Sequence[dict[str, Any]], image_size: int, path: str | Path) -> Path | None:
@@ -41,6 +42,16 @@ def write_predictions_csv(evaluation: Evaluation, path: str | Path) -> Path:
     return outputs.write_text(path, buffer.getvalue())
 
 
+def write_risk_coverage_csv(curve: dict[str, Any], path: str | Path) -> Path:
+    """``threshold, coverage, risk`` per image, most confident first: answer at >= threshold, get that."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["threshold", "coverage", "risk"])
+    writer.writerows([f"{t:.6f}", f"{c:.6f}", f"{r:.6f}"] for t, c, r in
+                     zip(curve["thresholds"], curve["coverage"], curve["risk"]))
+    return outputs.write_text(path, buffer.getvalue())
+
+
 def write_evaluation(evaluation: Evaluation, output_dir: str | Path, image_size: int) -> dict[str, Path]:
     """Every file of an evaluation in ``output_dir``; returns them by kind."""
     output_dir = Path(output_dir)
@@ -50,6 +61,13 @@ def write_evaluation(evaluation: Evaluation, output_dir: str | Path, image_size:
              "predictions": write_predictions_csv(evaluation, output_dir / "predictions.csv"),
              "confusion_png": plot_confusion_matrix(np.array(confusion["matrix"]), confusion["class_names"],
                                                     output_dir / "confusion.png")}
+    calibration = evaluation.metrics["calibration"]
+    files["reliability_png"] = save_figure(reliability_figure(calibration["bins"], calibration["ece"]),
+                                           output_dir / "reliability.png")
+    curve = risk_coverage(evaluation.report.probabilities, evaluation.labels)
+    files["risk_coverage_csv"] = write_risk_coverage_csv(curve, output_dir / "risk_coverage.csv")
+    files["risk_coverage_png"] = save_figure(risk_coverage_figure(curve["coverage"], curve["risk"], curve["area"]),
+                                             output_dir / "risk_coverage.png")
     gallery = save_mistake_gallery(evaluation.metrics["most_confident_mistakes"], image_size, output_dir / "wrong.png")
     if gallery is not None:
         files["mistakes_png"] = gallery
@@ -63,6 +81,11 @@ def summary(metrics: dict[str, Any]) -> str:
     lines = [f"{metrics['images']} images: accuracy {metrics['accuracy']:.4f}, loss {metrics['loss']:.4f}"
              + (f", ROC AUC {metrics['roc_auc']:.4f}" if metrics.get("roc_auc") is not None else "")]
     lines += [f"{key.replace('_', ' ')} {value:.4f}" for key, value in metrics.items() if key.startswith("top_")]
+    if "calibration" in metrics:
+        calibration = metrics["calibration"]
+        low, high = calibration["ece_interval_95"]
+        lines.append(f"calibration: ECE {calibration['ece']:.4f} (95 % {low:.4f}-{high:.4f}), "
+                     f"NLL {calibration['nll']:.4f}, Brier {calibration['brier']:.4f}")
     for name, scores in metrics["per_class"].items():
         lines.append(f"  {name:12s} precision {scores['precision']:.3f}  recall {scores['recall']:.3f}  "
                      f"F1 {scores['f1']:.3f}  ({scores['support']} images)")

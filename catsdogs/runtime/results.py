@@ -12,6 +12,8 @@ import numpy as np
 
 from catsdogs.data.files import Failure
 
+UNSURE = "unsure"  # the answer below --min-confidence
+
 
 @dataclass(frozen=True)
 class Prediction:
@@ -25,6 +27,10 @@ class Prediction:
     @property
     def confidence(self) -> float:
         return float(self.probabilities[self.class_index])
+
+    def answer(self, min_confidence: float | None = None) -> str:
+        """The predicted class, or ``unsure`` when its probability is below ``min_confidence``."""
+        return UNSURE if min_confidence is not None and self.confidence < min_confidence else self.class_name
 
     def top(self, k: int, class_names: list[str]) -> list[tuple[str, float]]:
         """The ``k`` most probable classes, most probable first (ties in class order)."""

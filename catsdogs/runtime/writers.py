@@ -14,29 +14,38 @@ from catsdogs.metadata import ModelInfo
 from catsdogs.runtime.results import Prediction
 
 
-def _record(item: Prediction | Failure, class_names: Sequence[str]) -> dict[str, Any]:
+def _record(item: Prediction | Failure, class_names: Sequence[str], min_confidence: float | None) -> dict[str, Any]:
     if isinstance(item, Failure):
         return {"path": item.path, "error": item.error}
-    return {"path": item.path, "predicted": item.class_name,
-            "probabilities": {name: float(p) for name, p in zip(class_names, item.probabilities)}}
+    record = {"path": item.path, "predicted": item.class_name,
+              "probabilities": {name: float(p) for name, p in zip(class_names, item.probabilities)}}
+    return record if min_confidence is None else {**record, "answer": item.answer(min_confidence)}
 
 
-def write_json(items: Sequence[Prediction | Failure], info: ModelInfo, model_path: Path, stream: TextIO) -> None:
-    records = [_record(item, info.class_names) for item in items]
+def write_json(items: Sequence[Prediction | Failure], info: ModelInfo, model_path: Path, stream: TextIO,
+               min_confidence: float | None = None) -> None:
+    """Every input's record; with ``min_confidence``, each prediction's ``answer`` too (its class or ``unsure``)."""
+    records = [_record(item, info.class_names, min_confidence) for item in items]
+    extra = {} if min_confidence is None else {"min_confidence": min_confidence}
     json.dump({"model": str(model_path), "class_names": list(info.class_names), "image_size": info.image_size,
-               "predictions": records}, stream, indent=2)
+               **extra, "predictions": records}, stream, indent=2)
     stream.write("\n")
 
 
-def write_csv(items: Sequence[Prediction | Failure], class_names: Sequence[str], stream: TextIO) -> None:
-    """``path, predicted, probability_<class>..., error``: one row per input, failures with ``error`` only."""
+def write_csv(items: Sequence[Prediction | Failure], class_names: Sequence[str], stream: TextIO,
+              min_confidence: float | None = None) -> None:
+    """``path, predicted, probability_<class>..., error``: one row per input, failures with ``error`` only;
+    with ``min_confidence``, an ``answer`` column after ``predicted`` (the class or ``unsure``)."""
+    answers = min_confidence is not None
     writer = csv.writer(stream, lineterminator="\n")
-    writer.writerow(["path", "predicted", *(f"probability_{name}" for name in class_names), "error"])
+    writer.writerow(["path", "predicted", *(["answer"] if answers else []),
+                     *(f"probability_{name}" for name in class_names), "error"])
     for item in items:
         if isinstance(item, Failure):
-            writer.writerow([item.path, "", *([""] * len(class_names)), item.error])
+            writer.writerow([item.path, "", *([""] if answers else []), *([""] * len(class_names)), item.error])
         else:
-            writer.writerow([item.path, item.class_name, *(f"{p:.6f}" for p in item.probabilities), ""])
+            writer.writerow([item.path, item.class_name, *([item.answer(min_confidence)] if answers else []),
+                             *(f"{p:.6f}" for p in item.probabilities), ""])
 
 
 def write_kaggle_submission(results: Sequence[Prediction], path: str | Path) -> tuple[Path, list[Failure]]:

@@ -29,6 +29,7 @@ from catsdogs.data.decode import decode_and_resize
 from catsdogs.errors import UserError
 from catsdogs.explain.gradcam import grad_cam
 from catsdogs.metadata import ModelInfo
+from catsdogs.models.calibration import calibrated
 from catsdogs.models.catalog import load_chosen_model, model_line
 from catsdogs.models.heads import class_probabilities
 from catsdogs.plots import overlay_figure
@@ -58,7 +59,7 @@ class Predictor:
 
     def __post_init__(self) -> None:
         if isinstance(self.model, keras.Model):
-            size, model = self.info.image_size, self.model
+            size, model = self.info.image_size, calibrated(self.model, self.info)  # explain keeps the raw one
             encoded = [tf.TensorSpec((None,), tf.string), tf.TensorSpec((None,), tf.int32)]
 
             def decode(data: tf.Tensor, orientation: tf.Tensor) -> tf.Tensor:

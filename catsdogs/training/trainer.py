@@ -30,6 +30,7 @@ from catsdogs.errors import UserError
 from catsdogs.metadata import ModelInfo
 from catsdogs.metrics import compute_metrics
 from catsdogs.modelcard import write_card
+from catsdogs.models.calibration import TEMPERATURE_KEY, calibrated, calibration_record, logits_model
 from catsdogs.models.heads import class_probabilities
 from catsdogs.models.registry import get_spec, set_trainable
 from catsdogs.models.saving import save_model, update_model_info
@@ -226,15 +227,22 @@ def _finish(model: keras.Model, config: TrainConfig, run_dir: Path, datasets: di
         best_index = int(np.nanargmax(history["val_accuracy"]))
         metrics["best_epoch"] = best_index + 1
         metrics["best_val_accuracy"] = history["val_accuracy"][best_index]
+    extra: dict[str, Any] = {}
+    if config.calibrate and "validation" in datasets:
+        fit = metrics["calibration_fit"] = fit_calibration(model, datasets["validation"])
+        extra = {TEMPERATURE_KEY: fit["temperature"], "calibration_fit": fit}
+        if config.verbose:
+            print(f"calibrated: temperature {fit['temperature']:.3f}, validation NLL {fit['nll_before']:.4f} -> "
+                  f"{fit['nll_after']:.4f}")
     info = ModelInfo(class_names=list(folders["train"].class_names), image_size=config.image_size,
                      model_name=config.model, preprocessing=get_spec(config.model).preprocessing,
                      extra={"run_dir": str(run_dir), "unfreeze": config.unfreeze, "alpha": config.alpha,
                             "recipe": config.recipe, "data_fingerprint": data_fingerprint(config.data_dir),
-                            "data": describe_data(config.data_dir),
+                            "data": describe_data(config.data_dir), **extra,
                             "metrics": metrics, "trained": datetime.now().isoformat(timespec="seconds")})
     model_path = save_model(model, run_dir / "model.keras", info)
     if "test" in datasets:
-        metrics["test"] = score_dataset(model, datasets["test"], info.class_names)
+        metrics["test"] = score_dataset(calibrated(model, info), datasets["test"], info.class_names)
         update_model_info(model_path, info)  # info.extra holds ``metrics``, now with the test scores
         if config.verbose:
             print(f"test accuracy {metrics['test']['accuracy']:.4f}, loss {metrics['test']['loss']:.4f} "
@@ -253,6 +261,13 @@ def count_parameters(model: keras.Model) -> dict[str, int]:
     """Weights in all (what the documents quote beside an accuracy) and those the last phase trained."""
     return {"total": int(model.count_params()),
             "trainable": int(sum(np.prod(weight.shape) for weight in model.trainable_weights))}
+
+
+def fit_calibration(model: keras.Model, dataset: tf.data.Dataset) -> dict[str, Any]:
+    """The temperature that makes the validation split's likelihood highest, and that likelihood before and after."""
+    labels = np.concatenate([batch_labels.numpy() for _, batch_labels in dataset])
+    logits = logits_model(model).predict(dataset.map(lambda images, _: images), verbose=0)
+    return calibration_record(logits, labels, "validation")
 
 
 def score_dataset(model: keras.Model, dataset: tf.data.Dataset, class_names: Sequence[str]) -> dict[str, Any]:
