@@ -62,6 +62,7 @@ QUANTIZATIONS = ("none", "float16", "dynamic", "int8")  # --quantize (litert and
 DEFAULT_EXPORT_CHECK_IMAGES = 1000  # held-out images an export's parity check compares on
 COMPARE_SORT_KEYS = ("run", "model", "test_accuracy", "epochs", "minutes")  # experiments compare --sort
 LADDER_BUDGETS = ("smoke", "quick", "standard", "report")  # experiments ladder --budget (epochs in its module)
+TTA_MODES = ("none", "flip", "crops")  # test-time augmentation (catsdogs.runtime.tta): 1, 2 and 12 views
 DEFAULT_VISUALIZATIONS_DIR = "visualizations"
 CACHE_ENV = "CATSDOGS_CACHE"  # where downloads and file checks are kept (default ~/.cache/catsdogs)
 # What TensorFlow's own decoders read (decode_jpeg, decode_image: PNG, GIF, BMP, WebP): what training and

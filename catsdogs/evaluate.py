@@ -20,10 +20,11 @@ import sys
 from collections.abc import Sequence
 
 from catsdogs.cli import ArgumentParser, add_model_arguments, quiet_tensorflow, report_failures, run_cli
-from catsdogs.config import DEFAULT_DATA_DIR, SPLITS
+from catsdogs.config import DEFAULT_DATA_DIR, SPLITS, TTA_MODES
 from catsdogs.errors import UserError
 from catsdogs.outputs import claim_output_dir
 from catsdogs.runtime.engines import exported_format, open_engine
+from catsdogs.runtime.tta import chosen_mode
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,10 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mistakes", type=int, default=16, metavar="N",
                         help="how many of the most confidently wrong images to show and list")
     parser.add_argument("--batch-size", type=int, default=32, help="images per batch")
-    parser.add_argument("--calibrate", action="store_true",
-                        help="first fit a temperature on the data's validation split and save the calibrated model "
-                             "beside the original as <name>-calibrated.keras (the original is left as it is), then "
-                             "evaluate that one")
+    parser.add_argument("--tta", nargs="?", const="auto", choices=(*TTA_MODES, "auto"), metavar="MODE",
+                        help="test-time augmentation: flip (2 views) or crops (12), probabilities averaged; alone, "
+                             "the mode chosen on validation by --choose-tta (default: none)")
+    tune = parser.add_argument_group("tuning on the validation split (saves <name>-calibrated|tta.keras beside the "
+                                     "model, which is left as it is, then evaluates that one)")
+    tune.add_argument("--calibrate", action="store_true",
+                      help="fit a temperature (temperature scaling): honest probabilities, the same classes")
+    tune.add_argument("--choose-tta", action="store_true",
+                      help="score every --tta mode on the validation split and record the best (ties: fewer views)")
     return parser
 
 
@@ -53,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet_tensorflow()
     # deferred: the library imports TensorFlow, which --help and flag errors should not wait for
     from catsdogs.data.files import read_image_folder, resolve_split_folder
-    from catsdogs.inference.evaluation import evaluate_folder, save_calibrated
+    from catsdogs.inference.evaluation import choose_tta, evaluate_folder, fit_folder_temperature, save_tuned
     from catsdogs.inference.reports import summary, write_evaluation
     from catsdogs.models.catalog import load_chosen_model, model_line
 
@@ -66,19 +72,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         model, info, model_path = load_chosen_model(args.model, args.saved_models_dir, args.unsafe,
                                                     folder.class_names)
         line = model_line(model_path, info, not args.model)
-    if args.calibrate:
+    if args.calibrate or args.choose_tta:
         if exported_format(args.model or ""):
-            raise UserError("--calibrate fits the temperature of a .keras model; calibrate that one, then export it "
-                            "again (the export carries the temperature)")
+            raise UserError("--calibrate and --choose-tta tune a .keras model; tune that one, then export it again "
+                            "(the export carries what was chosen)")
         validation = read_image_folder(resolve_split_folder(args.data_dir, SPLITS[1]))
-        info, model_path, failures = save_calibrated(model, info, model_path, validation, args.batch_size)
-        for failure in failures:
-            print(f"skipped {failure}", file=sys.stderr)
-        fit = info.extra["calibration_fit"]
-        print(f"calibrated on {fit['images']} validation images: temperature {fit['temperature']:.3f}, NLL "
-              f"{fit['nll_before']:.4f} -> {fit['nll_after']:.4f}; saved {model_path}", file=sys.stderr)
-        line = f"model: {model_path} (calibrated: temperature {fit['temperature']:.3f})"
-    evaluation = evaluate_folder(model, info, folder, args.batch_size, args.top_k, args.mistakes, progress=None)
+        tuned = []
+        if args.calibrate:
+            info, failures = fit_folder_temperature(model, info, validation, args.batch_size)
+            for failure in failures:
+                print(f"skipped {failure}", file=sys.stderr)
+            fit = info.extra["calibration_fit"]
+            tuned.append("calibrated")
+            print(f"calibrated on {fit['images']} validation images: temperature {fit['temperature']:.3f}, NLL "
+                  f"{fit['nll_before']:.4f} -> {fit['nll_after']:.4f}", file=sys.stderr)
+        if args.choose_tta:
+            info = choose_tta(model, info, validation, args.batch_size)
+            record = info.extra["tta"]
+            tuned.append("tta")
+            scores = ", ".join(f"{mode} {accuracy:.4f}" for mode, accuracy in record["accuracy"].items())
+            print(f"test-time augmentation on {record['images']} validation images: {scores}; chose {record['mode']}",
+                  file=sys.stderr)
+        model_path = save_tuned(model, info, model_path, "-".join(tuned))
+        line = f"model: {model_path} (tuned on {validation.root}: {', '.join(tuned)})"
+    tta = chosen_mode(args.tta or ("auto" if args.choose_tta else None), info, model_path)
+    evaluation = evaluate_folder(model, info, folder, args.batch_size, args.top_k, args.mistakes, progress=None,
+                                 tta=tta)
+    evaluation.metrics["tta"] = tta
     evaluation.metrics["model"] = str(model_path)
     files = write_evaluation(evaluation, args.output, info.image_size)
     print(line, file=sys.stderr)

@@ -28,12 +28,14 @@ import sys
 from collections.abc import Sequence
 
 from catsdogs.cli import ArgumentParser, add_model_arguments, quiet_tensorflow, report_failures, run_cli
+from catsdogs.config import TTA_MODES
 from catsdogs.data.files import Failure, expand_inputs
 from catsdogs.errors import UserError
 from catsdogs.metadata import ModelInfo
 from catsdogs.outputs import check_output_file, claim_output_dir
 from catsdogs.runtime.engines import exported_format, open_engine
 from catsdogs.runtime.predict import predict_images
+from catsdogs.runtime.tta import chosen_mode
 from catsdogs.runtime.writers import write_csv, write_json, write_kaggle_submission
 
 
@@ -47,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="text: 'path: class 97.3%%' lines; json/csv: every input with its probabilities or error")
     output.add_argument("--top-k", type=int, default=1, metavar="K",
                         help="text: the K most probable classes per image, e.g. '7 91.0%%, 1 6.2%%, 9 1.1%%'")
+    parser.add_argument("--tta", nargs="?", const="auto", choices=(*TTA_MODES, "auto"), metavar="MODE",
+                        help="test-time augmentation: flip (2 views) or crops (12), probabilities averaged; alone, the "
+                             "mode chosen on validation (evaluate --choose-tta) (default: none)")
     output.add_argument("--min-confidence", type=float, metavar="P",
                         help="answer 'unsure' when the predicted class's probability is below P (0-1); json/csv "
                              "get an 'answer' field")
@@ -92,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         engine = open_engine(args.model)
         info, model_path, line = engine.info, engine.path, f"model: {engine.describe()}"
         check_kaggle(args.kaggle_submission, info, model_path)
-        report = predict_images(engine, files, args.batch_size, progress=None)
+        report = predict_images(engine, files, args.batch_size, None, chosen_mode(args.tta, info, model_path))
     else:
         quiet_tensorflow()
         # deferred: the library imports TensorFlow, which --help and flag errors should not wait for
@@ -106,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.explain:  # a wrong --layer or --class fails before any work
             resolve_target_layer(model, args.layer)
             explained = info.class_index(args.explain_class)
-        report = predict_files(model, info, files, args.batch_size, progress=None)
+        report = predict_files(model, info, files, args.batch_size, None, chosen_mode(args.tta, info, model_path))
     if report.results:  # the first line says which model made the results
         print(line, file=sys.stderr)
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
+from catsdogs.config import TTA_MODES
 from catsdogs.data.files import Failure, ImageFolder, read_image_folder
 from catsdogs.errors import UserError
 from catsdogs.inference.predict import predict_files, run_batches
@@ -22,6 +23,7 @@ from catsdogs.outputs import publish_versioned
 from catsdogs.runtime.engines import Engine
 from catsdogs.runtime.predict import predict_images
 from catsdogs.runtime.results import PredictionReport
+from catsdogs.runtime.tta import TTA_KEY, VIEWS
 
 
 @dataclass
@@ -35,7 +37,7 @@ class Evaluation:
 
 def evaluate_folder(model: keras.Model | Engine, info: ModelInfo, folder: str | Path | ImageFolder,
                     batch_size: int = 32, top_k: int = 2, mistakes: int = 16,
-                    progress: bool | None = False) -> Evaluation:
+                    progress: bool | None = False, tta: str = "none") -> Evaluation:
     """Predict every image of a split folder and score the predictions against the folder's labels.
 
     ``model`` is a Keras model or an exported one (``catsdogs.runtime.engines.Engine``).
@@ -50,9 +52,9 @@ def evaluate_folder(model: keras.Model | Engine, info: ModelInfo, folder: str | 
     if not 1 <= top_k <= len(info.class_names):
         raise UserError(f"--top-k must be between 1 and the number of classes ({len(info.class_names)}), not {top_k}")
     if isinstance(model, Engine):  # an exported model: decoded with Pillow as its runtime does in predict
-        report = predict_images(model, folder.paths, batch_size, progress)
+        report = predict_images(model, folder.paths, batch_size, progress, tta)
     else:
-        report = predict_files(model, info, folder.paths, batch_size, progress)
+        report = predict_files(model, info, folder.paths, batch_size, progress, tta)
     label_of = dict(zip(folder.paths, folder.labels))
     labels = np.array([label_of[result.path] for result in report.results], int)
     if not report.results:
@@ -77,17 +79,26 @@ def fit_folder_temperature(model: keras.Model, info: ModelInfo, folder: ImageFol
     return with_temperature(info, record), failures
 
 
-def save_calibrated(model: keras.Model, info: ModelInfo, model_path: Path, validation: ImageFolder,
-                    batch_size: int = 32) -> tuple[ModelInfo, Path, list[Failure]]:
-    """Fit the temperature on ``validation`` and save the model with it (and its card) under a new name beside
-    ``model_path``, ``<stem>-calibrated.keras`` (``-2``... when taken); the original is left as it was.
-    Returns the new info and path, and the validation files that could not be used."""
-    info, failures = fit_folder_temperature(model, info, validation, batch_size)
+def choose_tta(model: keras.Model, info: ModelInfo, validation: ImageFolder, batch_size: int = 32) -> ModelInfo:
+    """``info`` with the test-time augmentation that scores best on ``validation`` (ties: the fewer views), and
+    every mode's validation accuracy and loss beside it."""
+    scores = {mode: evaluate_folder(model, info, validation, batch_size, mistakes=0, tta=mode).metrics
+              for mode in TTA_MODES}
+    best = max(TTA_MODES, key=lambda mode: (scores[mode]["accuracy"], -VIEWS[mode]))
+    record = {"mode": best, "split": validation.root.name, "images": scores[best]["images"],
+              "accuracy": {mode: scores[mode]["accuracy"] for mode in TTA_MODES},
+              "loss": {mode: scores[mode]["loss"] for mode in TTA_MODES}}
+    return replace(info, extra={**info.extra, TTA_KEY: record})
+
+
+def save_tuned(model: keras.Model, info: ModelInfo, model_path: Path, suffix: str) -> Path:
+    """The model with settings tuned on validation (``info``) saved with its card under a new name beside
+    ``model_path``, ``<stem>-<suffix>.keras`` (``-2``... when taken); the original is left as it was."""
     with tempfile.TemporaryDirectory(dir=model_path.parent) as scratch:
         written = save_model(model, Path(scratch) / model_path.name, info)
-        saved = publish_versioned(written, model_path.parent, f"{model_path.stem}-calibrated", ".keras")
+        saved = publish_versioned(written, model_path.parent, f"{model_path.stem}-{suffix}", ".keras")
     write_card(saved, info)
-    return info, saved, failures
+    return saved
 
 
 def most_confident_mistakes(report: PredictionReport, labels: np.ndarray, count: int = 16) -> list[dict[str, Any]]:

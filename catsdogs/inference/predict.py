@@ -23,6 +23,7 @@ from catsdogs.models.calibration import calibrated
 from catsdogs.models.heads import class_probabilities
 from catsdogs.runtime.predict import progress_bar
 from catsdogs.runtime.results import Prediction, PredictionReport
+from catsdogs.runtime.tta import averaged
 
 
 def run_batches(forward: Callable[[tf.Tensor], np.ndarray], info: ModelInfo, paths: Sequence[str],
@@ -60,16 +61,21 @@ def run_batches(forward: Callable[[tf.Tensor], np.ndarray], info: ModelInfo, pat
 
 
 def predict_files(model: keras.Model, info: ModelInfo, paths: Sequence[str], batch_size: int = 32,
-                  progress: bool | None = False) -> PredictionReport:
+                  progress: bool | None = False, tta: str = "none") -> PredictionReport:
     """Predict ``paths`` in batches (``run_batches``); undecodable files become failures.
 
     ``progress``: a tqdm bar on stderr (None: only for large inputs on a terminal). A temperature in
-    ``info`` (``catsdogs.models.calibration``) is applied.
+    ``info`` (``catsdogs.models.calibration``) is applied; ``tta`` averages over views (``runtime.tta``).
     """
     model = calibrated(model, info)  # the metadata's temperature, when it has one
-    kept, outputs, failures = run_batches(model.predict_on_batch, info, paths, batch_size, progress)
+
+    def forward(images: np.ndarray) -> np.ndarray:
+        return class_probabilities(model.predict_on_batch(images), len(info.class_names))
+
+    kept, probabilities, failures = run_batches(lambda images: averaged(forward, images.numpy(), tta), info, paths,
+                                                batch_size, progress)
     report = PredictionReport(list(info.class_names), failures=failures)
-    for path, row in zip(kept, class_probabilities(outputs, len(info.class_names)) if kept else []):
+    for path, row in zip(kept, probabilities):
         index = int(np.argmax(row))
         report.results.append(Prediction(path, row, index, info.class_names[index]))
     return report

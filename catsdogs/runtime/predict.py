@@ -18,6 +18,7 @@ from catsdogs.data.images import ImageCheck, check_files
 from catsdogs.runtime.engines import Engine
 from catsdogs.runtime.images import decode_checked
 from catsdogs.runtime.results import Prediction, PredictionReport
+from catsdogs.runtime.tta import averaged
 
 PROGRESS_MIN_IMAGES = 200  # fewer finish before a progress bar would tell anything
 
@@ -50,8 +51,9 @@ def decoded_batches(checks: Sequence[ImageCheck], image_size: int, batch_size: i
 
 
 def predict_images(engine: Engine, paths: Sequence[str], batch_size: int = 32,
-                   progress: bool | None = False) -> PredictionReport:
-    """Predict ``paths`` with ``engine``; unusable files become failures, in input order among the results."""
+                   progress: bool | None = False, tta: str = "none") -> PredictionReport:
+    """Predict ``paths`` with ``engine`` (averaged over the ``tta`` views); unusable files become failures, in
+    input order among the results."""
     info = engine.info
     report = PredictionReport(list(info.class_names))
     checks = check_files(paths, info.image_size)
@@ -59,7 +61,7 @@ def predict_images(engine: Engine, paths: Sequence[str], batch_size: int = 32,
     usable = [check for check in checks if check.ok]
     with progress_bar(len(usable), progress) as bar:
         for batch_paths, images in decoded_batches(usable, info.image_size, batch_size, report.failures):
-            for path, row in zip(batch_paths, engine.predict(images)):
+            for path, row in zip(batch_paths, averaged(engine.predict, images, tta)):
                 index = int(np.argmax(row))
                 report.results.append(Prediction(path, row, index, info.class_names[index]))
             bar.update(len(batch_paths))
