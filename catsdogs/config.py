@@ -72,7 +72,8 @@ DECODABLE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
 FILL_MODES = ("nearest", "reflect", "wrap", "constant")
 INTERPOLATIONS = ("bilinear", "nearest")
-OPTIMIZERS = ("rmsprop", "adam", "sgd")
+OPTIMIZERS = ("rmsprop", "adam", "adamw", "sgd")
+SCHEDULES = ("constant", "cosine")  # --schedule: the learning rate within a phase
 STRATEGIES = ("auto", "mirrored", "one-device", "default")
 AUGMENT_PLACES = ("auto", "pipeline", "model")
 JIT_CHOICES = ("auto", "on", "off")
@@ -328,6 +329,16 @@ class TrainConfig:
                         above=0)
     fine_tune_lr: float = setting(1e-5, help="learning rate once layers are unfrozen (report: 1e-5)",
                                   group=OPTIMISATION, above=0)
+    weight_decay: float = setting(0.0, help="decoupled weight decay (AdamW's; any optimizer), e.g. 0.05 (0: off)",
+                                  group=OPTIMISATION, minimum=0)
+    momentum: float = setting(0.9, help="momentum of sgd", group=OPTIMISATION, minimum=0, below=1)
+    schedule: str = setting("constant", help="the learning rate within each phase: constant, or cosine (a linear "
+                                             "warm-up of --lr-warmup epochs, then a cosine decay to 0)",
+                            group=OPTIMISATION, choices=SCHEDULES)
+    lr_warmup: int = setting(0, help="epochs of linear learning-rate warm-up at each phase's start (--schedule cosine)",
+                             group=OPTIMISATION, minimum=0, metavar="EPOCHS")
+    label_smoothing: float = setting(0.0, help="soften the targets: 1 - S for the true class, S shared by all "
+                                               "(e.g. 0.1)", group=OPTIMISATION, minimum=0, below=1)
     ema: float = setting(0.0, help="validate and keep a moving average of the weights with this momentum, "
                                    "e.g. 0.99 (0: off)", group=OPTIMISATION, minimum=0, below=1, metavar="MOMENTUM")
     early_stopping: int = setting(0, help="stop after PATIENCE epochs without a better validation accuracy (0: off)",
@@ -377,6 +388,9 @@ class TrainConfig:
         if isinstance(self.devices, str):
             self.devices = [d.strip() for d in self.devices.split(",") if d.strip()]
         validate_fields(self)
+        if self.schedule == "cosine" and self.reduce_lr:
+            raise ConfigError("--schedule cosine sets the learning rate every epoch, so --reduce-lr cannot also "
+                              "change it; use one of them (setting 'reduce_lr')")
         if self.name and (not _PLAIN_NAME.fullmatch(self.name) or ".." in self.name):
             raise ConfigError(f"--name must be a plain name (letters, digits, '.', '_', '-'), not {self.name!r}: "
                               "it names a file in --saved-models-dir (setting 'name')")

@@ -1,7 +1,7 @@
 """Models: the registry and its built-in entries, custom layers, introspection, saving and loading.
 
 - ``registry``: ``create_model``, ``ModelSpec``, ``register_model``, ``list_models``, ``set_trainable``.
-- ``small_cnn``, ``applications``, ``classic`` (LeNet-5, MLPs, a small ResNet): the built-in entries
+- ``small_cnn``, ``applications``, ``classic`` (LeNet-5, MLPs, a small ResNet), ``mini_xception``: the built-in entries
   (importing this package registers them).
 - ``heads``, ``layers`` (``Preprocess``, ``RandomAffine``), ``unfreeze`` (``BlockMatcher``),
   ``weights`` (ImageNet files: cache, download, offline errors).
@@ -11,7 +11,7 @@
   and inference both reach it from above.
 """
 
-from catsdogs.models import applications, classic, small_cnn  # noqa: F401  (the built-in entries register themselves)
+from catsdogs.models import applications, classic, mini_xception, small_cnn  # noqa: F401  (the built-in entries register themselves)
 from catsdogs.models.applications import build_base, register_application
 from catsdogs.models.introspection import find_base
 from catsdogs.models.layers import Preprocess, RandomAffine

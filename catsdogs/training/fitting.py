@@ -8,12 +8,14 @@ A finished phase is recorded in ``state.json``, so a resumed run skips it.
 
 from __future__ import annotations
 
+import math
 import shutil
 import sys
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -47,28 +49,72 @@ def plan_phases(config: TrainConfig) -> list[Phase]:
     return [Phase("train", config.epochs, config.unfreeze, config.lr)]
 
 
-def make_optimizer(name: str, learning_rate: float, ema: float = 0.0) -> keras.optimizers.Optimizer:
-    """``ema`` > 0 keeps a moving average of the weights (Polyak averaging) for validation and checkpoints."""
-    averaging = {"use_ema": True, "ema_momentum": ema} if ema else {}
-    if name == "rmsprop":
-        return keras.optimizers.RMSprop(learning_rate, **averaging)
-    if name == "adam":
-        return keras.optimizers.Adam(learning_rate, **averaging)
-    if name == "sgd":
-        return keras.optimizers.SGD(learning_rate, momentum=0.9, **averaging)
-    raise UserError(f"unknown optimizer {name!r}; choose {', '.join(OPTIMIZERS)}")
+def make_optimizer(config: TrainConfig, learning_rate: float) -> keras.optimizers.Optimizer:
+    """The config's optimizer at ``learning_rate``. ``ema`` > 0 keeps a moving average of the weights (Polyak
+    averaging) for validation and checkpoints; ``weight_decay`` is Keras's decoupled decay, which every
+    optimizer takes (``adamw`` is Adam with it)."""
+    common: dict[str, Any] = {"use_ema": True, "ema_momentum": config.ema} if config.ema else {}
+    if config.weight_decay:
+        common["weight_decay"] = config.weight_decay
+    if config.optimizer == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate, **common)
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(learning_rate, **common)
+    if config.optimizer == "adamw":
+        return keras.optimizers.AdamW(learning_rate, **{"weight_decay": 0.0, **common})
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate, momentum=config.momentum, **common)
+    raise UserError(f"unknown optimizer {config.optimizer!r}; choose {', '.join(OPTIMIZERS)}")
+
+
+@keras.saving.register_keras_serializable(package="catsdogs")
+class SmoothedSparseCrossentropy(keras.losses.Loss):
+    """Cross-entropy of integer labels with label smoothing, which Keras's sparse loss lacks: the labels
+    are made one-hot and given to ``CategoricalCrossentropy(label_smoothing=...)``."""
+
+    def __init__(self, num_classes: int, label_smoothing: float, name: str = "smoothed_sparse_crossentropy",
+                 **kwargs: Any):
+        super().__init__(name=name, **kwargs)
+        self.num_classes, self.label_smoothing = num_classes, label_smoothing
+        self._categorical = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing, reduction=None)
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        one_hot = keras.ops.one_hot(keras.ops.reshape(keras.ops.cast(y_true, "int32"), (-1,)), self.num_classes)
+        return self._categorical(one_hot, y_pred)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "num_classes": self.num_classes, "label_smoothing": self.label_smoothing}
 
 
 def compile_model(model: keras.Model, config: TrainConfig, learning_rate: float, num_classes: int) -> None:
-    """Binary or sparse categorical cross-entropy and accuracy, with the config's optimizer and XLA choice."""
+    """Binary or sparse categorical cross-entropy (label-smoothed when asked) and accuracy, with the config's
+    optimizer and XLA choice."""
     if num_classes == 2:
-        loss, accuracy = keras.losses.BinaryCrossentropy(), keras.metrics.BinaryAccuracy(name="accuracy")
+        loss = keras.losses.BinaryCrossentropy(label_smoothing=config.label_smoothing)
+        accuracy = keras.metrics.BinaryAccuracy(name="accuracy")
     else:
-        loss, accuracy = keras.losses.SparseCategoricalCrossentropy(), keras.metrics.SparseCategoricalAccuracy(
-            name="accuracy")
+        loss = (SmoothedSparseCrossentropy(num_classes, config.label_smoothing) if config.label_smoothing
+                else keras.losses.SparseCategoricalCrossentropy())
+        accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
     jit = {"auto": "auto", "on": True, "off": False}[config.jit_compile]
-    model.compile(optimizer=make_optimizer(config.optimizer, learning_rate, config.ema), loss=loss, metrics=[accuracy],
-                  jit_compile=jit)
+    model.compile(optimizer=make_optimizer(config, learning_rate), loss=loss, metrics=[accuracy], jit_compile=jit)
+
+
+def phase_schedule(config: TrainConfig, phase: Phase, first_epoch: int) -> list[keras.callbacks.Callback]:
+    """``--schedule cosine``: the phase's rate, warmed up linearly over ``lr_warmup`` epochs, then decayed along a
+    half cosine to 0 at the phase's end; per epoch, from the absolute epoch number, so a resumed run continues
+    the curve where it stopped. Nothing for ``constant``."""
+    if config.schedule != "cosine":
+        return []
+    warmup, total, base = min(config.lr_warmup, phase.epochs), phase.epochs, phase.learning_rate
+
+    def rate(epoch: int, current: float = 0.0) -> float:
+        step = epoch - first_epoch
+        if step < warmup:
+            return base * (step + 1) / (warmup + 1)
+        return base * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(total - warmup, 1)))
+
+    return [keras.callbacks.LearningRateScheduler(rate)]
 
 
 def keras_verbosity(verbose: int) -> int:
@@ -117,7 +163,7 @@ def fit_phases(model: keras.Model, config: TrainConfig, phases: list[Phase], run
         fitted.fit(datasets["train"], validation_data=datasets.get("validation"), epochs=last_epoch,
                    initial_epoch=first_epoch, verbose=keras_verbosity(config.verbose), shuffle=False,
                    callbacks=make_callbacks(config, run_dir, model, phase.name, "validation" in datasets, best,
-                                            extra_callbacks))
+                                            [*phase_schedule(config, phase, first_epoch), *extra_callbacks]))
         save_weights(model, phase_weights)
         state["completed_phases"].append(phase.name)
         write_state(run_dir, state)

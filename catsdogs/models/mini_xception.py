@@ -1,0 +1,48 @@
+"""``mini_xception``: the small separable-convolution residual network that replaced the report's CNN in the
+book's second edition (Chollet, *Deep Learning with Python*, 2nd ed., chapter 9), reported at about 0.90 on this
+2,000-image task from scratch.
+
+A 5x5 stem, then five blocks of 32-64-128-256-512 filters, each BatchNormalization -> ReLU ->
+SeparableConv2D (3x3) twice and a stride-2 max-pooling, with a strided 1x1 convolution on the residual
+path; global average pooling and dropout. About 0.7 M weights (the issue's bound is 5 M). Unlike the
+report's CNN it normalises every block, so it trains fast at a high rate; its recipe (``recipes.MINI_XCEPTION``)
+uses the modern from-scratch options: AdamW, a warm-up and cosine decay, label smoothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from catsdogs.models.heads import pooling_head
+from catsdogs.models.recipes import MINI_XCEPTION
+from catsdogs.models.registry import ModelOptions, ModelSpec, register_model
+
+STEM_FILTERS = 32
+BLOCK_FILTERS = (32, 64, 128, 256, 512)
+
+
+def _block(x: Any, filters: int, name: str) -> Any:
+    residual = x
+    for index in (1, 2):
+        x = keras.layers.BatchNormalization(name=f"{name}_bn{index}")(x)
+        x = keras.layers.Activation("relu", name=f"{name}_relu{index}")(x)
+        x = keras.layers.SeparableConv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_sepconv{index}")(x)
+    x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name=f"{name}_pool")(x)
+    residual = keras.layers.Conv2D(filters, 1, strides=2, padding="same", use_bias=False, name=f"{name}_proj")(residual)
+    return keras.layers.Add(name=f"{name}_add")([x, residual])
+
+
+def mini_xception_features(spec: ModelSpec, x: Any, options: ModelOptions) -> Any:
+    x = keras.layers.Conv2D(STEM_FILTERS, 5, use_bias=False, name="stem_conv")(x)
+    for number, filters in enumerate(BLOCK_FILTERS, start=1):
+        x = _block(x, filters, f"block{number}")
+    return x
+
+
+register_model(ModelSpec(
+    name="mini_xception", preprocessing="rescale", min_size=32, features=mini_xception_features, head=pooling_head,
+    recipes=MINI_XCEPTION,
+    description="the book's 2nd-edition network from scratch: 5 residual blocks of separable convolutions, "
+                "BatchNormalization, 32-512 filters"))

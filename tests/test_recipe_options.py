@@ -1,0 +1,76 @@
+"""The modern from-scratch options every model can use (AdamW and weight decay, SGD's momentum, warm-up and cosine
+decay, label smoothing) and ``mini_xception``, the book's second-edition network."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import pytest
+from conftest import make_split_folder
+from test_training import StopAfter, tiny_config
+
+from catsdogs.config import ConfigError, TrainConfig
+from catsdogs.models import create_model
+from catsdogs.training.fitting import SmoothedSparseCrossentropy, make_optimizer
+from catsdogs.training.rundir import read_history
+from catsdogs.training.settings import resolve_config
+from catsdogs.training.trainer import train
+
+
+def expected_cosine(base: float, warmup: int, epochs: int) -> list[float]:
+    """Linear warm-up to the base over ``warmup`` epochs, then a half cosine to 0 over the rest."""
+    return [base * (e + 1) / (warmup + 1) if e < warmup else
+            base * 0.5 * (1 + math.cos(math.pi * (e - warmup) / (epochs - warmup))) for e in range(epochs)]
+
+
+def test_the_cosine_schedule_warms_up_then_decays_and_a_resumed_run_continues_the_curve(tiny_split, tmp_path):
+    config = tiny_config(tiny_split, tmp_path, epochs=6, schedule="cosine", lr_warmup=2, optimizer="adam", lr=1e-3)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, callbacks=[StopAfter(3)])
+    [run_dir] = (tmp_path / "runs").iterdir()
+    run = train(TrainConfig(), resume_dir=run_dir)
+    rates = read_history(run.run_dir / "history.csv")["learning_rate"]
+    np.testing.assert_allclose(rates, expected_cosine(1e-3, 2, 6), rtol=1e-5)
+
+
+def test_cosine_and_reduce_lr_both_setting_the_rate_is_refused():
+    with pytest.raises(ConfigError, match="--schedule cosine sets the learning rate every epoch"):
+        TrainConfig(schedule="cosine", reduce_lr=3)
+
+
+def test_weight_decay_and_momentum_reach_the_optimizers():
+    adamw = make_optimizer(TrainConfig(optimizer="adamw", weight_decay=0.05), 1e-3)
+    assert isinstance(adamw, keras.optimizers.AdamW) and adamw.weight_decay == pytest.approx(0.05)
+    sgd = make_optimizer(TrainConfig(optimizer="sgd", momentum=0.8, weight_decay=1e-4), 0.1)
+    assert sgd.momentum == pytest.approx(0.8) and sgd.weight_decay == pytest.approx(1e-4)
+    assert make_optimizer(TrainConfig(optimizer="adam"), 1e-3).weight_decay is None
+
+
+def test_label_smoothing_of_integer_labels_is_kerass_categorical_smoothing_of_one_hot_labels():
+    rng = np.random.default_rng(0)
+    probabilities = keras.ops.softmax(rng.normal(0, 2, (8, 4)).astype("float32"))
+    labels = rng.integers(0, 4, 8)
+    ours = SmoothedSparseCrossentropy(4, 0.1)(labels, probabilities)
+    reference = keras.losses.CategoricalCrossentropy(label_smoothing=0.1)(np.eye(4)[labels], probabilities)
+    assert float(ours) == pytest.approx(float(reference), rel=1e-6)
+    assert float(ours) != pytest.approx(float(keras.losses.SparseCategoricalCrossentropy()(labels, probabilities)))
+
+
+def test_mini_xception_is_the_books_network_and_trains_with_its_recipe_on_three_classes(tmp_path):
+    model = create_model("mini_xception", image_size=180)
+    assert model.count_params() < 5_000_000
+    assert sum(isinstance(layer, keras.layers.Add) for layer in model.layers) == 5
+    assert sum(isinstance(layer, keras.layers.SeparableConv2D) for layer in model.layers) == 10
+    recipe = resolve_config({"model": "mini_xception"})
+    assert (recipe.optimizer, recipe.schedule, recipe.label_smoothing, recipe.image_size) == ("adamw", "cosine", 0.1,
+                                                                                               180)
+    data = make_split_folder(tmp_path / "data", {"train": 6, "validation": 2, "test": 2}, size=40,
+                             classes=("birds", "cats", "dogs"))
+    settings = {**recipe.to_dict(), **tiny_config(data, tmp_path, model="mini_xception", epochs=2,
+                                                  image_size=48).to_dict(),
+                "optimizer": "adamw", "weight_decay": 0.05, "schedule": "cosine", "lr_warmup": 1,
+                "label_smoothing": 0.1, "recipe": "default"}
+    run = train(TrainConfig.from_dict(settings))
+    assert run.metrics["test"]["images"] == 6 and len(read_history(run.run_dir / "history.csv")["epoch"]) == 2
