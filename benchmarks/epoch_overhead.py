@@ -20,11 +20,11 @@ import keras
 import numpy as np
 from common import print_table, write_results
 
-from catsdogs.config import TrainConfig
+from catsdogs.config import DEFAULT_IMAGE_SIZE, TrainConfig
 from catsdogs.models import create_model
 from catsdogs.training.callbacks import make_callbacks
 
-SIZES = {"small_cnn": 150, "mobilenet": 224}
+SIZES = {"small_cnn": DEFAULT_IMAGE_SIZE, "mobilenet": 224}
 
 
 def built_model(name: str, size: int) -> keras.Model:

@@ -71,7 +71,7 @@ def test_resolution_order_is_default_recipe_file_flag():
     ({"lr": 0}, "--lr must be above 0"),
     ({"ema": 1.0}, "--ema must be below 1"),
     ({"augment": "yes"}, "--augment must be true or false"),
-    ({"optimizer": "adamw2"}, "--optimizer must be one of rmsprop, adam, sgd"),
+    ({"optimizer": "adamw2"}, "--optimizer must be one of rmsprop, adam, adamw, sgd"),
     ({"epoch": 5}, "unknown setting 'epoch' in test; did you mean 'epochs'"),
     ({"name": "../../x"}, "--name must be a plain name"),
     ({"name": "/abs/path"}, "--name must be a plain name"),
