@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from catsdogs.cli import ArgumentParser, add_model_arguments, quiet_tensorflow, report_failures, run_cli
 from catsdogs.config import DEFAULT_DATA_DIR, SPLITS, TTA_MODES
@@ -59,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet_tensorflow()
     # deferred: the library imports TensorFlow, which --help and flag errors should not wait for
     from catsdogs.data.files import read_image_folder, resolve_split_folder
-    from catsdogs.inference.evaluation import choose_tta, evaluate_folder, fit_folder_temperature, save_tuned
+    from catsdogs.inference.evaluation import evaluate_folder, tune_on_validation
     from catsdogs.inference.reports import summary, write_evaluation
     from catsdogs.models.catalog import load_chosen_model, model_line
 
@@ -77,24 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UserError("--calibrate and --choose-tta tune a .keras model; tune that one, then export it again "
                             "(the export carries what was chosen)")
         validation = read_image_folder(resolve_split_folder(args.data_dir, SPLITS[1]))
-        tuned = []
-        if args.calibrate:
-            info, failures = fit_folder_temperature(model, info, validation, args.batch_size)
-            for failure in failures:
-                print(f"skipped {failure}", file=sys.stderr)
-            fit = info.extra["calibration_fit"]
-            tuned.append("calibrated")
-            print(f"calibrated on {fit['images']} validation images: temperature {fit['temperature']:.3f}, NLL "
-                  f"{fit['nll_before']:.4f} -> {fit['nll_after']:.4f}", file=sys.stderr)
-        if args.choose_tta:
-            info = choose_tta(model, info, validation, args.batch_size)
-            record = info.extra["tta"]
-            tuned.append("tta")
-            scores = ", ".join(f"{mode} {accuracy:.4f}" for mode, accuracy in record["accuracy"].items())
-            print(f"test-time augmentation on {record['images']} validation images: {scores}; chose {record['mode']}",
-                  file=sys.stderr)
-        model_path = save_tuned(model, info, model_path, "-".join(tuned))
-        line = f"model: {model_path} (tuned on {validation.root}: {', '.join(tuned)})"
+        info, model_path, failures = tune_on_validation(model, info, model_path, validation, args.calibrate,
+                                                        args.choose_tta, args.batch_size)
+        report_tuning(info, failures)
+        line = f"model: {model_path} (tuned on {validation.root})"
     tta = chosen_mode(args.tta or ("auto" if args.choose_tta else None), info, model_path)
     evaluation = evaluate_folder(model, info, folder, args.batch_size, args.top_k, args.mistakes, progress=None,
                                  tta=tta)
@@ -105,6 +92,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(summary(evaluation.metrics))
     print(f"wrote {', '.join(path.name for path in files.values())} to {args.output}")
     return report_failures(evaluation.report.failures, len(evaluation.report.results))
+
+
+def report_tuning(info: Any, failures: Sequence[object]) -> None:
+    """What ``--calibrate`` and ``--choose-tta`` found, on stderr (the unusable validation files first)."""
+    for failure in failures:
+        print(f"skipped {failure}", file=sys.stderr)
+    fit, choice = info.extra.get("calibration_fit"), info.extra.get("tta")
+    if fit:
+        print(f"calibrated on {fit['images']} validation images: temperature {fit['temperature']:.3f}, NLL "
+              f"{fit['nll_before']:.4f} -> {fit['nll_after']:.4f}", file=sys.stderr)
+    if choice:
+        scores = ", ".join(f"{mode} {accuracy:.4f}" for mode, accuracy in choice["accuracy"].items())
+        print(f"test-time augmentation on {choice['images']} validation images: {scores}; chose {choice['mode']}",
+              file=sys.stderr)
 
 
 def cli() -> None:

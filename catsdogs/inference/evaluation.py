@@ -101,6 +101,20 @@ def save_tuned(model: keras.Model, info: ModelInfo, model_path: Path, suffix: st
     return saved
 
 
+def tune_on_validation(model: keras.Model, info: ModelInfo, model_path: Path, validation: ImageFolder,
+                       calibrate: bool, choose: bool, batch_size: int = 32) -> tuple[ModelInfo, Path, list[Failure]]:
+    """The temperature (``calibrate``) and then the TTA mode (``choose``, on the calibrated probabilities) fitted
+    on ``validation``; the model saved with them as ``<stem>-calibrated|tta|calibrated-tta.keras``. Returns the
+    new info and path, and the validation files the temperature could not use."""
+    failures: list[Failure] = []
+    if calibrate:
+        info, failures = fit_folder_temperature(model, info, validation, batch_size)
+    if choose:
+        info = choose_tta(model, info, validation, batch_size)
+    suffix = "-".join(name for name, done in (("calibrated", calibrate), ("tta", choose)) if done)
+    return info, save_tuned(model, info, model_path, suffix), failures
+
+
 def most_confident_mistakes(report: PredictionReport, labels: np.ndarray, count: int = 16) -> list[dict[str, Any]]:
     """The wrong predictions with the highest probability on the (wrong) predicted class, most confident first."""
     wrong = [(result, int(label)) for result, label in zip(report.results, labels) if result.class_index != label]
