@@ -72,8 +72,8 @@ def check_kaggle(submission: str | None, info: ModelInfo, model_path: object) ->
         raise UserError(f"--kaggle-submission needs a binary model; {model_path} has classes {info.class_names}")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def check_flags(args: argparse.Namespace) -> str | None:
+    """One-line errors for flags that cannot work together, before any work; the export format of ``--model``."""
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, not {args.batch_size}")
     if args.top_k < 1:
@@ -87,6 +87,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     if exported and args.explain:
         raise UserError(f"--explain draws Grad-CAM, which needs the model's gradients: it works with .keras models "
                         f"only, and {args.model} is an exported ({exported}) model")
+    return exported
+
+
+def print_results(items: list, info: ModelInfo, model_path: object, args: argparse.Namespace) -> None:
+    """The predictions on stdout: JSON, CSV, or a line per image with its top K and, below the threshold, unsure."""
+    if args.format == "json":
+        write_json(items, info, model_path, sys.stdout, args.min_confidence)
+    elif args.format == "csv":
+        write_csv(items, info.class_names, sys.stdout, args.min_confidence)
+    else:
+        for result in items:
+            if isinstance(result, Failure):
+                continue
+            ranked = ", ".join(f"{name} {100 * p:.1f}%" for name, p in result.top(args.top_k, info.class_names))
+            answer = result.answer(args.min_confidence)
+            print(f"{result.path}: " + (ranked if answer == result.class_name else f"{answer} ({ranked})"))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    exported = check_flags(args)
     files, problems = expand_inputs(args.paths)
     # Outputs are checked before any work: they never replace an input, nor land among the inputs.
     if args.kaggle_submission:
@@ -117,15 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     by_path = {item.path: item for item in [*report.results, *report.failures]}
     items = [by_path[path] for path in files] + problems
-    if args.format == "json":
-        write_json(items, info, model_path, sys.stdout, args.min_confidence)
-    elif args.format == "csv":
-        write_csv(items, info.class_names, sys.stdout, args.min_confidence)
-    else:
-        for result in report.results:
-            ranked = ", ".join(f"{name} {100 * p:.1f}%" for name, p in result.top(args.top_k, info.class_names))
-            answer = result.answer(args.min_confidence)
-            print(f"{result.path}: " + (ranked if answer == result.class_name else f"{answer} ({ranked})"))
+    print_results(items, info, model_path, args)
     failures = [item for item in items if isinstance(item, Failure)]
     if args.kaggle_submission:
         path, left_out = write_kaggle_submission(report.results, args.kaggle_submission)
