@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from catsdogs.cli import ArgumentParser, add_model_arguments, quiet_tensorflow, report_failures, run_cli
@@ -57,6 +58,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.batch_size < 1 or args.mistakes < 0:
         raise UserError("--batch-size must be at least 1 and --mistakes at least 0")
+    tuning = args.calibrate or args.choose_tta
+    if tuning and exported_format(args.model or ""):
+        raise UserError("--calibrate and --choose-tta tune a .keras model; tune that one, then export it again "
+                        "(the export carries what was chosen)")
+    if tuning and not (Path(args.data_dir) / SPLITS[1]).is_dir():
+        raise UserError(f"--calibrate and --choose-tta fit on the validation split; {args.data_dir} has no "
+                        f"{SPLITS[1]}/ folder: pass --data-dir a data_prep output")
     quiet_tensorflow()
     # deferred: the library imports TensorFlow, which --help and flag errors should not wait for
     from catsdogs.data.files import read_image_folder, resolve_split_folder
@@ -73,10 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         model, info, model_path = load_chosen_model(args.model, args.saved_models_dir, args.unsafe,
                                                     folder.class_names)
         line = model_line(model_path, info, not args.model)
-    if args.calibrate or args.choose_tta:
-        if exported_format(args.model or ""):
-            raise UserError("--calibrate and --choose-tta tune a .keras model; tune that one, then export it again "
-                            "(the export carries what was chosen)")
+    if tuning:
         validation = read_image_folder(resolve_split_folder(args.data_dir, SPLITS[1]))
         info, model_path, failures = tune_on_validation(model, info, model_path, validation, args.calibrate,
                                                         args.choose_tta, args.batch_size)

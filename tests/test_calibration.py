@@ -189,3 +189,15 @@ def test_a_model_without_logits_cannot_be_calibrated():
     model = keras.Model(inputs, keras.layers.Dense(2, activation="relu")(inputs), name="odd")
     with pytest.raises(Exception, match="does not end in a sigmoid or softmax Dense layer"):
         logits_model(model)
+
+
+def test_tuning_needs_a_keras_model_and_a_validation_split_and_says_so_before_any_work(tmp_path):
+    from catsdogs.errors import UserError
+
+    make_split_folder(tmp_path / "plain", {"test": 2})
+    for flags, message in ((["--model", str(tmp_path / "m.tflite")], "tune a .keras model"),
+                           (["--model", str(tmp_path / "m.keras")], "has no validation/ folder")):
+        with pytest.raises(UserError, match=message):
+            evaluate_main([*flags, "--data-dir", str(tmp_path / "plain"), "--calibrate", "--choose-tta",
+                           "--output", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
