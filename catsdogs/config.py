@@ -353,6 +353,11 @@ class TrainConfig:
     augment: bool = setting(True, help="augment the training images", group=AUGMENTATION)
     augment_params: AugmentParams = setting(help="ImageDataGenerator's parameters", group=AUGMENTATION,
                                             factory=AugmentParams)
+    mixup: float = setting(0.0, help="mixup: blend pairs of training images and their labels with a Beta(A, A) "
+                                     "weight, e.g. 0.2 (0: off)", group=AUGMENTATION, minimum=0, metavar="A")
+    cutmix: float = setting(0.0, help="CutMix: paste a box of another training image, the labels weighted by its "
+                                      "area, Beta(A, A), e.g. 1.0 (0: off; with --mixup, one of the two per batch)",
+                            group=AUGMENTATION, minimum=0, metavar="A")
     augment_in: str = setting("auto", help="where augmentation runs: auto = tf.data on CPU, inside the model on GPU",
                               group=AUGMENTATION, choices=AUGMENT_PLACES)
     # performance
@@ -391,6 +396,9 @@ class TrainConfig:
         if self.schedule == "cosine" and self.reduce_lr:
             raise ConfigError("--schedule cosine sets the learning rate every epoch, so --reduce-lr cannot also "
                               "change it; use one of them (setting 'reduce_lr')")
+        if (self.mixup or self.cutmix) and self.cache_features:
+            raise ConfigError("--mixup and --cutmix blend images, and --cache-features trains on stored features of "
+                              "unblended ones; use one or the other (setting 'cache_features')")
         if self.name and (not _PLAIN_NAME.fullmatch(self.name) or ".." in self.name):
             raise ConfigError(f"--name must be a plain name (letters, digits, '.', '_', '-'), not {self.name!r}: "
                               "it names a file in --saved-models-dir (setting 'name')")

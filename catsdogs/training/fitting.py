@@ -67,10 +67,17 @@ def make_optimizer(config: TrainConfig, learning_rate: float) -> keras.optimizer
     raise UserError(f"unknown optimizer {config.optimizer!r}; choose {', '.join(OPTIMIZERS)}")
 
 
+def _dense_targets(y_true: Any, y_pred: Any, num_classes: int) -> Any:
+    """Targets as ``y_pred``'s shape: soft targets (mixup, CutMix) as they are, integer labels one-hot."""
+    if len(y_true.shape) == len(y_pred.shape) and y_true.shape[-1] == y_pred.shape[-1]:
+        return keras.ops.cast(y_true, y_pred.dtype)
+    return keras.ops.one_hot(keras.ops.reshape(keras.ops.cast(y_true, "int32"), (-1,)), num_classes)
+
+
 @keras.saving.register_keras_serializable(package="catsdogs")
 class SmoothedSparseCrossentropy(keras.losses.Loss):
-    """Cross-entropy of integer labels with label smoothing, which Keras's sparse loss lacks: the labels
-    are made one-hot and given to ``CategoricalCrossentropy(label_smoothing=...)``."""
+    """Cross-entropy of integer labels or soft targets (mixup, CutMix), with label smoothing, which Keras's
+    sparse loss lacks: the labels are made one-hot and given to ``CategoricalCrossentropy``."""
 
     def __init__(self, num_classes: int, label_smoothing: float, name: str = "smoothed_sparse_crossentropy",
                  **kwargs: Any):
@@ -79,23 +86,36 @@ class SmoothedSparseCrossentropy(keras.losses.Loss):
         self._categorical = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing, reduction=None)
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
-        one_hot = keras.ops.one_hot(keras.ops.reshape(keras.ops.cast(y_true, "int32"), (-1,)), self.num_classes)
-        return self._categorical(one_hot, y_pred)
+        return self._categorical(_dense_targets(y_true, y_pred, self.num_classes), y_pred)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "num_classes": self.num_classes, "label_smoothing": self.label_smoothing}
 
 
+def soft_target_accuracy(num_classes: int) -> keras.metrics.Metric:
+    """Accuracy against integer labels or soft targets: a blended image counts as its larger part's class."""
+    def agrees(y_true: Any, y_pred: Any) -> Any:
+        if num_classes == 2:
+            truth = keras.ops.reshape(keras.ops.cast(y_true, "float32"), (-1,)) > 0.5
+            return keras.ops.cast(truth == (keras.ops.reshape(y_pred, (-1,)) > 0.5), "float32")
+        truth = keras.ops.argmax(_dense_targets(y_true, y_pred, num_classes), axis=-1)
+        return keras.ops.cast(truth == keras.ops.argmax(y_pred, axis=-1), "float32")
+
+    return keras.metrics.MeanMetricWrapper(agrees, name="accuracy")
+
+
 def compile_model(model: keras.Model, config: TrainConfig, learning_rate: float, num_classes: int) -> None:
     """Binary or sparse categorical cross-entropy (label-smoothed when asked) and accuracy, with the config's
-    optimizer and XLA choice."""
+    optimizer and XLA choice; with mixup or CutMix, a loss and an accuracy that take their soft targets."""
+    mixing = bool(config.mixup or config.cutmix)
     if num_classes == 2:
         loss = keras.losses.BinaryCrossentropy(label_smoothing=config.label_smoothing)
-        accuracy = keras.metrics.BinaryAccuracy(name="accuracy")
+        accuracy = soft_target_accuracy(2) if mixing else keras.metrics.BinaryAccuracy(name="accuracy")
     else:
-        loss = (SmoothedSparseCrossentropy(num_classes, config.label_smoothing) if config.label_smoothing
+        loss = (SmoothedSparseCrossentropy(num_classes, config.label_smoothing) if config.label_smoothing or mixing
                 else keras.losses.SparseCategoricalCrossentropy())
-        accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+        accuracy = soft_target_accuracy(num_classes) if mixing else keras.metrics.SparseCategoricalAccuracy(
+            name="accuracy")
     jit = {"auto": "auto", "on": True, "off": False}[config.jit_compile]
     model.compile(optimizer=make_optimizer(config, learning_rate), loss=loss, metrics=[accuracy], jit_compile=jit)
 

@@ -25,6 +25,7 @@ import tensorflow as tf
 from catsdogs.config import SPLITS, TrainConfig
 from catsdogs.data.files import Failure, ImageFolder, data_fingerprint, describe_data, read_splits
 from catsdogs.data.images import check_folder
+from catsdogs.data.mixing import mix_dataset
 from catsdogs.data.pipeline import make_dataset
 from catsdogs.errors import UserError
 from catsdogs.metadata import ModelInfo
@@ -106,6 +107,9 @@ def build_datasets(config: TrainConfig, folders: dict[str, ImageFolder], global_
 
     datasets = {"train": make_dataset(folders["train"], config.image_size, global_batch, shuffle=True,
                                       augment=augment, cache=split_cache("train"), seed=config.seed)}
+    if config.mixup or config.cutmix:
+        datasets["train"] = mix_dataset(datasets["train"], folders["train"].num_classes, config.mixup, config.cutmix,
+                                        config.seed)
     for split in SPLITS[1:]:
         if split in folders:
             datasets[split] = make_dataset(folders[split], config.image_size, global_batch,

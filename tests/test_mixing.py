@@ -1,0 +1,64 @@
+"""mixup and CutMix: the blends by their definitions, soft targets for 2 and N classes, and training with them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import make_split_folder
+from test_training import tiny_config
+
+from catsdogs.config import ConfigError, TrainConfig
+from catsdogs.data.mixing import mix_batch
+from catsdogs.training.rundir import read_history
+from catsdogs.training.trainer import train
+
+SEED = tf.constant([7, 3], tf.int32)
+
+
+def two_images() -> tuple[tf.Tensor, tf.Tensor]:
+    images = np.zeros((2, 8, 8, 3), np.float32)
+    images[1] = 100.0  # image 0 black, image 1 grey; labels 1 and 0
+    return tf.constant(images), tf.constant([1, 0], tf.int32)
+
+
+def test_mixup_blends_images_and_labels_with_the_same_weight():
+    images, labels = two_images()
+    mixed, targets = mix_batch(images, labels, 2, mixup=0.4, cutmix=0.0, seed=SEED)
+    lam = float(targets[0])  # label 1 blended with label 0 gives lam itself
+    assert 0 < lam < 1 and float(targets[1]) == pytest.approx(1 - lam)
+    np.testing.assert_allclose(mixed[0].numpy(), (1 - lam) * 100.0, rtol=1e-5)  # lam of black, 1 - lam of grey
+    again, _ = mix_batch(images, labels, 2, mixup=0.4, cutmix=0.0, seed=SEED)
+    np.testing.assert_array_equal(again.numpy(), mixed.numpy())  # the same seed, the same blend
+
+
+def test_cutmix_weighs_the_labels_by_the_pasted_area():
+    images, labels = two_images()
+    for seed in range(5):
+        mixed, targets = mix_batch(images, labels, 2, mixup=0.0, cutmix=1.0, seed=tf.constant([seed, 1], tf.int32))
+        pasted = float(np.mean(mixed[0].numpy() == 100.0))  # the grey box inside the black image
+        assert float(targets[0]) == pytest.approx(1 - pasted)
+        assert set(np.unique(mixed[0].numpy())) <= {0.0, 100.0}  # pasted, not blended
+
+
+def test_n_classes_get_one_hot_blends_that_sum_to_one():
+    images = tf.random.stateless_uniform((4, 8, 8, 3), [1, 2], maxval=255)
+    _, targets = mix_batch(images, tf.constant([0, 1, 2, 0]), 3, mixup=0.2, cutmix=1.0, seed=SEED)
+    assert targets.shape == (4, 3)
+    np.testing.assert_allclose(tf.reduce_sum(targets, axis=1).numpy(), 1.0, rtol=1e-6)
+    assert np.count_nonzero(targets.numpy()[0]) in (1, 2)
+
+
+@pytest.mark.parametrize("classes", [("cats", "dogs"), ("birds", "cats", "dogs")])
+def test_training_with_mixup_and_cutmix_scores_validation_against_plain_labels(tmp_path, classes):
+    data = make_split_folder(tmp_path / "data", {"train": 6, "validation": 3, "test": 3}, classes=classes)
+    run = train(tiny_config(data, tmp_path, epochs=2, mixup=0.2, cutmix=1.0, optimizer="adam", lr=1e-3,
+                            label_smoothing=0.1))
+    history = read_history(run.run_dir / "history.csv")
+    assert all(0 <= value <= 1 for value in history["accuracy"] + history["val_accuracy"])
+    assert run.metrics["test"]["images"] == 3 * len(classes)
+
+
+def test_stored_features_cannot_be_mixed():
+    with pytest.raises(ConfigError, match="--mixup and --cutmix blend images"):
+        TrainConfig(mixup=0.2, cache_features=True)
