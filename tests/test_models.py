@@ -239,3 +239,12 @@ def test_the_classic_recipe_is_the_documents_32_px_without_augmentation():
     config = resolve_config({"model": "lenet5"})
     assert (config.image_size, config.augment, config.dropout, config.epochs) == (32, False, 0.0, 40)
     assert resolve_config({"model": "mlp", "image_size": 28}).image_size == 28  # flags above the recipe
+
+
+@pytest.mark.parametrize("name, size, options", [("small_cnn", 64, {"batchnorm": True}), ("mini_xception", 64, {})])
+def test_the_from_scratch_networks_normalise_with_a_momentum_for_short_epochs(name, size, options):
+    from catsdogs.models.layers import SHORT_EPOCH_BN_MOMENTUM
+
+    norms = [layer for layer in create_model(name, image_size=size, **options).layers
+             if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms and {layer.momentum for layer in norms} == {SHORT_EPOCH_BN_MOMENTUM} != {0.99}

@@ -2,7 +2,7 @@
 
 Four blocks of a 3x3 convolution and 2x2 max-pooling (32-64-128-128 filters), then the report's head
 (Flatten -> Dropout -> Dense 512). ``batchnorm`` puts BatchNormalization between each convolution
-and its ReLU (the convolution then needs no bias).
+and its ReLU (the convolution then needs no bias), with a momentum for short epochs (``layers``).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 import keras
 
 from catsdogs.models.heads import dropout_dense_head
+from catsdogs.models.layers import SHORT_EPOCH_BN_MOMENTUM
 from catsdogs.models.recipes import SMALL_CNN
 from catsdogs.models.registry import ModelOptions, ModelSpec, register_model
 
@@ -23,7 +24,7 @@ def small_cnn_features(spec: ModelSpec, x: Any, options: ModelOptions) -> Any:
         x = keras.layers.Conv2D(filters, 3, use_bias=not options.batchnorm, name=f"conv{index}",
                                 activation=None if options.batchnorm else "relu")(x)
         if options.batchnorm:
-            x = keras.layers.BatchNormalization(name=f"bn{index}")(x)
+            x = keras.layers.BatchNormalization(momentum=SHORT_EPOCH_BN_MOMENTUM, name=f"bn{index}")(x)
             x = keras.layers.Activation("relu", name=f"relu{index}")(x)
         x = keras.layers.MaxPooling2D(2, name=f"pool{index}")(x)
     return x
