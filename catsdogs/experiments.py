@@ -116,12 +116,18 @@ def compare(args: argparse.Namespace) -> int:
     return report_failures(failures, len(runs))
 
 
-def ladder(args: argparse.Namespace) -> int:
+def resumed_folder(args: argparse.Namespace, state_file: str, kind: str) -> Path | None:
+    """``--resume``'s folder, checked to hold ``state_file`` (None without ``--resume``); ``--seeds`` checked too."""
     if args.seeds < 1:
         raise UserError(f"--seeds must be at least 1, not {args.seeds}")
     folder = Path(args.resume) if args.resume else None
-    if folder is not None and not (folder / "ladder.json").is_file():
-        raise UserError(f"{folder} is not a ladder folder (no ladder.json); pass the folder a ladder wrote")
+    if folder is not None and not (folder / state_file).is_file():
+        raise UserError(f"{folder} is not {kind} folder (no {state_file}); pass the folder it wrote")
+    return folder
+
+
+def ladder(args: argparse.Namespace) -> int:
+    folder = resumed_folder(args, "ladder.json", "a ladder")
     quiet_tensorflow()
     # deferred: the library imports TensorFlow, which --help and flag errors should not wait for
     from catsdogs.experimenting.ladder import results_table, run_steps, summarise, test_split, write_results
@@ -146,11 +152,7 @@ def ladder(args: argparse.Namespace) -> int:
 
 
 def ablate(args: argparse.Namespace) -> int:
-    if args.seeds < 1:
-        raise UserError(f"--seeds must be at least 1, not {args.seeds}")
-    folder = Path(args.resume) if args.resume else None
-    if folder is not None and not (folder / "ablate.json").is_file():
-        raise UserError(f"{folder} is not an ablation folder (no ablate.json); pass the folder ablate wrote")
+    folder = resumed_folder(args, "ablate.json", "an ablation")
     if folder is None and not args.vary:
         raise UserError("name at least one setting to vary, e.g. --vary dropout=0,0.5")
     quiet_tensorflow()
