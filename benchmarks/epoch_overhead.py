@@ -23,6 +23,7 @@ from common import print_table, write_results
 from catsdogs.config import DEFAULT_IMAGE_SIZE, TrainConfig
 from catsdogs.models import create_model
 from catsdogs.training.callbacks import make_callbacks
+from catsdogs.training.checkpoints import SnapshotWriter
 
 SIZES = {"small_cnn": DEFAULT_IMAGE_SIZE, "mobilenet": 224}
 
@@ -40,7 +41,8 @@ def time_callbacks(name: str, epochs: int, folder: Path) -> list[dict]:
     size = SIZES[name]
     model = built_model(name, size)
     config = TrainConfig(model=name, image_size=size, weights=None, verbose=0)
-    callbacks = make_callbacks(config, folder, model, "train", True, None)
+    writer = SnapshotWriter()  # the checkpoints' writes run behind, as in training; waited for at the end
+    callbacks = make_callbacks(config, folder, model, "train", True, None, writer)
     wall: dict[str, list[float]] = {type(c).__name__: [] for c in callbacks}
     cpu: dict[str, list[float]] = {type(c).__name__: [] for c in callbacks}
     for callback in callbacks:
@@ -57,6 +59,7 @@ def time_callbacks(name: str, epochs: int, folder: Path) -> list[dict]:
             cpu[type(callback).__name__].append(1000 * (time.process_time() - started_cpu))
     for callback in callbacks:
         callback.on_train_end()
+    writer.flush()
     rows = [{"model": name, "callback": key, "wall_ms": statistics.median(wall[key]),
              "cpu_ms": statistics.median(cpu[key])} for key in wall]
     rows.append({"model": name, "callback": "all", "wall_ms": sum(r["wall_ms"] for r in rows),

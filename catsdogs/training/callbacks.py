@@ -4,6 +4,8 @@ Every file they write goes through ``catsdogs.outputs``: a temporary name, then 
 ``kill -9`` at any moment leaves the previous complete file, and ``--resume`` loses at most the epoch
 that was running. Keras's ``BackupAndRestore`` and ``CSVLogger`` write in place (a kill inside the
 write leaves a backup that does not load, or half a line of history), so this module has its own.
+The two weight checkpoints are snapshots written on a background thread (``training.checkpoints``), so
+an epoch's end costs a memory copy rather than a file write.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,10 +23,12 @@ import numpy as np
 
 from catsdogs.config import TrainConfig
 from catsdogs.outputs import atomic_path, write_json, write_text
+from catsdogs.training.checkpoints import SNAPSHOT_SUFFIX, SnapshotWriter, load_snapshot, model_variables
 from catsdogs.training.rundir import read_history, read_json
 
 BACKUP_DIR = "backup"  # in the run directory, while a phase trains
 BACKUP_STATE = "state.json"
+BEST_WEIGHTS = "best" + SNAPSHOT_SUFFIX  # in the run directory
 
 
 def save_weights(model: keras.Model, path: Path) -> None:
@@ -44,23 +49,38 @@ class EpochLog(keras.callbacks.Callback):
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 
+def load_model_weights(model: keras.Model, path: Path) -> None:
+    """Load saved weights; the optimizer state saved beside them may be another phase's, so it is skipped."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        model.load_weights(path)
+
+
+def load_checkpoint(model: keras.Model, path: Path, with_optimizer: bool) -> None:
+    """Load a checkpoint a run wrote: a snapshot, or (runs from before snapshots) a Keras weights file."""
+    if path.name.endswith(SNAPSHOT_SUFFIX):
+        load_snapshot(path, model_variables(model, with_optimizer))
+    else:
+        load_model_weights(model, path)
+
+
 class BestWeights(keras.callbacks.Callback):
-    """Save ``model``'s weights whenever ``monitor`` improves.
+    """Save ``model``'s weights (without optimizer state) whenever ``monitor`` improves.
 
     Unlike ModelCheckpoint it saves a given model, not the one being fitted: with cached features
     the fitted model is only the upper part, and the checkpoint must hold the whole classifier.
     """
 
-    def __init__(self, model: keras.Model, path: Path, monitor: str, best: float | None = None):
+    def __init__(self, model: keras.Model, path: Path, monitor: str, best: float | None, writer: SnapshotWriter):
         super().__init__()
-        self.classifier, self.path, self.monitor = model, path, monitor
+        self.classifier, self.path, self.monitor, self.writer = model, path, monitor, writer
         self.best = -np.inf if best is None else best
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         value = (logs or {}).get(self.monitor)
         if value is not None and value > self.best:
             self.best = float(value)
-            save_weights(self.classifier, self.path)
+            self.writer.save(self.path, model_variables(self.classifier, with_optimizer=False))
 
 
 class Backup(keras.callbacks.Callback):
@@ -72,9 +92,9 @@ class Backup(keras.callbacks.Callback):
     The folder stays after training; ``fit_phases`` removes it once the phase is recorded as finished.
     """
 
-    def __init__(self, directory: Path, phase: str):
+    def __init__(self, directory: Path, phase: str, writer: SnapshotWriter):
         super().__init__()
-        self.directory, self.phase = directory, phase
+        self.directory, self.phase, self.writer = directory, phase, writer
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         state = read_json(self.directory / BACKUP_STATE)
@@ -82,17 +102,21 @@ class Backup(keras.callbacks.Callback):
             return
         if self.model.optimizer is not None and not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)  # so its state can be loaded too
-        self.model.load_weights(self.directory / state["weights"])
+        load_checkpoint(self.model, self.directory / state["weights"], with_optimizer=True)
         # Keras's fit starts at this epoch (the attribute BackupAndRestore itself sets).
         self.model._initial_epoch = int(state["epoch"])
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        name = f"epoch-{epoch + 1}.weights.h5"
-        save_weights(self.model, self.directory / name)
-        write_json(self.directory / BACKUP_STATE, {"phase": self.phase, "epoch": epoch + 1, "weights": name})
-        for old in self.directory.glob("epoch-*.weights.h5"):
-            if old.name != name:
-                old.unlink(missing_ok=True)
+        name = f"epoch-{epoch + 1}{SNAPSHOT_SUFFIX}"
+
+        def name_it_and_remove_the_others() -> None:  # on the writer thread, once the snapshot is whole
+            write_json(self.directory / BACKUP_STATE, {"phase": self.phase, "epoch": epoch + 1, "weights": name})
+            for old in self.directory.glob("epoch-*.weights.*"):
+                if old.name != name:
+                    old.unlink(missing_ok=True)
+
+        self.writer.save(self.directory / name, model_variables(self.model, with_optimizer=True),
+                         then=name_it_and_remove_the_others)
 
 
 class History(keras.callbacks.Callback):
@@ -127,18 +151,20 @@ class History(keras.callbacks.Callback):
 
 
 def make_callbacks(config: TrainConfig, run_dir: Path, model: keras.Model, phase: str, has_validation: bool,
-                   best_so_far: float | None,
+                   best_so_far: float | None, writer: SnapshotWriter,
                    extra: Sequence[keras.callbacks.Callback] = ()) -> list[keras.callbacks.Callback]:
+    """The callbacks of one phase's ``fit``; ``writer`` writes both checkpoints, in the order they are taken
+    (the caller waits for it once ``fit`` ends)."""
     monitor = "val_accuracy" if has_validation else "accuracy"
     # Order matters at each epoch's end: the time is logged, the row written, then the backup taken (so a
     # resumed run never lacks a row of an epoch it skips), and only then the averaged weights swapped in
     # for the best checkpoint (the backup must hold the raw weights that training continues from).
     callbacks: list[keras.callbacks.Callback] = [EpochLog(), History(run_dir / "history.csv"),
-                                                 Backup(run_dir / BACKUP_DIR, phase)]
+                                                 Backup(run_dir / BACKUP_DIR, phase, writer)]
     if config.ema:
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     callbacks += [
-        BestWeights(model, run_dir / "best.weights.h5", monitor, best_so_far),
+        BestWeights(model, run_dir / BEST_WEIGHTS, monitor, best_so_far, writer),
         keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False),
         keras.callbacks.TerminateOnNaN(),
     ]

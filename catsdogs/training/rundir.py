@@ -2,9 +2,10 @@
 
 A run directory ``runs/<time>-<label>/`` holds everything needed to understand and reproduce a run:
 ``config.json`` (every resolved setting, library versions, the data's fingerprint), ``history.csv``,
-``curves.png`` (and ``curves.json``), ``best.weights.h5`` (best validation accuracy), ``model.keras``
-(the best model, with its metadata), ``metrics.json`` (test accuracy and loss when a test split
-exists), TensorBoard ``logs/`` and, while training, a ``backup/`` that ``--resume`` continues from.
+``curves.png`` (and ``curves.json``), ``best.weights.npz`` (best validation accuracy; a snapshot, see
+``training.checkpoints``), ``model.keras`` (the best model, with its metadata), ``metrics.json`` (test
+accuracy and loss when a test split exists), TensorBoard ``logs/`` and, while training, a ``backup/`` that
+``--resume`` continues from.
 """
 
 from __future__ import annotations

@@ -37,8 +37,9 @@ from catsdogs.models.registry import get_spec, set_trainable
 from catsdogs.models.saving import save_model, update_model_info
 from catsdogs.outputs import publish_versioned, write_json
 from catsdogs.plots import plot_history
+from catsdogs.training.callbacks import BEST_WEIGHTS, load_checkpoint
 from catsdogs.training.features import train_with_cached_features
-from catsdogs.training.fitting import Phase, compile_model, fit_phases, load_model_weights, plan_phases
+from catsdogs.training.fitting import Phase, compile_model, fit_phases, plan_phases
 from catsdogs.training.rundir import (
     library_versions,
     new_run_dir,
@@ -218,9 +219,10 @@ def _finish(model: keras.Model, config: TrainConfig, run_dir: Path, datasets: di
     The model is written before the test split is scored, so nothing trained is lost if scoring fails;
     its metadata is then updated with the scores.
     """
-    best = run_dir / "best.weights.h5"
-    if best.is_file():
-        load_model_weights(model, best)
+    # best.weights.h5: a run from before snapshots, resumed; a newer best of the same run is the snapshot.
+    best = next((path for path in (run_dir / BEST_WEIGHTS, run_dir / "best.weights.h5") if path.is_file()), None)
+    if best is not None:
+        load_checkpoint(model, best, with_optimizer=False)
     history = read_history(run_dir / "history.csv")
     metrics: dict[str, Any] = {"epochs": len(history.get("epoch", [])),
                                "images": {split: len(folder) for split, folder in folders.items()},
