@@ -74,7 +74,9 @@ FILL_MODES = ("nearest", "reflect", "wrap", "constant")
 INTERPOLATIONS = ("bilinear", "nearest")
 OPTIMIZERS = ("rmsprop", "adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine")  # --schedule: the learning rate within a phase
-STRATEGIES = ("auto", "mirrored", "one-device", "default")
+# data-parallel: keras.distribution on the JAX backend, over every device of every process; multi-worker is asked for
+# only to be told why not (TensorFlow's MultiWorkerMirroredStrategy fails with Keras 3's fit).
+STRATEGIES = ("auto", "mirrored", "one-device", "default", "data-parallel", "multi-worker")
 AUGMENT_PLACES = ("auto", "pipeline", "model")
 JIT_CHOICES = ("auto", "on", "off")
 RECORD_KEY = "run"  # config.json's record of what the settings resolved to; not a setting itself
@@ -372,7 +374,9 @@ class TrainConfig:
     jit_compile: str = setting("auto", help="XLA: auto lets Keras decide (on for GPU, off for CPU, where it is "
                                             "slower)", group=PERFORMANCE, choices=JIT_CHOICES)
     # distribution
-    strategy: str = setting("auto", help="auto: MirroredStrategy over all GPUs when there are 2+, else the default",
+    strategy: str = setting("auto", help="auto: on TensorFlow MirroredStrategy over all GPUs when there are 2+, else "
+                                         "the default; on JAX data-parallel (keras.distribution over every device of "
+                                         "every process)",
                             group=DISTRIBUTION, choices=STRATEGIES)
     devices: list[str] = setting(help="comma-separated devices for mirrored/one-device, e.g. /gpu:0,/gpu:1 or "
                                       "/cpu:0,/cpu:1 (CPU devices are created as needed)", group=DISTRIBUTION,

@@ -87,6 +87,10 @@ def check_flags(args: argparse.Namespace) -> str | None:
     if exported and args.explain:
         raise UserError(f"--explain draws Grad-CAM, which needs the model's gradients: it works with .keras models "
                         f"only, and {args.model} is an exported ({exported}) model")
+    if args.explain:
+        from catsdogs.explain.backend import require_gradients_backend  # deferred: Keras, only for --explain
+
+        require_gradients_backend("--explain (Grad-CAM)")
     return exported
 
 

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from catsdogs.cli import ArgumentParser, add_settings_arguments, quiet_tensorflow, run_cli, settings_from_args
-from catsdogs.config import OUTPUT, TrainConfig, read_settings_file
+from catsdogs.config import DISTRIBUTION, OUTPUT, TrainConfig, read_settings_file
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
                              "suggested --lr, and exit")
     groups = add_settings_arguments(parser, TrainConfig)
     groups[OUTPUT].add_argument("--quiet", action="store_true", help="no progress bars: the same as --verbose 0")
+    # Where this process stands in a multi-process run: a launch's coordinates, not a run setting (a resumed
+    # run is restarted with its own), so they are flags of this command and not of the saved config.
+    processes = groups[DISTRIBUTION]
+    processes.add_argument("--coordinator", metavar="HOST:PORT",
+                           help="multi-process training (KERAS_BACKEND=jax): process 0's address and a free port")
+    processes.add_argument("--num-processes", type=int, metavar="N", help="how many processes train together")
+    processes.add_argument("--process-id", type=int, metavar="I", help="this process's index, 0 to N-1 (0 writes)")
     return parser
 
 
@@ -70,8 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet_tensorflow()
     # deferred: the library imports TensorFlow, which --help and flag errors should not wait for
     from catsdogs.models.registry import describe, list_models
+    from catsdogs.training import strategy
     from catsdogs.training.lr_finder import find_learning_rate
-    from catsdogs.training.strategy import configure_logical_cpus, cpu_devices_wanted
     from catsdogs.training.trainer import train
 
     if args.list_models:
@@ -81,13 +88,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.print_config:
         print(json.dumps(config.to_dict(), indent=2))
         return 0
-    if cpu_devices_wanted(config.devices) > 1:
-        configure_logical_cpus(cpu_devices_wanted(config.devices))  # before TensorFlow starts its devices
+    if strategy.cpu_devices_wanted(config.devices) > 1:
+        strategy.configure_logical_cpus(strategy.cpu_devices_wanted(config.devices))  # before TensorFlow starts
+    strategy.keep_tensorflow_off_the_gpus()  # on JAX; before TensorFlow starts its devices
+    strategy.start_processes(args.coordinator, args.num_processes, args.process_id)  # before JAX computes anything
     if args.find_lr:
         found = find_learning_rate(config)
         print(f"suggested --lr {found.suggestion:.2g} (steepest fall of the loss); plot: {found.plot}")
         return 0
     run = train(config, resume_dir=args.resume)
+    if run.model_path is None:
+        print("done: process 0 writes the run folder and the model")
+        return 0
     test = run.metrics.get("test", {})
     print(f"done: {run.run_dir}" + (f", test accuracy {test['accuracy']:.4f}" if test else ""))
     return 0

@@ -63,9 +63,11 @@ def _run_activations(args: argparse.Namespace) -> int:
 
 def _run_filters(args: argparse.Namespace) -> int:
     # deferred: TensorFlow
+    from catsdogs.explain.backend import require_gradients_backend
     from catsdogs.explain.filters import STRUCTURE_THRESHOLD, check_filter_layer, save_filter_grid
     from catsdogs.models.catalog import load_chosen_model, model_line
 
+    require_gradients_backend("Filter ascent")  # before the model loads
     model, info, model_path = load_chosen_model(args.model, args.saved_models_dir, args.unsafe)
     check_filter_layer(model, args.layer)
     path, ascent = save_filter_grid(model, args.layer, args.output, args.filters, args.method, args.steps, args.seed)
@@ -79,11 +81,13 @@ def _run_filters(args: argparse.Namespace) -> int:
 
 def _run_gradcam(args: argparse.Namespace) -> int:
     # deferred: TensorFlow
+    from catsdogs.explain.backend import require_gradients_backend
     from catsdogs.explain.gradcam import save_gradcam
     from catsdogs.models.catalog import load_chosen_model, model_line
 
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, not {args.batch_size}")
+    require_gradients_backend("Grad-CAM")  # before the model loads
     model, info, path = load_chosen_model(args.model, args.saved_models_dir, args.unsafe)
     written, failures = save_gradcam(model, info, args.image, args.output, args.layer, args.batch_size,
                                      info.class_index(args.explain_class))

@@ -34,7 +34,8 @@ def test_prefix_then_suffix_equals_the_classifier(name, unfreeze, cut):
     prefix, suffix, cut_name = split_at_first_trainable(model)
     assert cut_name == cut
     images = raw_images(32)
-    np.testing.assert_allclose(suffix(prefix(images)).numpy(), model(images).numpy(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(suffix(prefix(images))), keras.ops.convert_to_numpy(model(images)),
+                               rtol=1e-4, atol=1e-6)
     # The suffix trains the classifier's own layers: same variables, not copies.
     assert {id(v) for v in suffix.trainable_weights} == {id(v) for v in model.trainable_weights}
 
@@ -99,8 +100,8 @@ def test_training_on_cached_features_saves_a_full_model_that_predicts_from_pixel
     np.testing.assert_allclose(model.predict(images, verbose=0), run.model.predict(images, verbose=0), rtol=1e-5)
     assert model.get_layer("vgg16").get_layer("block5_conv1").kernel.shape == (3, 3, 512, 512)
     assert 0 <= run.metrics["test"]["accuracy"] <= 1
-    start = {w.path: w.numpy() for w in before.weights}
-    end = {w.path: w.numpy() for w in run.model.weights}
+    start = {w.path: keras.ops.convert_to_numpy(w) for w in before.weights}
+    end = {w.path: keras.ops.convert_to_numpy(w) for w in run.model.weights}
     assert np.allclose(start["block1_conv1/kernel"], end["block1_conv1/kernel"])  # frozen below
     assert not np.allclose(start["block5_conv1/kernel"], end["block5_conv1/kernel"])  # fine-tuned
     assert not np.allclose(start["output/kernel"], end["output/kernel"])

@@ -97,7 +97,8 @@ def test_partial_unfreeze_by_fraction_or_layer_keeps_batchnorm_frozen():
     assert not any(layer.trainable for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization))
     # The base is called with training=False: its BatchNormalization uses moving statistics in training too.
     images = raw_images(32, count=4)
-    np.testing.assert_allclose(model(images, training=True).numpy(), model(images, training=False).numpy(),
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model(images, training=True)),
+                               keras.ops.convert_to_numpy(model(images, training=False)),
                                rtol=1e-4, atol=1e-5)
 
 
@@ -105,7 +106,7 @@ def test_partial_unfreeze_by_fraction_or_layer_keeps_batchnorm_frozen():
 def test_preprocess_layer_matches_keras_applications(mode, application):
     images = raw_images(8, count=3)
     expected = getattr(keras.applications, application).preprocess_input(images.copy())
-    np.testing.assert_allclose(Preprocess(mode)(images).numpy(), expected, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(Preprocess(mode)(images)), expected, rtol=1e-5, atol=1e-4)
 
 
 def test_models_take_raw_pixels_and_reload_identically(tmp_path):
@@ -126,7 +127,7 @@ def test_local_weights_file_is_loaded(tmp_path):
         variable.assign(np.full(variable.shape, 0.5, np.float32))
     source.save_weights(tmp_path / "mobilenet.weights.h5")
     model = create_model("mobilenet", image_size=32, alpha=0.25, weights=str(tmp_path / "mobilenet.weights.h5"))
-    loaded = find_base(model).get_layer("conv1").kernel.numpy()
+    loaded = keras.ops.convert_to_numpy(find_base(model).get_layer("conv1").kernel)
     np.testing.assert_array_equal(loaded, np.full(loaded.shape, 0.5, np.float32))
     with pytest.raises(UserError, match="does not exist"):
         create_model("mobilenet", image_size=32, weights=str(tmp_path / "missing.h5"))
@@ -156,7 +157,7 @@ def test_cached_imagenet_file_is_used_without_network(tmp_path, monkeypatch):
     (tmp_path / "models").mkdir()
     write_legacy_h5_weights(source, tmp_path / "models" / "mobilenet_2_5_128_tf_no_top.h5")
     model = create_model("mobilenet", image_size=128, alpha=0.25, weights="imagenet")
-    np.testing.assert_array_equal(find_base(model).get_layer("conv1").kernel.numpy(), source.get_layer("conv1").kernel.numpy())
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(find_base(model).get_layer("conv1").kernel), keras.ops.convert_to_numpy(source.get_layer("conv1").kernel))
 
 
 def test_lambda_models_are_refused_in_safe_mode(tmp_path):

@@ -109,6 +109,8 @@ def test_resume_in_the_fine_tuning_phase_keeps_the_phase(tiny_split, tmp_path):
     assert read_history(run_dir / "history.csv")["learning_rate"] == pytest.approx([1e-4, 1e-5, 1e-5, 1e-5])
 
 
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="MirroredStrategy is TensorFlow's; JAX's data-parallel is tests/test_distribution.py")
 def test_mirrored_strategy_over_two_cpus_trains_and_saves_a_model_that_reloads(tiny_split, tmp_path):
     config = tiny_config(tiny_split, tmp_path, epochs=1, strategy="mirrored", devices=["/cpu:0", "/cpu:1"])
     run = train(config)

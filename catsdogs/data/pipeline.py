@@ -30,12 +30,19 @@ def make_dataset(
     cache: bool | str = False,
     seed: int = DEFAULT_SEED,
     drop_remainder: bool = False,
+    pad_remainder: bool = False,
 ) -> tf.data.Dataset:
     """Batches of ``(images float32 (N, S, S, 3) in 0-255, labels int32 (N,))`` from a split folder.
 
     ``cache=True`` keeps the decoded uint8 images in memory after the first pass (a string caches to
     that file instead); shuffling happens after the cache, so every epoch has a new order.
     The dataset is deterministic for a given ``seed``: order and augmentation repeat exactly.
+
+    Several training processes need every batch whole (each takes its share of each global batch, and a
+    short last batch would give them unequal steps): ``drop_remainder`` for training, whose shuffle drops
+    other images each epoch, and ``pad_remainder`` for evaluation, which fills the last batch with blank
+    images and adds sample weights ``(images, labels, weights)``, 0 for the blanks, so that every image
+    counts once and no blank counts.
     """
     folder = checked_folder(folder, image_size)
     autotune = tf.data.AUTOTUNE
@@ -51,11 +58,20 @@ def make_dataset(
         dataset = dataset.cache(cache if isinstance(cache, str) else "")
         if shuffle:
             dataset = dataset.shuffle(len(folder), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-    dataset = dataset.map(lambda images, labels: (tf.cast(images, tf.float32), labels), num_parallel_calls=autotune)
+    if pad_remainder:
+        dataset = padded_with_blanks(dataset, -len(folder) % batch_size, image_size)
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder or pad_remainder)
+    dataset = dataset.map(lambda images, *rest: (tf.cast(images, tf.float32), *rest), num_parallel_calls=autotune)
     if augment is not None and not augment.is_identity:
         dataset = augment_dataset(dataset, augment, seed)
     return dataset.prefetch(autotune)
+
+
+def padded_with_blanks(dataset: tf.data.Dataset, blanks: int, image_size: int) -> tf.data.Dataset:
+    """``(image, label)`` elements as ``(image, label, 1.0)``, followed by ``blanks`` black images weighing 0."""
+    weighted = dataset.map(lambda image, label: (image, label, tf.constant(1.0)))
+    blank = (tf.zeros([image_size, image_size, 3], tf.uint8), tf.constant(0, tf.int32), tf.constant(0.0))
+    return weighted.concatenate(tf.data.Dataset.from_tensors(blank).repeat(blanks))
 
 
 def checked_folder(folder: ImageFolder | str | Path, image_size: int) -> ImageFolder:

@@ -69,6 +69,7 @@ from tqdm import tqdm
 
 from catsdogs.config import DEFAULT_VISUALIZATIONS_DIR
 from catsdogs.errors import UserError
+from catsdogs.explain.backend import require_gradients_backend
 from catsdogs.models.introspection import check_feature_map_layer, feature_extractor, feature_map_layers, layers_by_name
 from catsdogs.outputs import save_array, write_json
 from catsdogs.plots import save_mosaic
@@ -229,6 +230,7 @@ def filter_ascent(model: keras.Model, layer_name: str | None, filters: int | Seq
     ``image_size``: the patterns' resolution (default: the model's input size; a pattern of another
     size is resized to the model's input before the network sees it).
     """
+    require_gradients_backend("Filter ascent")
     if isinstance(method, AscentSettings):
         settings, method = method, "custom"
     elif method in METHODS:

@@ -24,6 +24,7 @@ from catsdogs.data.files import Failure, expand_inputs
 from catsdogs.data.images import check_files, open_upright
 from catsdogs.data.pipeline import make_path_dataset
 from catsdogs.errors import UserError
+from catsdogs.explain.backend import require_gradients_backend
 from catsdogs.metadata import ModelInfo
 from catsdogs.models.heads import class_probabilities
 from catsdogs.models.introspection import (
@@ -70,6 +71,7 @@ def grad_cam(model: keras.Model, images: np.ndarray | tf.Tensor, layer_name: str
     to explain, one for all images or one per image; default: each image's predicted class.
     A map with no positive evidence is all zeros.
     """
+    require_gradients_backend("Grad-CAM")
     images = tf.convert_to_tensor(images, tf.float32)
     split = split_at(model, resolve_target_layer(model, layer_name))
     x = apply_layers(split.before, images)

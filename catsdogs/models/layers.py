@@ -10,9 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import keras
-import tensorflow as tf
 
-from catsdogs.affine import augment_batch
+from catsdogs.affine_ops import augment_batch
 from catsdogs.config import AugmentParams
 
 PREPROCESSING_MODES = ("caffe", "tf", "torch", "rescale", "gray", "none")
@@ -69,9 +68,10 @@ class Preprocess(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="catsdogs")
 class RandomAffine(keras.layers.Layer):
-    """``catsdogs.affine.augment_batch`` as a layer, for augmenting on the accelerator inside the model.
+    """ImageDataGenerator's augmentation as a layer, for augmenting on the accelerator inside the model.
 
-    Active only when ``training`` is true, like Keras's own ``Random*`` layers; inference passes images through.
+    Written in keras.ops (``catsdogs.affine_ops``), so it runs on every backend. Active only when
+    ``training`` is true, like Keras's own ``Random*`` layers; inference passes images through.
     """
 
     def __init__(self, params: AugmentParams | dict[str, Any] | None = None, seed: int | None = None, **kwargs: Any):
@@ -82,11 +82,10 @@ class RandomAffine(keras.layers.Layer):
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
-    def call(self, images: tf.Tensor, training: bool | None = None) -> tf.Tensor:
+    def call(self, images: Any, training: bool | None = None) -> Any:
         if not training:
             return images
-        seed = keras.random.randint((2,), 0, 2**30, seed=self.seed_generator)
-        return augment_batch(tf.cast(images, self.compute_dtype), self.params, seed)
+        return augment_batch(keras.ops.cast(images, self.compute_dtype), self.params, self.seed_generator)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return input_shape

@@ -22,19 +22,13 @@ import keras
 import numpy as np
 
 from catsdogs.config import TrainConfig
-from catsdogs.outputs import atomic_path, write_json, write_text
+from catsdogs.outputs import write_json, write_text
 from catsdogs.training.checkpoints import SNAPSHOT_SUFFIX, SnapshotWriter, load_snapshot, model_variables
 from catsdogs.training.rundir import read_history, read_json
 
 BACKUP_DIR = "backup"  # in the run directory, while a phase trains
 BACKUP_STATE = "state.json"
-BEST_WEIGHTS = "best" + SNAPSHOT_SUFFIX  # in the run directory
-
-
-def save_weights(model: keras.Model, path: Path) -> None:
-    """``model.save_weights`` through a temporary file: the file at ``path`` is always a whole checkpoint."""
-    with atomic_path(path) as temporary:
-        model.save_weights(temporary)
+BEST = "best"  # best.weights.npz in the run directory
 
 
 class EpochLog(keras.callbacks.Callback):
@@ -54,6 +48,12 @@ def load_model_weights(model: keras.Model, path: Path) -> None:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
         model.load_weights(path)
+
+
+def existing_checkpoint(directory: Path, stem: str) -> Path | None:
+    """``<stem>.weights.npz``, else ``<stem>.weights.h5`` (a run from before snapshots, resumed), else None."""
+    return next((path for path in (directory / f"{stem}{SNAPSHOT_SUFFIX}", directory / f"{stem}.weights.h5")
+                 if path.is_file()), None)
 
 
 def load_checkpoint(model: keras.Model, path: Path, with_optimizer: bool) -> None:
@@ -92,7 +92,7 @@ class Backup(keras.callbacks.Callback):
     The folder stays after training; ``fit_phases`` removes it once the phase is recorded as finished.
     """
 
-    def __init__(self, directory: Path, phase: str, writer: SnapshotWriter):
+    def __init__(self, directory: Path, phase: str, writer: SnapshotWriter | None):
         super().__init__()
         self.directory, self.phase, self.writer = directory, phase, writer
 
@@ -107,6 +107,8 @@ class Backup(keras.callbacks.Callback):
         self.model._initial_epoch = int(state["epoch"])
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.writer is None:  # restores only
+            return
         name = f"epoch-{epoch + 1}{SNAPSHOT_SUFFIX}"
 
         def name_it_and_remove_the_others() -> None:  # on the writer thread, once the snapshot is whole
@@ -151,23 +153,25 @@ class History(keras.callbacks.Callback):
 
 
 def make_callbacks(config: TrainConfig, run_dir: Path, model: keras.Model, phase: str, has_validation: bool,
-                   best_so_far: float | None, writer: SnapshotWriter,
+                   best_so_far: float | None, writer: SnapshotWriter | None,
                    extra: Sequence[keras.callbacks.Callback] = ()) -> list[keras.callbacks.Callback]:
     """The callbacks of one phase's ``fit``; ``writer`` writes both checkpoints, in the order they are taken
-    (the caller waits for it once ``fit`` ends)."""
+    (the caller waits for it once ``fit`` ends). Without a writer nothing is written (a process other than 0
+    of a multi-process run): the backup is only restored, and what decides (early stopping, the learning
+    rate) runs as in process 0, on the same global metrics."""
     monitor = "val_accuracy" if has_validation else "accuracy"
     # Order matters at each epoch's end: the time is logged, the row written, then the backup taken (so a
     # resumed run never lacks a row of an epoch it skips), and only then the averaged weights swapped in
     # for the best checkpoint (the backup must hold the raw weights that training continues from).
-    callbacks: list[keras.callbacks.Callback] = [EpochLog(), History(run_dir / "history.csv"),
+    writing = writer is not None
+    callbacks: list[keras.callbacks.Callback] = [EpochLog(), *([History(run_dir / "history.csv")] if writing else []),
                                                  Backup(run_dir / BACKUP_DIR, phase, writer)]
     if config.ema:
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
-    callbacks += [
-        BestWeights(model, run_dir / BEST_WEIGHTS, monitor, best_so_far, writer),
-        keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False),
-        keras.callbacks.TerminateOnNaN(),
-    ]
+    if writing:
+        callbacks += [BestWeights(model, run_dir / f"{BEST}{SNAPSHOT_SUFFIX}", monitor, best_so_far, writer),
+                      keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False)]
+    callbacks.append(keras.callbacks.TerminateOnNaN())
     if config.early_stopping:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=config.early_stopping))
     if config.reduce_lr:

@@ -19,7 +19,9 @@ so what follows reads finished files.
 
 The format is ours, not Keras's: the variables in the order a model (and its optimizer) lists them,
 their shapes checked on loading, so a snapshot only loads into a model built like the one it came from.
-Weights meant to leave the run (``model.keras``, phases) still go through Keras's own savers.
+The finished phases' weights are snapshots too (written at once): Keras's h5 saver also runs collectives
+when several processes train, so process 0 could not call it alone. Weights meant to leave the run
+(``model.keras``) go through Keras's own saver.
 """
 
 from __future__ import annotations
@@ -62,6 +64,11 @@ def write_snapshot(path: Path, variables: Sequence[keras.Variable], values: Sequ
     arrays[PATHS_KEY] = np.array([variable.path for variable in variables])
     with atomic_path(path) as temporary, open(temporary, "wb") as file:
         np.savez(file, **arrays)
+
+
+def save_snapshot(path: Path, variables: Sequence[keras.Variable]) -> None:
+    """Snapshot and write now (once a phase ends; nothing to overlap with)."""
+    write_snapshot(path, variables, take_snapshot(variables))
 
 
 def load_snapshot(path: Path, variables: Sequence[keras.Variable]) -> None:

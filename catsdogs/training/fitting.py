@@ -23,8 +23,8 @@ import tensorflow as tf
 from catsdogs.config import OPTIMIZERS, TrainConfig
 from catsdogs.errors import UserError
 from catsdogs.models.registry import get_spec
-from catsdogs.training.callbacks import BACKUP_DIR, load_model_weights, make_callbacks, save_weights
-from catsdogs.training.checkpoints import SnapshotWriter
+from catsdogs.training.callbacks import BACKUP_DIR, existing_checkpoint, load_checkpoint, make_callbacks
+from catsdogs.training.checkpoints import SNAPSHOT_SUFFIX, SnapshotWriter, model_variables, save_snapshot
 from catsdogs.training.rundir import read_history, read_state, write_state
 
 
@@ -104,20 +104,28 @@ def soft_target_accuracy(num_classes: int) -> keras.metrics.Metric:
     return keras.metrics.MeanMetricWrapper(agrees, name="accuracy")
 
 
+# The mean over the images that weigh something: without sample weights the plain mean; with the blanks that
+# even out several processes' evaluation batches (weight 0), their zeros are left out of the divisor too.
+MEAN = "mean_with_sample_weight"
+
+
 def compile_model(model: keras.Model, config: TrainConfig, learning_rate: float, num_classes: int) -> None:
     """Binary or sparse categorical cross-entropy (label-smoothed when asked) and accuracy, with the config's
     optimizer and XLA choice; with mixup or CutMix, a loss and an accuracy that take their soft targets."""
     mixing = bool(config.mixup or config.cutmix)
     if num_classes == 2:
-        loss = keras.losses.BinaryCrossentropy(label_smoothing=config.label_smoothing)
+        loss = keras.losses.BinaryCrossentropy(label_smoothing=config.label_smoothing, reduction=MEAN)
         accuracy = soft_target_accuracy(2) if mixing else keras.metrics.BinaryAccuracy(name="accuracy")
     else:
-        loss = (SmoothedSparseCrossentropy(num_classes, config.label_smoothing) if config.label_smoothing or mixing
-                else keras.losses.SparseCategoricalCrossentropy())
+        loss = (SmoothedSparseCrossentropy(num_classes, config.label_smoothing, reduction=MEAN)
+                if config.label_smoothing or mixing else keras.losses.SparseCategoricalCrossentropy(reduction=MEAN))
         accuracy = soft_target_accuracy(num_classes) if mixing else keras.metrics.SparseCategoricalAccuracy(
             name="accuracy")
     jit = {"auto": "auto", "on": True, "off": False}[config.jit_compile]
-    model.compile(optimizer=make_optimizer(config, learning_rate), loss=loss, metrics=[accuracy], jit_compile=jit)
+    # Weighted, so the blank images that even out several processes' evaluation batches (weight 0) do not count;
+    # without sample weights it is the plain accuracy.
+    model.compile(optimizer=make_optimizer(config, learning_rate), loss=loss, weighted_metrics=[accuracy],
+                  jit_compile=jit)
 
 
 def phase_schedule(config: TrainConfig, phase: Phase, first_epoch: int) -> list[keras.callbacks.Callback]:
@@ -163,20 +171,22 @@ def repeated(dataset: tf.data.Dataset | None) -> tuple[tf.data.Dataset | None, i
 def fit_phases(model: keras.Model, config: TrainConfig, phases: list[Phase], run_dir: Path,
                strategy: tf.distribute.Strategy, num_classes: int,
                extra_callbacks: Sequence[keras.callbacks.Callback],
-               phase_data: Callable[[Phase], tuple[keras.Model, dict[str, tf.data.Dataset]]]) -> None:
+               phase_data: Callable[[Phase], tuple[keras.Model, dict[str, tf.data.Dataset]]],
+               writes: bool = True) -> None:
     """Run the phases in order, skipping those a resumed run finished.
 
     ``phase_data(phase)`` sets the phase's trainable layers and returns the compiled model to fit
     and its datasets: ``model`` itself on images, or a model sharing its layers (cached features).
     Checkpoints always hold ``model``'s weights.
+    ``writes=False`` (the processes other than 0 of a multi-process run): the same fit, reading the run
+    folder (a resumed run's backup) but writing nothing in it.
     """
     state = read_state(run_dir)
     first_epoch = 0
     for phase in phases:
         last_epoch = first_epoch + phase.epochs
-        phase_weights = run_dir / f"phase-{phase.name}.weights.h5"
         if phase.name in state["completed_phases"]:
-            load_model_weights(model, phase_weights)
+            load_checkpoint(model, existing_checkpoint(run_dir, f"phase-{phase.name}"), with_optimizer=False)
             first_epoch = last_epoch
             continue
         fitted, datasets = phase_data(phase)
@@ -193,13 +203,15 @@ def fit_phases(model: keras.Model, config: TrainConfig, phases: list[Phase], run
         train, steps = repeated(datasets["train"])
         validation, validation_steps = repeated(datasets.get("validation"))
         with SnapshotWriter() as writer:
-            callbacks = make_callbacks(config, run_dir, model, phase.name, "validation" in datasets, best, writer,
+            callbacks = make_callbacks(config, run_dir, model, phase.name, "validation" in datasets, best,
+                                       writer if writes else None,
                                        [*phase_schedule(config, phase, first_epoch), *extra_callbacks])
             fitted.fit(train, steps_per_epoch=steps, validation_data=validation, validation_steps=validation_steps,
                        epochs=last_epoch, initial_epoch=first_epoch, verbose=keras_verbosity(config.verbose),
                        shuffle=False, callbacks=callbacks)
-        save_weights(model, phase_weights)
         state["completed_phases"].append(phase.name)
-        write_state(run_dir, state)
-        shutil.rmtree(run_dir / BACKUP_DIR, ignore_errors=True)  # recorded as finished: never restored again
+        if writes:
+            save_snapshot(run_dir / f"phase-{phase.name}{SNAPSHOT_SUFFIX}", model_variables(model, False))
+            write_state(run_dir, state)
+            shutil.rmtree(run_dir / BACKUP_DIR, ignore_errors=True)  # recorded as finished: never restored again
         first_epoch = last_epoch

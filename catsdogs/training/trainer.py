@@ -9,11 +9,13 @@ scores the test split and saves the model with its metadata in the run directory
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -37,7 +39,7 @@ from catsdogs.models.registry import get_spec, set_trainable
 from catsdogs.models.saving import save_model, update_model_info
 from catsdogs.outputs import publish_versioned, write_json
 from catsdogs.plots import plot_history
-from catsdogs.training.callbacks import BEST_WEIGHTS, load_checkpoint
+from catsdogs.training.callbacks import BEST, existing_checkpoint, load_checkpoint
 from catsdogs.training.features import train_with_cached_features
 from catsdogs.training.fitting import Phase, compile_model, fit_phases, plan_phases
 from catsdogs.training.rundir import (
@@ -49,7 +51,7 @@ from catsdogs.training.rundir import (
     write_state,
 )
 from catsdogs.training.settings import describe_recipe, model_from_config
-from catsdogs.training.strategy import make_strategy
+from catsdogs.training.strategy import make_strategy, process_of
 
 
 @dataclass
@@ -61,8 +63,8 @@ class Run:
     model: keras.Model
     history: dict[str, list[float]]
     metrics: dict[str, Any]
-    model_path: Path
-    info: ModelInfo  # what the saved model carries: classes, image size, preprocessing, metrics
+    model_path: Path | None  # None in the processes other than 0 of a multi-process run: they save nothing
+    info: ModelInfo | None  # what the saved model carries: classes, image size, preprocessing, metrics
     saved_model_path: Path | None = None
 
     @property
@@ -96,7 +98,9 @@ def _augment_in_model(config: TrainConfig) -> bool:
 
 
 def build_datasets(config: TrainConfig, folders: dict[str, ImageFolder], global_batch: int,
-                   augment_in_model: bool) -> dict[str, tf.data.Dataset]:
+                   augment_in_model: bool, even_batches: bool = False) -> dict[str, tf.data.Dataset]:
+    """The splits' datasets in global batches. ``even_batches``: every batch whole (see ``make_dataset``):
+    training drops its short last batch, validation is padded with blanks weighing 0."""
     cache = _cache_setting(config, folders)
     augment = config.augment_params if config.augment and not augment_in_model else None
 
@@ -107,14 +111,16 @@ def build_datasets(config: TrainConfig, folders: dict[str, ImageFolder], global_
         return f"{cache}-{split}-{config.image_size}px-{folders[split].digest()}"
 
     datasets = {"train": make_dataset(folders["train"], config.image_size, global_batch, shuffle=True,
-                                      augment=augment, cache=split_cache("train"), seed=config.seed)}
+                                      augment=augment, cache=split_cache("train"), seed=config.seed,
+                                      drop_remainder=even_batches)}
     if config.mixup or config.cutmix:
         datasets["train"] = mix_dataset(datasets["train"], folders["train"].num_classes, config.mixup, config.cutmix,
                                         config.seed)
     for split in SPLITS[1:]:
         if split in folders:
             datasets[split] = make_dataset(folders[split], config.image_size, global_batch,
-                                           cache=split_cache(split) if split == "validation" else False)
+                                           cache=split_cache(split) if split == "validation" else False,
+                                           pad_remainder=even_batches and split == "validation")
     return datasets
 
 
@@ -161,14 +167,24 @@ def train(config: TrainConfig, resume_dir: str | Path | None = None,
     try:
         strategy = make_strategy(config.strategy, config.devices)
         replicas = strategy.num_replicas_in_sync
+        process_id, processes = process_of(strategy)
         global_batch = config.batch_size * replicas
+        check_processes(config, global_batch, processes)
+        if process_id:  # the others keep quiet: process 0 reports the run
+            config = replace(config, verbose=0)
         augment_in_model = _augment_in_model(config)
-        datasets = build_datasets(config, folders, global_batch, augment_in_model)
+        # keras.distribution splits each global batch evenly between the devices and the processes (which must also
+        # run equal step counts); TensorFlow's strategies split a short last batch themselves.
+        even_batches = processes > 1 or (replicas > 1 and keras.backend.backend() != "tensorflow")
+        datasets = build_datasets(config, folders, global_batch, augment_in_model, even_batches)
         # The model before the run directory: missing weights or a bad --unfreeze leave no empty run behind.
         with strategy.scope():
             model = model_from_config(config, num_classes, phases[0].unfreeze, augment_in_model)
 
-        if resume_dir is None:
+        if resume_dir is None and process_id:
+            # Only process 0 writes; the others read the run folder only when resuming (a shared filesystem).
+            run_dir = Path(tempfile.mkdtemp(prefix=f"catsdogs-process-{process_id}-"))
+        elif resume_dir is None:
             run_dir = new_run_dir(config)
             # The settings as given, plus what they resolved to on this machine for this data.
             config.save(run_dir / "config.json", run={
@@ -183,19 +199,62 @@ def train(config: TrainConfig, resume_dir: str | Path | None = None,
             print(f"run directory: {run_dir} ({replicas} replica(s), global batch {global_batch})")
             print(describe_recipe(config))
         try:
-            _fit(model, config, phases, folders, datasets, run_dir, strategy, callbacks)
+            _fit(model, config, phases, folders, datasets, run_dir, strategy, callbacks, writes=not process_id)
         except BaseException:
             if resume_dir is None and not (run_dir / "history.csv").exists():
                 shutil.rmtree(run_dir, ignore_errors=True)  # no epoch finished: nothing to resume or look at
             raise
+        if processes > 1:
+            print(f"process {process_id} of {processes}: trained, weights fingerprint {weights_fingerprint(model)}",
+                  flush=True)
+            if process_id:
+                if resume_dir is None:
+                    shutil.rmtree(run_dir, ignore_errors=True)  # the scratch folder: nothing was written in it
+                return Run(config, run_dir, model, {}, {}, None, None)
+            # Process 0 scores, saves and publishes alone, so the model leaves the processes' distribution.
+            model = _single_process_copy(model, config, num_classes, phases[-1], augment_in_model)
+            datasets = build_datasets(config, folders, config.batch_size, augment_in_model)
         return _finish(model, config, run_dir, datasets, folders, len(skipped))
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
 
+def check_processes(config: TrainConfig, global_batch: int, processes: int) -> None:
+    """One-line errors for what several processes cannot do."""
+    if processes == 1:
+        return
+    if global_batch % processes:
+        raise UserError(f"the global batch ({global_batch}) must divide by the {processes} processes; change "
+                        "--batch-size")
+    if config.cache_features:
+        raise UserError("--cache-features writes its cache from one process; train on one process (without "
+                        "--coordinator), or without --cache-features")
+
+
+def weights_fingerprint(model: keras.Model) -> str:
+    """A short hash of every weight's bytes: processes that trained in step print the same one."""
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _single_process_copy(model: keras.Model, config: TrainConfig, num_classes: int, last: Phase,
+                         augment_in_model: bool) -> keras.Model:
+    """The trained model rebuilt outside ``keras.distribution``, its weights copied (each process holds them
+    all: data parallelism replicates them), so process 0 can evaluate and save it without the others."""
+    weights = model.get_weights()
+    keras.distribution.set_distribution(None)
+    copy = model_from_config(config, num_classes, last.unfreeze, augment_in_model)
+    set_trainable(copy, last.unfreeze)  # the same trainable flags, so the weights come in the same order
+    copy.set_weights(weights)
+    compile_model(copy, config, last.learning_rate, num_classes)
+    return copy
+
+
 def _fit(model: keras.Model, config: TrainConfig, phases: list[Phase], folders: dict[str, ImageFolder],
          datasets: dict[str, tf.data.Dataset], run_dir: Path, strategy: tf.distribute.Strategy,
-         callbacks: Sequence[keras.callbacks.Callback]) -> None:
+         callbacks: Sequence[keras.callbacks.Callback], writes: bool = True) -> None:
     """The phases, on images or on cached features; the model left compiled for evaluation."""
     num_classes = len(folders["train"].class_names)
     if config.cache_features:
@@ -207,7 +266,7 @@ def _fit(model: keras.Model, config: TrainConfig, phases: list[Phase], folders: 
                 compile_model(model, config, phase.learning_rate, num_classes)
             return model, datasets
 
-        fit_phases(model, config, phases, run_dir, strategy, num_classes, callbacks, on_images)
+        fit_phases(model, config, phases, run_dir, strategy, num_classes, callbacks, on_images, writes)
     with strategy.scope():  # cached-feature runs fitted only part of it; evaluate needs it compiled
         compile_model(model, config, phases[-1].learning_rate, num_classes)
 
@@ -219,8 +278,7 @@ def _finish(model: keras.Model, config: TrainConfig, run_dir: Path, datasets: di
     The model is written before the test split is scored, so nothing trained is lost if scoring fails;
     its metadata is then updated with the scores.
     """
-    # best.weights.h5: a run from before snapshots, resumed; a newer best of the same run is the snapshot.
-    best = next((path for path in (run_dir / BEST_WEIGHTS, run_dir / "best.weights.h5") if path.is_file()), None)
+    best = existing_checkpoint(run_dir, BEST)
     if best is not None:
         load_checkpoint(model, best, with_optimizer=False)
     history = read_history(run_dir / "history.csv")

@@ -1,0 +1,87 @@
+"""One model, two Keras backends: a ``.keras`` model saved under TensorFlow predicts the same under JAX, and
+the other way round; gradient tools say in one line that they need TensorFlow.
+
+Each backend runs in its own process (Keras picks its backend once, at import). Skipped, loudly, where JAX
+is not installed (``pip install -e ".[jax]"``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("jax", reason="JAX is not installed: pip install -e '.[jax]' runs these tests")
+
+SIZE = 48
+# Trains a model with every custom layer (Preprocess, RandomAffine inside the model, BatchNormalization) for
+# one step on random data, saves it with its metadata, and prints its predictions for fixed images.
+SAVE_AND_PREDICT = """
+import json, sys
+import keras, numpy as np
+from catsdogs.config import AugmentParams
+from catsdogs.metadata import ModelInfo
+from catsdogs.models import create_model
+from catsdogs.models.saving import save_model
+keras.utils.set_random_seed(0)
+model = create_model("small_cnn", image_size={size}, weights=None, batchnorm=True, augmentation=AugmentParams())
+model.compile(optimizer="adam", loss="binary_crossentropy")
+rng = np.random.default_rng(0)
+model.train_on_batch(rng.uniform(0, 255, (4, {size}, {size}, 3)).astype("float32"), np.array([0, 1, 0, 1]))
+save_model(model, sys.argv[1], ModelInfo(class_names=["cats", "dogs"], image_size={size}, model_name="small_cnn"))
+images = np.random.default_rng(1).uniform(0, 255, (3, {size}, {size}, 3)).astype("float32")
+print(json.dumps({{"backend": keras.backend.backend(),
+                  "predictions": keras.ops.convert_to_numpy(model(images, training=False)).tolist()}}))
+"""
+LOAD_AND_PREDICT = """
+import json, sys
+import keras, numpy as np
+from catsdogs.models.saving import load_model
+model, info = load_model(sys.argv[1])
+images = np.random.default_rng(1).uniform(0, 255, (3, {size}, {size}, 3)).astype("float32")
+print(json.dumps({{"backend": keras.backend.backend(), "classes": info.class_names,
+                  "predictions": keras.ops.convert_to_numpy(model(images, training=False)).tolist()}}))
+"""
+
+
+def run_python(code: str, backend: str, *args: str) -> dict:
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-c", code.format(size=SIZE), *args], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["backend"] == backend
+    return result
+
+
+@pytest.mark.parametrize("saved_under, loaded_under", [("tensorflow", "jax"), ("jax", "tensorflow")])
+def test_a_model_saved_under_one_backend_predicts_the_same_under_the_other(tmp_path, saved_under, loaded_under):
+    path = tmp_path / "model.keras"
+    saved = run_python(SAVE_AND_PREDICT, saved_under, str(path))
+    loaded = run_python(LOAD_AND_PREDICT, loaded_under, str(path))
+    assert loaded["classes"] == ["cats", "dogs"]
+    np.testing.assert_allclose(loaded["predictions"], saved["predictions"], atol=1e-5)
+    assert np.ptp(saved["predictions"]) > 0  # a model that answers the same for everything would prove nothing
+
+
+def test_gradient_tools_refuse_in_one_line_under_jax(tmp_path):
+    path = tmp_path / "model.keras"
+    run_python(SAVE_AND_PREDICT, "tensorflow", str(path))
+    image = tmp_path / "cat.png"
+    from PIL import Image
+
+    Image.fromarray(np.full((SIZE, SIZE, 3), 120, np.uint8)).save(image)
+    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu"}
+    for command in (["catsdogs.visualize", "gradcam", "--image", str(image), "--model", str(path), "--output", str(tmp_path / "g")],
+                    ["catsdogs.visualize", "filters", "--model", str(path), "--output", str(tmp_path / "f")],
+                    ["catsdogs.predict", str(image), "--model", str(path), "--explain", str(tmp_path / "e")]):
+        done = subprocess.run([sys.executable, "-m", *command], env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode != 0, command
+        last = done.stderr.strip().splitlines()[-1]
+        assert "Traceback" not in done.stderr and "TensorFlow backend" in last and "KERAS_BACKEND=tensorflow" in last
+        # refused before any work: nothing written but the output folder's own marker
+        assert not [path for path in tmp_path.glob("[gfe]/*") if path.name != ".catsdogs-output"]
