@@ -112,6 +112,44 @@ def test_two_processes_train_as_one_and_only_process_0_writes(tmp_path):
     assert elapsed < LIMIT_S
 
 
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow" or not __import__("importlib").util.find_spec("jax"),
+                    reason="needs JAX installed (pip install -e '.[jax]'); runs from the TensorFlow test session")
+def test_after_both_processes_are_killed_resume_continues_the_run(tmp_path):
+    data = make_split_folder(tmp_path / "data", COUNTS)
+    shared = tmp_path / "shared"
+    args = train_args(data, shared)
+    args[args.index("--epochs") + 1] = "30"  # killed long before
+
+    def start(extra: list[str], index: int, attempt: str) -> subprocess.Popen:
+        return launch(args + extra + ["--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id",
+                                      str(index)], tmp_path / f"{attempt}-{index}", {})
+
+    port = free_port()
+    first = [start([], index, "first") for index in range(2)]
+    deadline, history = time.monotonic() + LIMIT_S, None
+    try:
+        while time.monotonic() < deadline and history is None:
+            found = list((shared / "runs").glob("*/history.csv"))
+            history = found[0] if found and len(read_history(found[0]).get("epoch", [])) >= 2 else None
+            time.sleep(0.1)
+    finally:
+        for process in first:
+            os.killpg(process.pid, signal.SIGKILL)  # both, as a lost machine takes a job down
+            process.wait()
+    assert history is not None, "no two epochs within the limit"
+    run_dir = history.parent
+    done_before = json.loads((run_dir / "backup" / "state.json").read_text())["epoch"]
+    config = run_dir / "config.json"
+    config.write_text(config.read_text().replace('"epochs": 30', f'"epochs": {done_before + 2}'))
+
+    port = free_port()
+    outputs = finish_all([start(["--resume", str(run_dir)], index, "again") for index in range(2)])
+    assert fingerprint(outputs[0]) == fingerprint(outputs[1])
+    assert read_history(run_dir / "history.csv")["epoch"] == list(range(done_before + 2))  # each epoch once
+    assert (run_dir / "model.keras").is_file() and not (run_dir / "backup").exists()
+    assert len(list((shared / "runs").iterdir())) == 1
+
+
 def test_even_batches_drop_for_training_and_pad_evaluation_with_weightless_blanks(tmp_path):
     data = make_split_folder(tmp_path / "data", {"train": 5, "validation": 5})  # 10 images each, batch 4
     training = list(make_dataset(data / "train", 32, 4, shuffle=True, drop_remainder=True).as_numpy_iterator())
