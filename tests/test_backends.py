@@ -14,6 +14,7 @@ import sys
 
 import numpy as np
 import pytest
+from PIL import Image
 
 pytest.importorskip("jax", reason="JAX is not installed: pip install -e '.[jax]' runs these tests")
 
@@ -72,8 +73,6 @@ def test_gradient_tools_refuse_in_one_line_under_jax(tmp_path):
     path = tmp_path / "model.keras"
     run_python(SAVE_AND_PREDICT, "tensorflow", str(path))
     image = tmp_path / "cat.png"
-    from PIL import Image
-
     Image.fromarray(np.full((SIZE, SIZE, 3), 120, np.uint8)).save(image)
     env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu"}
     for command in (["catsdogs.visualize", "gradcam", "--image", str(image), "--model", str(path), "--output", str(tmp_path / "g")],

@@ -8,6 +8,7 @@ so the harness kills whole process groups with SIGKILL when anything fails or ru
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -28,6 +29,9 @@ from catsdogs.training.rundir import read_history
 from catsdogs.training.strategy import MULTI_WORKER_REFUSAL
 
 LIMIT_S = 120
+needs_jax = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow" or importlib.util.find_spec("jax") is None,
+    reason="needs JAX installed (pip install -e '.[jax]'); runs from the TensorFlow test session")
 # 26 training and 10 validation images: neither divides the global batch of 8.
 COUNTS = {"train": 13, "validation": 5, "test": 4}
 
@@ -81,8 +85,7 @@ def saved_weights(output: Path) -> list[np.ndarray]:
     return [keras.ops.convert_to_numpy(w) for w in model.weights]
 
 
-@pytest.mark.skipif(keras.backend.backend() != "tensorflow" or not __import__("importlib").util.find_spec("jax"),
-                    reason="needs JAX installed (pip install -e '.[jax]'); runs from the TensorFlow test session")
+@needs_jax
 def test_two_processes_train_as_one_and_only_process_0_writes(tmp_path):
     data = make_split_folder(tmp_path / "data", COUNTS)
     started = time.monotonic()
@@ -112,8 +115,7 @@ def test_two_processes_train_as_one_and_only_process_0_writes(tmp_path):
     assert elapsed < LIMIT_S
 
 
-@pytest.mark.skipif(keras.backend.backend() != "tensorflow" or not __import__("importlib").util.find_spec("jax"),
-                    reason="needs JAX installed (pip install -e '.[jax]'); runs from the TensorFlow test session")
+@needs_jax
 def test_after_both_processes_are_killed_resume_continues_the_run(tmp_path):
     data = make_split_folder(tmp_path / "data", COUNTS)
     shared = tmp_path / "shared"
