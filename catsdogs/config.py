@@ -78,6 +78,9 @@ SCHEDULES = ("constant", "cosine")  # --schedule: the learning rate within a pha
 # only to be told why not (TensorFlow's MultiWorkerMirroredStrategy fails with Keras 3's fit).
 STRATEGIES = ("auto", "mirrored", "one-device", "default", "data-parallel", "multi-worker")
 AUGMENT_PLACES = ("auto", "pipeline", "model")
+# Where training batches come from: tf.data (TensorFlow, the default and fastest) or keras.utils.PyDataset over
+# Pillow and NumPy (no TensorFlow: the JAX backend trains where TensorFlow is not installed).
+PIPELINES = ("tf.data", "pydataset")
 JIT_CHOICES = ("auto", "on", "off")
 RECORD_KEY = "run"  # config.json's record of what the settings resolved to; not a setting itself
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
@@ -304,6 +307,9 @@ class TrainConfig:
                               minimum=MIN_IMAGE_SIZE, maximum=MAX_IMAGE_SIZE, metavar="PX")
     cache: str = setting("auto", help="decoded-image cache: auto (memory when it fits), memory, none, or a file path",
                          group=DATA)
+    pipeline: str = setting("tf.data", help="where batches come from: tf.data (TensorFlow), or pydataset (Pillow "
+                                            "and NumPy through keras.utils.PyDataset: no TensorFlow needed)",
+                            group=DATA, choices=PIPELINES)
     # model
     model: str = setting("small_cnn", help="registered model name (see --list-models)", group=MODEL, metavar="NAME")
     weights: str | None = setting("imagenet", help="imagenet (Keras cache, KERAS_HOME), a local weights file, "
@@ -360,7 +366,8 @@ class TrainConfig:
     cutmix: float = setting(0.0, help="CutMix: paste a box of another training image, the labels weighted by its "
                                       "area, Beta(A, A), e.g. 1.0 (0: off; with --mixup, one of the two per batch)",
                             group=AUGMENTATION, minimum=0, metavar="A")
-    augment_in: str = setting("auto", help="where augmentation runs: auto = tf.data on CPU, inside the model on GPU",
+    augment_in: str = setting("auto", help="where augmentation runs: auto = the input pipeline on CPU, inside the "
+                                           "model on GPU or with --pipeline pydataset",
                               group=AUGMENTATION, choices=AUGMENT_PLACES)
     # performance
     cache_features: bool = setting(False, help="run the frozen layers once and train on their stored outputs",

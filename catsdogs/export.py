@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.check_images < 0:
         raise UserError(f"--check-images must be 0 or more, not {args.check_images}")
-    quiet_tensorflow()
+    quiet_tensorflow("python -m catsdogs.export")
     # deferred: the library imports TensorFlow, which --help and flag errors should not wait for
     from catsdogs.exporting.exporter import export_model
     from catsdogs.exporting.parity import describe

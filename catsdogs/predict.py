@@ -126,7 +126,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         quiet_tensorflow()
         # deferred: the library imports TensorFlow, which --help and flag errors should not wait for
-        from catsdogs.explain.gradcam import explain_files, resolve_target_layer
         from catsdogs.inference.predict import predict_files
         from catsdogs.models.catalog import load_chosen_model, model_line
 
@@ -134,6 +133,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         line = model_line(model_path, info, not args.model)
         check_kaggle(args.kaggle_submission, info, model_path)
         if args.explain:  # a wrong --layer or --class fails before any work
+            # deferred: Grad-CAM needs TensorFlow, which prediction alone does not (KERAS_BACKEND=jax without it)
+            from catsdogs.explain.gradcam import explain_files, resolve_target_layer
+
             resolve_target_layer(model, args.layer)
             explained = info.class_index(args.explain_class)
         report = predict_files(model, info, files, args.batch_size, None, chosen_mode(args.tta, info, model_path))

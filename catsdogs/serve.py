@@ -23,7 +23,7 @@ import sys
 from collections.abc import Sequence
 
 from catsdogs.cli import ArgumentParser, add_model_arguments, quiet_tensorflow, run_cli
-from catsdogs.errors import UserError
+from catsdogs.errors import UserError, require_optional
 from catsdogs.serving.limits import Limits
 
 DEFAULT_PORT = 8080
@@ -58,7 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if min(args.max_body_mb, args.max_images, args.max_batch, args.timeout) <= 0 or args.batch_window_ms < 0:
         raise UserError("--max-body-mb, --max-images, --max-batch and --timeout must be positive, "
                         "--batch-window-ms at least 0")
-    quiet_tensorflow()
+    require_optional("uvicorn", "the serve extra", "python -m catsdogs.serve", "pip install 'catsdogs[serve]'")
+    quiet_tensorflow("python -m catsdogs.serve")
     # deferred: the library imports TensorFlow, which --help and flag errors should not wait for
     from catsdogs.serving.app import bind, create_app, run
     from catsdogs.serving.predictors import open_predictor

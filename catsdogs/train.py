@@ -76,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setting_layers(args)  # a wrong flag or config file fails before TensorFlow loads
     quiet_tensorflow()
     # deferred: the library imports TensorFlow, which --help and flag errors should not wait for
+    from catsdogs.data.sources import tensorflow_installed
     from catsdogs.models.registry import describe, list_models
     from catsdogs.training import strategy
     from catsdogs.training.lr_finder import find_learning_rate
@@ -88,9 +89,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.print_config:
         print(json.dumps(config.to_dict(), indent=2))
         return 0
-    if strategy.cpu_devices_wanted(config.devices) > 1:
-        strategy.configure_logical_cpus(strategy.cpu_devices_wanted(config.devices))  # before TensorFlow starts
-    strategy.keep_tensorflow_off_the_gpus()  # on JAX; before TensorFlow starts its devices
+    if tensorflow_installed():  # not where JAX trains alone (--pipeline pydataset)
+        from catsdogs.training import tf_strategy  # deferred: TensorFlow's own module, where it is installed
+
+        if strategy.cpu_devices_wanted(config.devices) > 1:  # before TensorFlow starts its devices
+            tf_strategy.configure_logical_cpus(strategy.cpu_devices_wanted(config.devices))
+        tf_strategy.keep_tensorflow_off_the_gpus()  # on JAX; before TensorFlow starts its devices
     strategy.start_processes(args.coordinator, args.num_processes, args.process_id)  # before JAX computes anything
     if args.find_lr:
         found = find_learning_rate(config)

@@ -35,7 +35,7 @@ from catsdogs.outputs import claim_output_dir
 
 
 def _run_curves(args: argparse.Namespace) -> int:
-    from catsdogs.training.rundir import save_curves  # deferred: TensorFlow
+    from catsdogs.training.rundir import save_curves  # deferred: Keras
 
     path = save_curves(args.run_dir, args.output)
     print(f"wrote {path} and curves.json")
@@ -184,8 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    quiet_tensorflow(None if args.handler is _run_curves else f"python -m catsdogs.visualize {args.command}")
     claim_output_dir(args.output, _inputs(args))  # never among the inputs or a user's files
-    quiet_tensorflow()
     return args.handler(args)
 
 

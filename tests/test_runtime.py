@@ -12,9 +12,9 @@ from PIL import Image
 
 from catsdogs.data.decode import load_image
 from catsdogs.data.images import check_image_file
+from catsdogs.data.pillow_decode import decode_checked, resize_bilinear
 from catsdogs.errors import UserError
 from catsdogs.runtime.engines import exported_format, open_engine
-from catsdogs.runtime.images import decode_checked, resize_bilinear
 from catsdogs.runtime.tfserving import RequestError, request_values, response_body
 
 

@@ -8,6 +8,10 @@
   does not decode, in words.
 - ``pipeline``: ``make_dataset`` (training, evaluation) and ``make_path_dataset`` (prediction).
 - ``augment``: ImageDataGenerator-compatible augmentation of a batched dataset, and its preview.
+- ``mixing``: mixup and CutMix batches with soft targets.
+- ``pillow_decode``: the TensorFlow decoder's copy in Pillow and NumPy. No TensorFlow.
+- ``pydataset``: ``--pipeline pydataset``, the same batches through ``keras.utils.PyDataset``. No TensorFlow.
+- ``sources``: the pipeline by ``--pipeline`` name (tf.data's only where TensorFlow is installed).
 
 This package knows nothing of models or training. Import the modules themselves: this file imports
 nothing, so that ``catsdogs.data.files`` stays free of TensorFlow.

@@ -35,7 +35,7 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
 
 from catsdogs.config import user_cache_dir
-from catsdogs.data.files import Failure, ImageFolder
+from catsdogs.data.files import Failure, ImageFolder, read_image_folder
 from catsdogs.outputs import write_json
 
 DECODABLE_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP")  # Pillow's names for what TensorFlow decodes
@@ -220,3 +220,18 @@ def open_upright(path: str | Path, max_side: int = DISPLAY_MAX_SIDE) -> np.ndarr
         image = ImageOps.exif_transpose(image)
         image.thumbnail((max_side, max_side))
         return np.asarray(image.convert("RGB"))
+
+
+def checked_folder(folder: ImageFolder | str | Path, image_size: int) -> ImageFolder:
+    """``folder`` with its files checked (``images.check_folder``); unusable files left out, with a warning.
+
+    A folder that was checked already (it carries orientations) is returned as it is.
+    """
+    if not isinstance(folder, ImageFolder):
+        folder = read_image_folder(folder)
+    if len(folder.orientations) == len(folder.paths) and folder.paths:
+        return folder
+    folder, failures = check_folder(folder, image_size)
+    if failures:
+        warnings.warn(f"{len(failures)} unusable file(s) left out of {folder.root}, e.g. {failures[0]}", stacklevel=3)
+    return folder

@@ -8,17 +8,18 @@ float32 RGB in 0-255: every model does its own preprocessing inside.
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 
 from catsdogs.config import DEFAULT_IMAGE_SIZE, DEFAULT_SEED, AugmentParams
 from catsdogs.data.augment import augment_dataset
-from catsdogs.data.decode import decode_and_resize
-from catsdogs.data.files import ImageFolder, read_image_folder
-from catsdogs.data.images import check_folder
+from catsdogs.data.decode import decode_and_resize, describe_decode_failure
+from catsdogs.data.files import Failure, ImageFolder
+from catsdogs.data.images import ImageCheck, checked_folder
+from catsdogs.data.mixing import mix_dataset
 
 
 def make_dataset(
@@ -67,26 +68,21 @@ def make_dataset(
     return dataset.prefetch(autotune)
 
 
+def images_only(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """The same batches, in the same order, without labels (or weights): what ``model.predict`` takes."""
+    return dataset.map(lambda images, *_: images)
+
+
+def mixed(dataset: tf.data.Dataset, num_classes: int, mixup: float, cutmix: float, seed: int) -> tf.data.Dataset:
+    """The training batches blended by mixup or CutMix (``data.mixing``)."""
+    return mix_dataset(dataset, num_classes, mixup, cutmix, seed)
+
+
 def padded_with_blanks(dataset: tf.data.Dataset, blanks: int, image_size: int) -> tf.data.Dataset:
     """``(image, label)`` elements as ``(image, label, 1.0)``, followed by ``blanks`` black images weighing 0."""
     weighted = dataset.map(lambda image, label: (image, label, tf.constant(1.0)))
     blank = (tf.zeros([image_size, image_size, 3], tf.uint8), tf.constant(0, tf.int32), tf.constant(0.0))
     return weighted.concatenate(tf.data.Dataset.from_tensors(blank).repeat(blanks))
-
-
-def checked_folder(folder: ImageFolder | str | Path, image_size: int) -> ImageFolder:
-    """``folder`` with its files checked (``images.check_folder``); unusable files left out, with a warning.
-
-    A folder that was checked already (it carries orientations) is returned as it is.
-    """
-    if not isinstance(folder, ImageFolder):
-        folder = read_image_folder(folder)
-    if len(folder.orientations) == len(folder.paths) and folder.paths:
-        return folder
-    folder, failures = check_folder(folder, image_size)
-    if failures:
-        warnings.warn(f"{len(failures)} unusable file(s) left out of {folder.root}, e.g. {failures[0]}", stacklevel=3)
-    return folder
 
 
 def make_path_dataset(paths: Sequence[str], image_size: int, batch_size: int = 32,
@@ -105,3 +101,28 @@ def make_path_dataset(paths: Sequence[str], image_size: int, batch_size: int = 3
     dataset = dataset.batch(batch_size)
     dataset = dataset.map(lambda path, image: (path, tf.cast(image, tf.float32)))
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def path_batches(checks: Sequence[ImageCheck], image_size: int, batch_size: int,
+                 failures: list[Failure]) -> Iterator[tuple[list[str], np.ndarray]]:
+    """``(paths, float32 images)`` batches of checked files through ``make_path_dataset``; a file that passed the
+    check yet fails to decode here is dropped by the pipeline, noticed by comparing paths, and added to
+    ``failures`` with its own description (the same contract as ``pillow_decode.decoded_batches``)."""
+    if not checks:  # an empty list of paths would make a float dataset
+        return
+    paths = [check.path for check in checks]
+    pending = iter(paths)  # the pipeline keeps the order and only drops files, so in and out align
+
+    def fail(path: str) -> None:
+        failures.append(Failure(path, describe_decode_failure(path, image_size)))
+
+    for batch_paths, images in make_path_dataset(paths, image_size, batch_size, [c.orientation for c in checks]):
+        batch = [p.decode() for p in batch_paths.numpy()]
+        for path in batch:
+            skipped = next(pending)
+            while skipped != path:  # inputs the pipeline dropped before this one
+                fail(skipped)
+                skipped = next(pending)
+        yield batch, images.numpy()
+    for skipped in pending:
+        fail(skipped)

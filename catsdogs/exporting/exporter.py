@@ -23,6 +23,7 @@ import numpy as np
 from catsdogs.config import DEFAULT_EXPORT_CHECK_IMAGES, EXPORT_FORMATS, EXPORT_SUFFIXES, QUANTIZATIONS, SPLITS
 from catsdogs.data.files import Failure, ImageFolder, read_image_folder
 from catsdogs.data.images import check_files
+from catsdogs.data.pillow_decode import decoded_batches
 from catsdogs.errors import UserError
 from catsdogs.exporting.formats import ONNX_REFUSED, Representative, write_litert, write_onnx, write_saved_model
 from catsdogs.exporting.graph import inference_model
@@ -39,7 +40,6 @@ from catsdogs.runtime.engines import (
     SERVING_DEFAULT,
     open_engine,
 )
-from catsdogs.runtime.predict import decoded_batches
 
 REPRESENTATIVE_IMAGES = 200  # int8 calibration: TFLite's guide suggests 100-500
 

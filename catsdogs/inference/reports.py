@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from catsdogs import outputs
-from catsdogs.data.decode import load_image
+from catsdogs.data.images import check_image_file
+from catsdogs.data.pillow_decode import decode_checked
 from catsdogs.inference.evaluation import Evaluation
 from catsdogs.metrics import risk_coverage
 from catsdogs.plots import image_grid, plot_confusion_matrix, reliability_figure, risk_coverage_figure, save_figure
@@ -24,7 +25,8 @@ def save_mistake_gallery(mistakes: Sequence[dict[str, Any]], image_size: int, pa
     """The most confidently wrong images in a grid, each titled ``true -> predicted 97%``."""
     if not mistakes:
         return None
-    images = [load_image(m["path"], image_size).numpy() for m in mistakes]
+    # Pillow's decoder (no TensorFlow needed): for display, libjpeg's IDCT difference does not show.
+    images = [decode_checked(check_image_file(m["path"], image_size), image_size) for m in mistakes]
     titles = [f"{m['true']} -> {m['predicted']} {100 * m['probabilities'][m['predicted']]:.0f}%\n{Path(m['path']).name}"
               for m in mistakes]
     return image_grid(images, path, columns=min(len(images), 4), titles=titles)

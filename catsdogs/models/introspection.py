@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import keras
-import tensorflow as tf
 
 from catsdogs.errors import UserError
 from catsdogs.models.layers import Preprocess, RandomAffine
@@ -77,14 +77,14 @@ def base_holding(model: keras.Model, layer_name: str) -> keras.Model | None:
     return base if base is not None and layer_name in {layer.name for layer in base.layers} else None
 
 
-def apply_layers(layers: Sequence[keras.layers.Layer], x: tf.Tensor) -> tf.Tensor:
+def apply_layers(layers: Sequence[keras.layers.Layer], x: Any) -> Any:
     """Call ``layers`` in order, in inference mode."""
     for layer in layers:
         x = layer(x, training=False)
     return x
 
 
-def head_logits(layers: Sequence[keras.layers.Layer], x: tf.Tensor) -> tf.Tensor:
+def head_logits(layers: Sequence[keras.layers.Layer], x: Any) -> Any:
     """The head, ending in the output layer's pre-activation (logits) when it is a sigmoid/softmax Dense."""
     *head, output = layers
     x = apply_layers(head, x)
@@ -119,7 +119,7 @@ def split_at(model: keras.Model, layer_name: str) -> SplitClassifier:
     return SplitClassifier(layers[:position + 1], None, layers[position + 1:])
 
 
-def feature_extractor(model: keras.Model, layer_names: Sequence[str]) -> Callable[[tf.Tensor], list[tf.Tensor]]:
+def feature_extractor(model: keras.Model, layer_names: Sequence[str]) -> Callable[[Any], list[Any]]:
     """A function: raw 0-255 RGB images -> the named layers' outputs, in inference mode (differentiable).
 
     Layers inside a nested base are read from a model built on the base's own inputs, after the
@@ -143,12 +143,12 @@ def feature_extractor(model: keras.Model, layer_names: Sequence[str]) -> Callabl
     if outer:
         outer_model = keras.Model(model.inputs, [model.get_layer(name).output for name in outer])
 
-    def extract(images: tf.Tensor) -> list[tf.Tensor]:
-        outputs: dict[str, tf.Tensor] = {}
+    def extract(images: Any) -> list[Any]:
+        outputs: dict[str, Any] = {}
         if inner_model is not None:
-            outputs.update(zip(inner, tf.nest.flatten(inner_model(apply_layers(before, images), training=False))))
+            outputs.update(zip(inner, keras.tree.flatten(inner_model(apply_layers(before, images), training=False))))
         if outer_model is not None:
-            outputs.update(zip(outer, tf.nest.flatten(outer_model(images, training=False))))
+            outputs.update(zip(outer, keras.tree.flatten(outer_model(images, training=False))))
         return [outputs[name] for name in layer_names]
 
     return extract

@@ -8,15 +8,14 @@ are still predicted; the decoding is ``runtime.images``' Pillow copy of the Tens
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from tqdm import tqdm
 
-from catsdogs.data.files import Failure
-from catsdogs.data.images import ImageCheck, check_files
+from catsdogs.data.images import check_files
+from catsdogs.data.pillow_decode import decoded_batches
 from catsdogs.runtime.engines import Engine
-from catsdogs.runtime.images import decode_checked
 from catsdogs.runtime.results import Prediction, PredictionReport
 from catsdogs.runtime.tta import averaged
 
@@ -30,24 +29,6 @@ def progress_bar(total: int, progress: bool | None) -> tqdm:
     else:
         disable = not progress
     return tqdm(total=total, unit="image", file=sys.stderr, disable=disable, leave=False)
-
-
-def decoded_batches(checks: Sequence[ImageCheck], image_size: int, batch_size: int,
-                    failures: list[Failure]) -> Iterator[tuple[list[str], np.ndarray]]:
-    """``(paths, float32 images)`` batches of the files that decode; the others are added to ``failures``."""
-    paths: list[str] = []
-    images: list[np.ndarray] = []
-    for check in checks:
-        try:
-            images.append(decode_checked(check, image_size))
-            paths.append(check.path)
-        except Exception as exc:  # noqa: BLE001 (passed the check, yet Pillow failed: say how, go on)
-            failures.append(Failure(check.path, f"cannot be decoded ({type(exc).__name__}: {str(exc)[:80]})"))
-        if len(paths) == batch_size:
-            yield paths, np.stack(images).astype(np.float32)
-            paths, images = [], []
-    if paths:
-        yield paths, np.stack(images).astype(np.float32)
 
 
 def predict_images(engine: Engine, paths: Sequence[str], batch_size: int = 32,

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from catsdogs.config import TTA_MODES
+from catsdogs.data.pillow_decode import resize_bilinear
 from catsdogs.errors import UserError
 from catsdogs.metadata import ModelInfo
-from catsdogs.runtime.images import resize_bilinear
 
 CROP_FRACTION = 0.875  # the side of each crop: the classic 224-of-256
 VIEWS = {"none": 1, "flip": 2, "crops": 12}  # one per TTA_MODES

@@ -22,6 +22,7 @@ import keras
 import numpy as np
 
 from catsdogs.config import TrainConfig
+from catsdogs.data.sources import tensorflow_installed
 from catsdogs.outputs import write_json, write_text
 from catsdogs.training.checkpoints import SNAPSHOT_SUFFIX, SnapshotWriter, load_snapshot, model_variables
 from catsdogs.training.rundir import read_history, read_json
@@ -169,8 +170,9 @@ def make_callbacks(config: TrainConfig, run_dir: Path, model: keras.Model, phase
     if config.ema:
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     if writing:
-        callbacks += [BestWeights(model, run_dir / f"{BEST}{SNAPSHOT_SUFFIX}", monitor, best_so_far, writer),
-                      keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False)]
+        callbacks.append(BestWeights(model, run_dir / f"{BEST}{SNAPSHOT_SUFFIX}", monitor, best_so_far, writer))
+    if writing and tensorflow_installed():  # Keras writes TensorBoard logs with tf.summary: none without TensorFlow
+        callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False))
     callbacks.append(keras.callbacks.TerminateOnNaN())
     if config.early_stopping:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=config.early_stopping))

@@ -18,7 +18,6 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from catsdogs.config import OPTIMIZERS, TrainConfig
 from catsdogs.errors import UserError
@@ -151,17 +150,18 @@ def keras_verbosity(verbose: int) -> int:
     return 2 if verbose == 1 and not sys.stdout.isatty() else verbose
 
 
-def repeated(dataset: tf.data.Dataset | None) -> tuple[tf.data.Dataset | None, int | None]:
+def repeated(dataset: Any) -> tuple[Any, int | None]:
     """``dataset`` repeated, with its batches per pass as the steps of an epoch (``None``: as it is).
 
     Given the steps, Keras keeps one iterator for the whole fit instead of starting the pipeline anew
     each epoch and running a last step into the end of the data: about 0.1 s of every epoch here, the
     time a GPU needs for a tenth of an epoch of 2,000 images. Each pass still reshuffles and draws new
     augmentation (the pipeline's random streams re-randomize per iteration). A dataset whose size is
-    unknown is left as it is.
+    unknown is left as it is, and so is a ``keras.utils.PyDataset`` (``--pipeline pydataset``), which Keras
+    iterates by its length and which reshuffles at each epoch's end.
     """
-    if dataset is None:
-        return None, None
+    if dataset is None or not hasattr(dataset, "cardinality"):
+        return dataset, None
     batches = int(dataset.cardinality())
     if batches <= 0:  # unknown, infinite or empty
         return dataset, None
@@ -169,9 +169,9 @@ def repeated(dataset: tf.data.Dataset | None) -> tuple[tf.data.Dataset | None, i
 
 
 def fit_phases(model: keras.Model, config: TrainConfig, phases: list[Phase], run_dir: Path,
-               strategy: tf.distribute.Strategy, num_classes: int,
+               strategy: Any, num_classes: int,
                extra_callbacks: Sequence[keras.callbacks.Callback],
-               phase_data: Callable[[Phase], tuple[keras.Model, dict[str, tf.data.Dataset]]],
+               phase_data: Callable[[Phase], tuple[keras.Model, dict[str, Any]]],
                writes: bool = True) -> None:
     """Run the phases in order, skipping those a resumed run finished.
 

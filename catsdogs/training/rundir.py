@@ -15,12 +15,12 @@ import json
 import platform
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from catsdogs import __version__
 from catsdogs.config import TrainConfig
@@ -43,10 +43,19 @@ def read_json(path: Path) -> Any:
         return None
 
 
+def installed_version(package: str) -> str:
+    """``package``'s installed version, or ``none`` (TensorFlow is absent where the JAX backend trains alone)."""
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "none"
+
+
 def library_versions() -> dict[str, str]:
     """What a run's figures depend on besides its settings: the libraries and the platform."""
-    return {"catsdogs": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
-            "numpy": np.__version__, "python": platform.python_version(), "platform": platform.platform()}
+    return {"catsdogs": __version__, "tensorflow": installed_version("tensorflow"), "keras": keras.__version__,
+            "backend": keras.backend.backend(), "numpy": np.__version__, "python": platform.python_version(),
+            "platform": platform.platform()}
 
 
 def read_history(path: Path) -> dict[str, list[float]]:

@@ -2,9 +2,9 @@
 parallelism over every device of every process on JAX.
 
 ``auto`` on TensorFlow mirrors over all GPUs when there are two or more and otherwise uses the default
-strategy. Logical CPU devices (``--devices /cpu:0,/cpu:1``) are how multi-replica code is exercised without
-GPUs; TensorFlow can only create them before it initialises its devices, so ``train`` configures them first
-thing in the process.
+strategy (``training.tf_strategy``, imported only on TensorFlow). Logical CPU devices (``--devices
+/cpu:0,/cpu:1``) are how multi-replica code is exercised without GPUs; TensorFlow can only create them before
+it initialises its devices, so ``train`` configures them first thing in the process.
 
 Beyond one machine, TensorFlow's paths are broken with Keras 3 (``MULTI_WORKER_REFUSAL``), so multi-process
 training is ``KERAS_BACKEND=jax`` with ``data-parallel`` (``auto`` there): each process is started with the
@@ -22,12 +22,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import keras
-import tensorflow as tf
 
 from catsdogs.errors import UserError
 
-if keras.backend.backend() == "jax":  # JAX is installed where it is the backend, and only there
+# Each backend's own library is installed where it is the backend, and maybe only there (JAX trains without
+# TensorFlow): TensorFlow's strategies live in their own module, imported only on TensorFlow.
+if keras.backend.backend() == "jax":
     import jax
+if keras.backend.backend() == "tensorflow":
+    from catsdogs.training import tf_strategy
 
 MULTI_WORKER_REFUSAL = (
     "--strategy multi-worker: TensorFlow's MultiWorkerMirroredStrategy fails with Keras 3's fit "
@@ -55,29 +58,6 @@ class DataParallelStrategy:
     @contextlib.contextmanager
     def scope(self) -> Iterator[None]:
         yield
-
-
-def configure_logical_cpus(count: int) -> None:
-    """Split the CPU into ``count`` logical devices, so MirroredStrategy can run without GPUs.
-
-    Only possible before TensorFlow initialises its devices: call it first thing in a process.
-    """
-    cpus = tf.config.list_physical_devices("CPU")
-    try:
-        tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * count)
-    except RuntimeError:
-        if len(tf.config.list_logical_devices("CPU")) < count:
-            raise UserError(f"{count} CPU devices were asked for after TensorFlow started; "
-                            "pass --devices on the command line (it configures them first)") from None
-
-
-def keep_tensorflow_off_the_gpus() -> None:
-    """On another backend TensorFlow only feeds data (tf.data runs on the CPU): hide the GPUs from it, or it
-    reserves their memory, which JAX needs. Only possible before TensorFlow initialises its devices."""
-    if keras.backend.backend() == "tensorflow":
-        return
-    with contextlib.suppress(RuntimeError):  # initialised already (a notebook): nothing to hide any more
-        tf.config.set_visible_devices([], "GPU")
 
 
 def process_of(strategy: Any) -> tuple[int, int]:
@@ -119,22 +99,16 @@ def make_strategy(name: str = "auto", devices: Sequence[str] = ()) -> Any:
     if name == "data-parallel":
         raise UserError("--strategy data-parallel is keras.distribution on the JAX backend: run with "
                         "KERAS_BACKEND=jax; on TensorFlow, --strategy mirrored spreads over one machine's GPUs")
-    gpus = tf.config.list_logical_devices("GPU")
-    if name == "auto":
-        return tf.distribute.MirroredStrategy() if len(gpus) >= 2 else tf.distribute.get_strategy()
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "one-device":
-        device = devices[0] if devices else ("/gpu:0" if gpus else "/cpu:0")
-        return tf.distribute.OneDeviceStrategy(device)
-    if name == "mirrored":
-        known = {d.name.lower() for d in tf.config.list_logical_devices()}
-        wanted = [_canonical_device(d) for d in devices]
-        missing = [d for d in wanted if d.lower() not in known]
-        if missing:
-            raise UserError(f"devices {missing} do not exist here; available: {sorted(known)}")
-        return tf.distribute.MirroredStrategy(devices=wanted or None)
-    raise UserError(f"unknown strategy {name!r}; choose auto, mirrored, one-device, default or data-parallel")
+    return tf_strategy.tensorflow_strategy(name, devices)
+
+
+def has_accelerator() -> bool:
+    """Whether this process computes on a GPU or TPU (where augmenting inside the model pays)."""
+    if keras.backend.backend() == "tensorflow":
+        return tf_strategy.gpu_count() > 0
+    if keras.backend.backend() == "jax":
+        return jax.default_backend() != "cpu"
+    return False
 
 
 def _keras_distribution_strategy(name: str, devices: Sequence[str]) -> DataParallelStrategy:
@@ -150,12 +124,6 @@ def _keras_distribution_strategy(name: str, devices: Sequence[str]) -> DataParal
     keras.distribution.set_distribution(keras.distribution.DataParallel(devices=every_device))
     return DataParallelStrategy(num_replicas_in_sync=len(every_device), process_id=jax.process_index(),
                                 num_processes=jax.process_count())
-
-
-def _canonical_device(device: str) -> str:
-    """``/cpu:1`` or ``gpu:0`` -> ``/device:CPU:1`` (the name TensorFlow lists logical devices by)."""
-    kind, _, index = device.strip().lstrip("/").replace("device:", "").partition(":")
-    return f"/device:{kind.upper()}:{index or 0}"
 
 
 def cpu_devices_wanted(devices: Sequence[str]) -> int:

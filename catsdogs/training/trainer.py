@@ -22,13 +22,11 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from catsdogs.config import SPLITS, TrainConfig
 from catsdogs.data.files import Failure, ImageFolder, data_fingerprint, describe_data, read_splits
 from catsdogs.data.images import check_folder
-from catsdogs.data.mixing import mix_dataset
-from catsdogs.data.pipeline import make_dataset
+from catsdogs.data.sources import pipeline_module
 from catsdogs.errors import UserError
 from catsdogs.metadata import ModelInfo
 from catsdogs.metrics import compute_metrics
@@ -40,7 +38,6 @@ from catsdogs.models.saving import save_model, update_model_info
 from catsdogs.outputs import publish_versioned, write_json
 from catsdogs.plots import plot_history
 from catsdogs.training.callbacks import BEST, existing_checkpoint, load_checkpoint
-from catsdogs.training.features import train_with_cached_features
 from catsdogs.training.fitting import Phase, compile_model, fit_phases, plan_phases
 from catsdogs.training.rundir import (
     library_versions,
@@ -51,7 +48,14 @@ from catsdogs.training.rundir import (
     write_state,
 )
 from catsdogs.training.settings import describe_recipe, model_from_config
-from catsdogs.training.strategy import make_strategy, process_of
+from catsdogs.training.strategy import has_accelerator, make_strategy, process_of
+
+try:  # cached features are tf.data datasets: not where JAX trains without TensorFlow (--pipeline pydataset)
+    from catsdogs.training.features import train_with_cached_features
+except ModuleNotFoundError as missing:
+    if missing.name != "tensorflow":
+        raise
+    train_with_cached_features = None  # type: ignore[assignment]
 
 
 @dataclass
@@ -92,15 +96,17 @@ def _cache_setting(config: TrainConfig, folders: dict[str, ImageFolder]) -> bool
 def _augment_in_model(config: TrainConfig) -> bool:
     if not config.augment or config.augment_params.is_identity:
         return False
-    if config.augment_in == "auto":  # the accelerator is idle while the CPU prepares data
-        return bool(tf.config.list_logical_devices("GPU"))
+    if config.augment_in == "auto":  # the accelerator is idle while the CPU prepares data; PyDataset is slow at it
+        return config.pipeline == "pydataset" or has_accelerator()
     return config.augment_in == "model"
 
 
 def build_datasets(config: TrainConfig, folders: dict[str, ImageFolder], global_batch: int,
-                   augment_in_model: bool, even_batches: bool = False) -> dict[str, tf.data.Dataset]:
-    """The splits' datasets in global batches. ``even_batches``: every batch whole (see ``make_dataset``):
-    training drops its short last batch, validation is padded with blanks weighing 0."""
+                   augment_in_model: bool, even_batches: bool = False) -> dict[str, Any]:
+    """The splits' datasets in global batches, from ``--pipeline``'s module (``data.sources``). ``even_batches``:
+    every batch whole (see ``make_dataset``): training drops its short last batch, validation is padded with
+    blanks weighing 0."""
+    source = pipeline_module(config.pipeline)
     cache = _cache_setting(config, folders)
     augment = config.augment_params if config.augment and not augment_in_model else None
 
@@ -110,17 +116,17 @@ def build_datasets(config: TrainConfig, folders: dict[str, ImageFolder], global_
             return cache
         return f"{cache}-{split}-{config.image_size}px-{folders[split].digest()}"
 
-    datasets = {"train": make_dataset(folders["train"], config.image_size, global_batch, shuffle=True,
+    datasets = {"train": source.make_dataset(folders["train"], config.image_size, global_batch, shuffle=True,
                                       augment=augment, cache=split_cache("train"), seed=config.seed,
-                                      drop_remainder=even_batches)}
+                                             drop_remainder=even_batches)}
     if config.mixup or config.cutmix:
-        datasets["train"] = mix_dataset(datasets["train"], folders["train"].num_classes, config.mixup, config.cutmix,
-                                        config.seed)
+        datasets["train"] = source.mixed(datasets["train"], folders["train"].num_classes, config.mixup,
+                                         config.cutmix, config.seed)
     for split in SPLITS[1:]:
         if split in folders:
-            datasets[split] = make_dataset(folders[split], config.image_size, global_batch,
-                                           cache=split_cache(split) if split == "validation" else False,
-                                           pad_remainder=even_batches and split == "validation")
+            datasets[split] = source.make_dataset(folders[split], config.image_size, global_batch,
+                                                  cache=split_cache(split) if split == "validation" else False,
+                                                  pad_remainder=even_batches and split == "validation")
     return datasets
 
 
@@ -223,6 +229,9 @@ def check_processes(config: TrainConfig, global_batch: int, processes: int) -> N
     """One-line errors for what several processes cannot do."""
     if processes == 1:
         return
+    if config.pipeline == "pydataset":
+        raise UserError("--pipeline pydataset feeds one process; train on several with the tf.data pipeline "
+                        "(--pipeline tf.data, which needs TensorFlow installed)")
     if global_batch % processes:
         raise UserError(f"the global batch ({global_batch}) must divide by the {processes} processes; change "
                         "--batch-size")
@@ -253,14 +262,17 @@ def _single_process_copy(model: keras.Model, config: TrainConfig, num_classes: i
 
 
 def _fit(model: keras.Model, config: TrainConfig, phases: list[Phase], folders: dict[str, ImageFolder],
-         datasets: dict[str, tf.data.Dataset], run_dir: Path, strategy: tf.distribute.Strategy,
+         datasets: dict[str, Any], run_dir: Path, strategy: Any,
          callbacks: Sequence[keras.callbacks.Callback], writes: bool = True) -> None:
     """The phases, on images or on cached features; the model left compiled for evaluation."""
     num_classes = len(folders["train"].class_names)
     if config.cache_features:
+        if train_with_cached_features is None or config.pipeline != "tf.data":
+            raise UserError("--cache-features stores features through tf.data: train with TensorFlow installed and "
+                            "--pipeline tf.data, or without --cache-features")
         train_with_cached_features(model, config, phases, folders, datasets, run_dir, strategy, callbacks)
     else:
-        def on_images(phase: Phase) -> tuple[keras.Model, dict[str, tf.data.Dataset]]:
+        def on_images(phase: Phase) -> tuple[keras.Model, dict[str, Any]]:
             with strategy.scope():
                 set_trainable(model, phase.unfreeze)
                 compile_model(model, config, phase.learning_rate, num_classes)
@@ -271,7 +283,7 @@ def _fit(model: keras.Model, config: TrainConfig, phases: list[Phase], folders: 
         compile_model(model, config, phases[-1].learning_rate, num_classes)
 
 
-def _finish(model: keras.Model, config: TrainConfig, run_dir: Path, datasets: dict[str, tf.data.Dataset],
+def _finish(model: keras.Model, config: TrainConfig, run_dir: Path, datasets: dict[str, Any],
             folders: dict[str, ImageFolder], skipped: int) -> Run:
     """Best weights back in, the model saved, then test metrics and curves, then the model published.
 
@@ -293,7 +305,8 @@ def _finish(model: keras.Model, config: TrainConfig, run_dir: Path, datasets: di
         metrics["best_val_accuracy"] = history["val_accuracy"][best_index]
     extra: dict[str, Any] = {}
     if config.calibrate and "validation" in datasets:
-        fit = metrics["calibration_fit"] = fit_calibration(model, datasets["validation"])
+        fit = metrics["calibration_fit"] = fit_calibration(model, images_only(config, datasets["validation"]),
+                                                           folders["validation"].labels)
         extra = {TEMPERATURE_KEY: fit["temperature"], "calibration_fit": fit}
         if config.verbose:
             print(f"calibrated: temperature {fit['temperature']:.3f}, validation NLL {fit['nll_before']:.4f} -> "
@@ -306,7 +319,8 @@ def _finish(model: keras.Model, config: TrainConfig, run_dir: Path, datasets: di
                             "metrics": metrics, "trained": datetime.now().isoformat(timespec="seconds")})
     model_path = save_model(model, run_dir / "model.keras", info)
     if "test" in datasets:
-        metrics["test"] = score_dataset(calibrated(model, info), datasets["test"], info.class_names)
+        metrics["test"] = score_dataset(calibrated(model, info), images_only(config, datasets["test"]),
+                                        folders["test"].labels, info.class_names)
         update_model_info(model_path, info)  # info.extra holds ``metrics``, now with the test scores
         if config.verbose:
             print(f"test accuracy {metrics['test']['accuracy']:.4f}, loss {metrics['test']['loss']:.4f} "
@@ -327,19 +341,26 @@ def count_parameters(model: keras.Model) -> dict[str, int]:
             "trainable": int(sum(np.prod(weight.shape) for weight in model.trainable_weights))}
 
 
-def fit_calibration(model: keras.Model, dataset: tf.data.Dataset) -> dict[str, Any]:
-    """The temperature that makes the validation split's likelihood highest, and that likelihood before and after."""
-    labels = np.concatenate([batch_labels.numpy() for _, batch_labels in dataset])
-    logits = logits_model(model).predict(dataset.map(lambda images, _: images), verbose=0)
-    return calibration_record(logits, labels, "validation")
+def images_only(config: TrainConfig, dataset: Any) -> Any:
+    """An unshuffled split's batches without their labels, in the folder's order (``data.sources``)."""
+    return pipeline_module(config.pipeline).images_only(dataset)
 
 
-def score_dataset(model: keras.Model, dataset: tf.data.Dataset, class_names: Sequence[str]) -> dict[str, Any]:
-    """Every score of ``metrics.json`` (accuracy and its interval, loss, per class, confusion) on a labelled dataset."""
-    labels = np.concatenate([batch_labels.numpy() for _, batch_labels in dataset])  # in order: never shuffled
+def fit_calibration(model: keras.Model, images: Any, labels: Sequence[int]) -> dict[str, Any]:
+    """The temperature that makes the validation split's likelihood highest, and that likelihood before and after.
+
+    ``images``: the split's batches without labels; ``labels``: the folder's, in the same order (never shuffled).
+    """
+    logits = logits_model(model).predict(images, verbose=0)[:len(labels)]  # less the blanks evening out batches
+    return calibration_record(logits, np.asarray(labels), "validation")
+
+
+def score_dataset(model: keras.Model, images: Any, labels: Sequence[int], class_names: Sequence[str]) -> dict[str, Any]:
+    """Every score of ``metrics.json`` (accuracy and its interval, loss, per class, confusion) on a labelled split:
+    its batches without labels, and the labels in the same order."""
     # predict (not predict_on_batch) splits batches over a strategy's replicas and puts the results back in order.
-    outputs = model.predict(dataset.map(lambda images, _: images), verbose=0)
-    return compute_metrics(class_probabilities(outputs, len(class_names)), labels, class_names)
+    outputs = model.predict(images, verbose=0)
+    return compute_metrics(class_probabilities(outputs, len(class_names)), np.asarray(labels), class_names)
 
 
 def _publish(model_path: Path, config: TrainConfig, run_dir: Path) -> Path | None:
