@@ -4,7 +4,8 @@
 
 Every row is ``python -m catsdogs.train`` in fresh processes (the backend is chosen at import), on the first
 ``--images`` training images (half per class) of the real subset split by id, training only, at each
-model's benchmark size, batch 32 per device, augmentation in the pipeline, images cached in memory,
+model's benchmark size, batch 32 per device, augmentation in the pipeline (in the model with ``--pipeline
+pydataset``, its default there), images cached in memory,
 ``weights=None`` (MobileNet fine-tunes its whole base). A row's figure is the median of the epochs after the
 first (which traces and compiles), from the run's own ``history.csv`` (``seconds``), as images per second.
 The two-process row starts two processes on 127.0.0.1 with one CPU device each (global batch
@@ -31,12 +32,14 @@ from training import train_only_subset
 
 MODELS = {"small_cnn": ["--image-size", "150"],
           "mobilenet": ["--image-size", "160", "--alpha", "0.25", "--unfreeze", "all"]}  # the whole base trains
-ROWS = {  # name: (model, backend, processes)
-    "small_cnn tensorflow": ("small_cnn", "tensorflow", 1),
-    "small_cnn jax": ("small_cnn", "jax", 1),
-    "mobilenet tensorflow": ("mobilenet", "tensorflow", 1),
-    "mobilenet jax": ("mobilenet", "jax", 1),
-    "small_cnn jax 2 processes": ("small_cnn", "jax", 2),
+ROWS = {  # name: (model, backend, processes, pipeline)
+    "small_cnn tensorflow": ("small_cnn", "tensorflow", 1, "tf.data"),
+    "small_cnn jax": ("small_cnn", "jax", 1, "tf.data"),
+    "mobilenet tensorflow": ("mobilenet", "tensorflow", 1, "tf.data"),
+    "mobilenet jax": ("mobilenet", "jax", 1, "tf.data"),
+    "small_cnn jax 2 processes": ("small_cnn", "jax", 2, "tf.data"),
+    "small_cnn tensorflow pydataset": ("small_cnn", "tensorflow", 1, "pydataset"),
+    "small_cnn jax pydataset": ("small_cnn", "jax", 1, "pydataset"),
 }
 
 
@@ -47,12 +50,12 @@ def free_port() -> int:
 
 
 def run_row(name: str, data: Path, epochs: int) -> dict[str, Any]:
-    model, backend, processes = ROWS[name]
+    model, backend, processes, pipeline = ROWS[name]
     scratch = Path(tempfile.mkdtemp())
     args = [sys.executable, "-m", "catsdogs.train", "--data-dir", str(data), "--model", model, *MODELS[model],
             "--weights", "none", "--epochs", str(epochs), "--batch-size", "32", "--cache", "memory",
             "--warmup-epochs", "0", "--quiet", "--output", str(scratch / "runs"),
-            "--saved-models-dir", ""]
+            "--saved-models-dir", "", "--pipeline", pipeline]
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu"}
     if processes > 1:
         port = free_port()
@@ -72,7 +75,8 @@ def run_row(name: str, data: Path, epochs: int) -> dict[str, Any]:
     shutil.rmtree(scratch, ignore_errors=True)
     images = sum(1 for _ in (data / "train").rglob("*.jpg"))
     epoch_s = statistics.median(seconds[1:])
-    return {"row": name, "backend": backend, "processes": processes, "images": images, "epoch_s": epoch_s,
+    return {"row": name, "backend": backend, "processes": processes, "pipeline": pipeline, "images": images,
+            "epoch_s": epoch_s,
             "images_per_s": images / epoch_s, "first_epoch_s": seconds[0]}
 
 
