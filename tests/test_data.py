@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import make_split_folder, write_image
+from PIL import Image
 
 from catsdogs.config import AugmentParams
 from catsdogs.data.decode import decode_and_resize, load_image
 from catsdogs.data.files import data_fingerprint, read_image_folder, read_splits
+from catsdogs.data.images import checked_folder
 from catsdogs.data.pipeline import make_dataset, make_path_dataset
 from catsdogs.errors import UserError
 
@@ -122,3 +124,42 @@ def test_fingerprint_changes_when_the_data_changes(tiny_split):
     assert before == data_fingerprint(tiny_split)
     write_image(tiny_split / "train" / "cats" / "extra.jpg", np.zeros((10, 10, 3)))
     assert data_fingerprint(tiny_split) != before
+
+
+def _mixed_folder(root: Path) -> Path:
+    """Files in several decode groups: JPEGs at scales 1, 2 and 4 for 16 px, a PNG, EXIF orientations 3, 6 and 8."""
+    rng = np.random.default_rng(4)
+    for i, (shape, fmt, orientation) in enumerate([((20, 30), "JPEG", 1), ((40, 50), "JPEG", 1), ((70, 64), "JPEG", 1),
+                                                   ((24, 24), "PNG", 1), ((40, 36), "JPEG", 6), ((30, 20), "JPEG", 3),
+                                                   ((50, 44), "JPEG", 8), ((33, 47), "JPEG", 1)]):
+        name = ("cats", "dogs")[i % 2]
+        path = root / name / f"{name}.{i}.{fmt.lower()}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        exif = Image.Exif()
+        exif[274] = orientation
+        Image.fromarray(rng.integers(0, 256, (*shape, 3)).astype(np.uint8)).save(path, fmt, exif=exif)
+    return root
+
+
+def test_grouped_decoding_gives_decode_and_resize_pixels_in_folder_order_and_shuffles_fairly(tmp_path):
+    folder = read_image_folder(_mixed_folder(tmp_path / "mixed"))
+    dataset = make_dataset(folder, 16, 3)
+    images, labels = collect(dataset)
+    assert int(dataset.cardinality()) == 3
+    expected = [decode_and_resize(tf.io.read_file(p), 16, o).numpy() for p, o in
+                zip(folder.paths, checked_orientations(folder))]
+    np.testing.assert_array_equal(images, np.stack(expected).astype(np.float32))
+    np.testing.assert_array_equal(labels, folder.labels)
+    shuffled = make_dataset(folder, 16, 8, shuffle=True, seed=2)
+    orders = [collect(shuffled)[0] for _ in range(6)]
+    assert all(sorted(map(bytes, order)) == sorted(map(bytes, images)) for order in orders)  # every image, once
+    # Over a few passes the first image is not always from the same group (the choices are shuffled too).
+    assert len({bytes(order[0]) for order in orders}) > 1
+    cached = make_dataset(folder, 16, 8, shuffle=True, seed=2, cache=True)
+    assert sorted(map(bytes, collect(cached)[0])) == sorted(map(bytes, images))
+
+
+def checked_orientations(folder) -> tuple[int, ...]:
+    checked = checked_folder(folder, 16)
+    assert checked.paths == folder.paths and len(set(zip(checked.scales, checked.orientations))) >= 5
+    return checked.orientations

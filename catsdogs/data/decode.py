@@ -20,24 +20,37 @@ from catsdogs.data.files import require_image_file
 from catsdogs.data.images import JPEG_SCALES, check_image_file
 from catsdogs.errors import UserError
 
+# EXIF orientation 2-8 -> the ops that turn a decoded (H, W, C) image upright (1, or anything else: as it is).
+UPRIGHT = {
+    2: tf.image.flip_left_right,  # mirrored
+    3: lambda image: tf.image.rot90(image, 2),  # upside down
+    4: tf.image.flip_up_down,  # mirrored upside down
+    5: lambda image: tf.transpose(image, [1, 0, 2]),  # mirrored, rotated: x and y swapped
+    6: lambda image: tf.image.rot90(image, 3),  # taken rotated: turn 90 degrees clockwise
+    7: lambda image: tf.image.rot90(tf.transpose(image, [1, 0, 2]), 2),  # transverse
+    8: lambda image: tf.image.rot90(image, 1),  # turn 90 degrees counter-clockwise
+}
+
+
+def upright(image: tf.Tensor, orientation: int) -> tf.Tensor:
+    """``image`` turned upright by a known EXIF orientation (a Python int: no control flow in the graph)."""
+    turn = UPRIGHT.get(orientation)
+    return turn(image) if turn else image
+
 
 def apply_orientation(image: tf.Tensor, orientation: tf.Tensor | int) -> tf.Tensor:
     """Turn a decoded (H, W, C) image upright by its EXIF orientation 1-8 (anything else: unchanged)."""
-    def transposed() -> tf.Tensor:  # x and y swapped
-        return tf.transpose(image, [1, 0, 2])
-
-    branches = [
-        lambda: image,  # 1: upright
-        lambda: tf.image.flip_left_right(image),  # 2: mirrored
-        lambda: tf.image.rot90(image, 2),  # 3: upside down
-        lambda: tf.image.flip_up_down(image),  # 4: mirrored upside down
-        transposed,  # 5: mirrored, rotated
-        lambda: tf.image.rot90(image, 3),  # 6: taken rotated: turn 90 degrees clockwise
-        lambda: tf.image.rot90(transposed(), 2),  # 7: transverse
-        lambda: tf.image.rot90(image, 1),  # 8: turn 90 degrees counter-clockwise
-    ]
+    branches = [lambda value=value: upright(image, value) for value in range(1, 9)]
     index = tf.cast(orientation, tf.int32) - 1
     return tf.switch_case(tf.where((index >= 0) & (index < 8), index, 0), branches)
+
+
+def _squared(image: tf.Tensor, image_size: int) -> tf.Tensor:
+    """A decoded upright image squashed to uint8 (image_size, image_size, 3)."""
+    image = tf.image.resize(image, [image_size, image_size], method="bilinear")
+    image = tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
+    image.set_shape([image_size, image_size, 3])
+    return image
 
 
 def decode_and_resize(contents: tf.Tensor, image_size: int, orientation: tf.Tensor | int = 1) -> tf.Tensor:
@@ -55,11 +68,19 @@ def decode_and_resize(contents: tf.Tensor, image_size: int, orientation: tf.Tens
         return tf.io.decode_image(contents, channels=3, expand_animations=False)
 
     image = tf.cond(tf.io.is_jpeg(contents), decode_jpeg, decode_other)
-    image = apply_orientation(image, orientation)
-    image = tf.image.resize(image, [image_size, image_size], method="bilinear")
-    image = tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
-    image.set_shape([image_size, image_size, 3])
-    return image
+    return _squared(apply_orientation(image, orientation), image_size)
+
+
+def decode_known(contents: tf.Tensor, image_size: int, scale: int, orientation: int) -> tf.Tensor:
+    """``decode_and_resize`` of a file whose scale (0: not a JPEG) and orientation the file check found
+    (``images.decode_scale``): the same pixels, with no control flow in the graph. tf.data runs each ``cond`` and
+    ``switch_case`` of a map function as function calls per image, which took about a third of the decoder's time
+    (BENCHMARKS section 1); ``pipeline.make_dataset`` maps each (scale, orientation) group with its own function."""
+    if scale:
+        image = tf.io.decode_jpeg(contents, channels=3, ratio=scale)
+    else:
+        image = tf.io.decode_image(contents, channels=3, expand_animations=False)
+    return _squared(upright(image, orientation), image_size)
 
 
 def load_image(path: str | Path, image_size: int) -> tf.Tensor:

@@ -33,7 +33,8 @@ class ImageFolder:
     class_names: tuple[str, ...]
     paths: tuple[str, ...]
     labels: tuple[int, ...]
-    orientations: tuple[int, ...] = ()  # EXIF orientation per path, once checked (``catsdogs.data.checks``)
+    orientations: tuple[int, ...] = ()  # EXIF orientation per path, once checked (``catsdogs.data.images``)
+    scales: tuple[int, ...] = ()  # and the libjpeg scale each JPEG decodes at for the checked size (0: not a JPEG)
 
     def __len__(self) -> int:
         return len(self.paths)
