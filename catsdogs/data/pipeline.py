@@ -94,7 +94,8 @@ def decoded_images(folder: ImageFolder, image_size: int, shuffle: bool, cache: b
     if shuffle:
         choices = choices.shuffle(len(keys), seed=seed, reshuffle_each_iteration=True)
     # Its size known, so the trainer repeats it under one iterator (training.fitting.repeated).
-    return tf.data.Dataset.choose_from_datasets(parts, choices).apply(tf.data.experimental.assert_cardinality(len(keys)))
+    chosen = tf.data.Dataset.choose_from_datasets(parts, choices)
+    return chosen.apply(tf.data.experimental.assert_cardinality(len(keys)))
 
 
 def images_only(dataset: tf.data.Dataset) -> tf.data.Dataset:

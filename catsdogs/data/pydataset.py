@@ -87,8 +87,8 @@ class FolderBatches(keras.utils.PyDataset):
         if self.augment is not None:
             images = keras.ops.convert_to_numpy(augment_batch(images, self.augment, int(np.random.default_rng(
                 rng_seed).integers(2**31))))
-        if self.mixing is not None:
-            return mix_batch(images, labels, *self.mixing, np.random.default_rng(rng_seed))
+        if self.mixing is not None:  # its own stream: not the augmentation's draws again
+            return mix_batch(images, labels, *self.mixing, np.random.default_rng([*rng_seed, 1]))
         if self.pad_remainder:
             return padded(images, labels, self.batch_size)
         return images, labels
@@ -139,8 +139,9 @@ def mix_batch(images: np.ndarray, labels: np.ndarray, num_classes: int, mixup: f
 def make_dataset(folder: ImageFolder | str | Path, image_size: int = DEFAULT_IMAGE_SIZE, batch_size: int = 32,
                  shuffle: bool = False, augment: AugmentParams | None = None, cache: bool | str = False,
                  seed: int = DEFAULT_SEED, drop_remainder: bool = False, pad_remainder: bool = False) -> FolderBatches:
-    """``pipeline.make_dataset``'s arguments and batches; a cache file path caches in memory (no file format here)."""
-    return FolderBatches(checked_folder(folder, image_size), image_size, batch_size, shuffle, augment, bool(cache),
+    """``pipeline.make_dataset``'s arguments and batches. ``cache=True`` keeps decoded images in memory; a cache
+    file path (asked for when they would not fit) caches nothing here, since this pipeline has no file format."""
+    return FolderBatches(checked_folder(folder, image_size), image_size, batch_size, shuffle, augment, cache is True,
                          seed, drop_remainder, pad_remainder)
 
 
