@@ -6,12 +6,13 @@
 Every row runs in a fresh process (so its peak memory is its own) on the first ``--images`` training
 images (half per class) of the real subset split by id, with augmentation in the pipeline as a real
 run has it, and no validation split, so an epoch is training only. A row's figure is the median of
-epochs 2-4 (the first includes tracing), as wall time and as this process's CPU time (user + system, all
+epochs 2 to ``--epochs`` (4 by default; the first includes tracing), as wall time and as this process's CPU time (user + system, all
 threads): on a shared machine the wall time moves with the other processes' load, the CPU time much
 less, so the ratios are given on both. The epoch is timed by a callback placed after all of ``train``'s,
 from its start to the end of the last callback's epoch-end work, and ``outside_steps_s`` is that minus the
 wall time from the first step's start to the last step's end: the per-epoch work outside the steps
-(checkpoints, logs, iterator start), measured directly.
+(checkpoints, logs, iterator start), measured directly; ``before_steps_s`` is its part before the first step
+(the iterator's start and the wait for the first batch), the rest is epoch-end work.
 
 - ``ours``: ``catsdogs.training.trainer.train`` with all its callbacks (checkpoint, CSV, TensorBoard, backup);
 - ``bare``: ``create_model`` + ``compile`` + ``fit`` on the same dataset, nothing else;
@@ -37,7 +38,7 @@ from common import peak_rss_mb, prepare_data, print_table, run_isolated, write_r
 from catsdogs.config import DEFAULT_IMAGE_SIZE
 
 SIZE, BATCH = DEFAULT_IMAGE_SIZE, 32
-EPOCHS = 4  # the figures are medians over epochs 2-4
+EPOCHS = 4  # the figures are medians over epochs 2 to EPOCHS, unless --epochs says otherwise
 ROWS = {  # name: (model, unfreeze, mode, extra config)
     "small_cnn ours": ("small_cnn", "none", "ours", {}),
     "small_cnn bare": ("small_cnn", "none", "bare", {}),
@@ -97,6 +98,7 @@ def epoch_time_callback() -> Any:
             super().__init__()
             self.seconds: dict[str, list[float]] = {name: [] for name in clocks}
             self.steps: dict[str, list[float]] = {name: [] for name in clocks}
+            self.before_steps: dict[str, list[float]] = {name: [] for name in clocks}
 
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
             self._start = {name: clock() for name, clock in clocks.items()}
@@ -113,11 +115,12 @@ def epoch_time_callback() -> Any:
             for name, clock in clocks.items():
                 self.seconds[name].append(clock() - self._start[name])
                 self.steps[name].append(self._last_step[name] - (self._first_step or self._start)[name])
+                self.before_steps[name].append((self._first_step or self._start)[name] - self._start[name])
 
     return EpochTime()
 
 
-def child(name: str, data_dir: str) -> None:
+def child(name: str, data_dir: str, epochs: int) -> None:
     """One row, in this process; prints its result as the last line (JSON)."""
     import keras
 
@@ -132,7 +135,7 @@ def child(name: str, data_dir: str) -> None:
     folder = read_image_folder(Path(data_dir) / "train")
     scratch = Path(tempfile.mkdtemp())
     config = TrainConfig(data_dir=data_dir, image_size=SIZE, model=model_name, weights=None, unfreeze=unfreeze,
-                         warmup_epochs=0, epochs=EPOCHS, batch_size=BATCH, cache="memory", output=str(scratch / "runs"),
+                         warmup_epochs=0, epochs=epochs, batch_size=BATCH, cache="memory", output=str(scratch / "runs"),
                          saved_models_dir="", feature_cache=str(scratch / "features"), verbose=0, **extra)
     result = {"row": name, "images": len(folder)}
     timer = epoch_time_callback()
@@ -141,7 +144,7 @@ def child(name: str, data_dir: str) -> None:
         model = create_model(model_name, image_size=SIZE, num_classes=2, weights=None, unfreeze=unfreeze)
         compile_model(model, config, 1e-4, 2)
         dataset = make_dataset(folder, SIZE, BATCH, shuffle=True, augment=config.augment_params, cache=True)
-        model.fit(dataset, epochs=EPOCHS, verbose=0, callbacks=[timer])
+        model.fit(dataset, epochs=epochs, verbose=0, callbacks=[timer])
     else:
         start = time.perf_counter()
         train(config, callbacks=[timer])
@@ -156,6 +159,7 @@ def child(name: str, data_dir: str) -> None:
                   epoch_cpu_s=after_the_first(timer.seconds["cpu"]), steps_cpu_s=after_the_first(timer.steps["cpu"]),
                   outside_steps_s=after_the_first([whole - steps for whole, steps in zip(timer.seconds["wall"],
                                                                                         timer.steps["wall"])]),
+                  before_steps_s=after_the_first(timer.before_steps["wall"]),
                   peak_rss_mb=peak_rss_mb(), load_average=os.getloadavg()[0])
     shutil.rmtree(scratch, ignore_errors=True)
     print(json.dumps(result))
@@ -166,19 +170,20 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=320, help="training images per epoch (half per class)")
     parser.add_argument("--only", default="", help="comma-separated row names (default: all CPU rows)")
     parser.add_argument("--gpu", action="store_true", help="the GPU rows instead (mixed precision, XLA, all GPUs)")
+    parser.add_argument("--epochs", type=int, default=EPOCHS, help="epochs per row; figures are medians after the first")
     parser.add_argument("--results", default="training", help="benchmarks/results/NAME.json")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.data_dir)
+        child(args.child, args.data_dir, args.epochs)
         return
     data = train_only_subset(prepare_data(), args.images)
     default = list(GPU_ROWS) if args.gpu else [name for name in ROWS if name not in GPU_ROWS]
     names = [n.strip() for n in args.only.split(",") if n.strip()] or default
     rows = []
     for name in names:
-        row = run_isolated(Path(__file__), "--child", name, "--data-dir", str(data))
+        row = run_isolated(Path(__file__), "--child", name, "--data-dir", str(data), "--epochs", str(args.epochs))
         rows.append(row)
         print(f"{name}: {row['images_per_s']:.1f} images/s, {row['epoch_s']:.1f} s/epoch "
               f"({row['epoch_cpu_s']:.1f} CPU s), peak {row['peak_rss_mb']:.0f} MB", flush=True)
@@ -197,7 +202,7 @@ def main() -> None:
         epoch_ratio(f"{model}: uncached / cached epoch", f"{model} ours", f"{model} cached")
     epoch_ratio("small_cnn: XLA / no XLA epoch", "small_cnn ours XLA", "small_cnn ours")
     print()
-    print_table(rows, ["row", "images", "epoch_s", "outside_steps_s", "epoch_cpu_s", "steps_cpu_s", "images_per_s",
+    print_table(rows, ["row", "images", "epoch_s", "outside_steps_s", "before_steps_s", "epoch_cpu_s", "steps_cpu_s", "images_per_s",
                        "peak_rss_mb", "feature_extraction_s", "load_average"])
     print()
     for key, value in ratios.items():
