@@ -3,16 +3,16 @@
     python benchmarks/training.py [--images 320] [--only "small_cnn ours,vgg19 block5 cached"]
     python benchmarks/training.py --gpu --images 2000      # on a GPU machine
 
-Every row runs in a fresh process (so its peak memory is its own) on the first ``--images`` training
-images (half per class) of the real subset split by id, with augmentation in the pipeline as a real
-run has it, and no validation split, so an epoch is training only. A row's figure is the median of
-epochs 2 to ``--epochs`` (4 by default; the first includes tracing), as wall time and as this process's CPU time (user + system, all
-threads): on a shared machine the wall time moves with the other processes' load, the CPU time much
-less, so the ratios are given on both. The epoch is timed by a callback placed after all of ``train``'s,
-from its start to the end of the last callback's epoch-end work, and ``outside_steps_s`` is that minus the
-wall time from the first step's start to the last step's end: the per-epoch work outside the steps
-(checkpoints, logs, iterator start), measured directly; ``before_steps_s`` is its part before the first step
-(the iterator's start and the wait for the first batch), the rest is epoch-end work.
+Every row runs in a fresh process (so its peak memory is its own) on the first ``--images`` training images
+(half per class) of the real subset split by id, with augmentation in the pipeline as a real run has it, and
+no validation split, so an epoch is training only. A row's figure is the median of epochs 2 to ``--epochs``
+(4 by default; the first includes tracing), as wall time and as this process's CPU time (user + system, all
+threads): on a shared machine the wall time moves with the other processes' load, the CPU time much less, so
+the ratios are given on both. The epoch is timed by a callback placed after all of ``train``'s, from its
+start to the end of the last callback's epoch-end work, and ``outside_steps_s`` is that minus the wall time
+from the first step's start to the last step's end: the per-epoch work outside the steps (checkpoints, logs,
+iterator start), measured directly; ``before_steps_s`` is its part before the first step (the iterator's
+start and the wait for the first batch), the rest is epoch-end work.
 
 - ``ours``: ``catsdogs.training.trainer.train`` with all its callbacks (checkpoint, CSV, TensorBoard, backup);
 - ``bare``: ``create_model`` + ``compile`` + ``fit`` on the same dataset, nothing else;
@@ -170,7 +170,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=320, help="training images per epoch (half per class)")
     parser.add_argument("--only", default="", help="comma-separated row names (default: all CPU rows)")
     parser.add_argument("--gpu", action="store_true", help="the GPU rows instead (mixed precision, XLA, all GPUs)")
-    parser.add_argument("--epochs", type=int, default=EPOCHS, help="epochs per row; figures are medians after the first")
+    parser.add_argument("--epochs", type=int, default=EPOCHS,
+                        help="epochs per row; figures are medians after the first")
     parser.add_argument("--results", default="training", help="benchmarks/results/NAME.json")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", help=argparse.SUPPRESS)
@@ -202,8 +203,8 @@ def main() -> None:
         epoch_ratio(f"{model}: uncached / cached epoch", f"{model} ours", f"{model} cached")
     epoch_ratio("small_cnn: XLA / no XLA epoch", "small_cnn ours XLA", "small_cnn ours")
     print()
-    print_table(rows, ["row", "images", "epoch_s", "outside_steps_s", "before_steps_s", "epoch_cpu_s", "steps_cpu_s", "images_per_s",
-                       "peak_rss_mb", "feature_extraction_s", "load_average"])
+    print_table(rows, ["row", "images", "epoch_s", "outside_steps_s", "before_steps_s", "epoch_cpu_s", "steps_cpu_s",
+                       "images_per_s", "peak_rss_mb", "feature_extraction_s", "load_average"])
     print()
     for key, value in ratios.items():
         print(f"{key}: {value:.2f}")

@@ -326,7 +326,8 @@ class TrainConfig:
                          minimum=0)
     # optimisation
     recipe: str = setting("default", help="the model's preset optimisation settings, below a --config file and the "
-                                          "flags; e.g. report (small_cnn, VGG) or frozen (see --list-models)",
+                                          "flags; e.g. report (small_cnn, VGG), modern (small_cnn) or frozen "
+                                          "(see --list-models)",
                           group=OPTIMISATION)
     epochs: int = setting(30, help="epochs (after the warm-up when fine-tuning)", group=OPTIMISATION, minimum=1)
     warmup_epochs: int = setting(5, help="head-only epochs with the base frozen before --unfreeze takes effect",

@@ -56,7 +56,7 @@ def test_the_report_recipe_is_a_named_option_and_flags_override_any_part():
 
 
 def test_an_unknown_recipe_names_the_choices():
-    with pytest.raises(UserError, match="unknown recipe 'fast' for small_cnn; choose default, report"):
+    with pytest.raises(UserError, match="unknown recipe 'fast' for small_cnn; choose default, report, modern"):
         parse("--model", "small_cnn", "--recipe", "fast")
 
 
