@@ -25,7 +25,8 @@ import tensorflow as tf
 
 from catsdogs.config import AugmentParams
 
-__all__ = ["affine_transforms", "apply_transforms", "augment_batch", "random_transforms"]
+__all__ = ["affine_transforms", "apply_transforms", "augment_batch", "augment_sources", "random_transforms",
+           "resample_sources"]
 
 
 def affine_transforms(
@@ -128,40 +129,74 @@ def apply_transforms(images: tf.Tensor, transforms: tf.Tensor, fill_mode: str = 
     that is about 1.8x faster than TensorFlow's kernel, which recomputes each coordinate per channel.
     """
     images = tf.convert_to_tensor(images)
-    dtype = images.dtype
-    images = tf.cast(images, tf.float32)
     shape = tf.shape(images)
     batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]
-    height_f, width_f = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
+    x, y = _sampled_positions(transforms, height, width)
+    x = _map_coordinates(x, tf.cast(width, tf.float32), fill_mode)
+    y = _map_coordinates(y, tf.cast(height, tf.float32), fill_mode)
+    out = _sample(tf.reshape(images, [batch, height * width, channels]), height, width, x, y, interpolation, cval)
+    out = tf.reshape(out, shape)
+    if images.dtype.is_integer:
+        out = tf.round(out)
+    return tf.cast(out, images.dtype)
 
-    rows, cols = tf.meshgrid(tf.range(height_f), tf.range(width_f), indexing="ij")
+
+def resample_sources(sources: tf.Tensor, sizes: tf.Tensor, transforms: tf.Tensor, image_size: int,
+                     fill_mode: str = "nearest", interpolation: str = "bilinear", cval: float = 0.0) -> tf.Tensor:
+    """Squash each image of a batch to ``image_size`` and transform it, in one resampling: float32 (N, S, S, C).
+
+    ``sources`` (N, P, C) holds each image's pixels row by row (its width ``sizes[i, 1]``, its height
+    ``sizes[i, 0]``), padded at the end to a common length: images of any size in one tensor, so that the
+    gathers run batched through XLA. ``transforms`` are drawn for the square output, as ``apply_transforms``
+    takes them; each sampled position is then carried onto the image's own grid the way ``tf.image.resize``
+    maps pixel centres. Compared with resizing first and transforming the resized image, this reads the
+    decoded image once and interpolates once (no blur of a second bilinear pass), and the identity
+    transform gives ``tf.image.resize``'s bilinear pixels. Fill modes act on the square grid, as in
+    ``apply_transforms``; a neighbour past the image's own border reads its edge (``constant``: ``cval``).
+    """
+    sizes = tf.cast(sizes, tf.int32)
+    heights, widths = sizes[:, 0:1], sizes[:, 1:2]  # (N, 1), broadcast over each image's output pixels
+    x, y = _sampled_positions(transforms, image_size, image_size)
+    size = float(image_size)
+    x = (_map_coordinates(x, size, fill_mode) + 0.5) * (tf.cast(widths, tf.float32) / size) - 0.5
+    y = (_map_coordinates(y, size, fill_mode) + 0.5) * (tf.cast(heights, tf.float32) / size) - 0.5
+    out = _sample(sources, heights, widths, x, y, interpolation, cval, clamp=fill_mode != "constant")
+    return tf.reshape(out, [-1, image_size, image_size, tf.shape(sources)[2]])
+
+
+def _sampled_positions(transforms: tf.Tensor, height: int | tf.Tensor, width: int | tf.Tensor
+                       ) -> tuple[tf.Tensor, tf.Tensor]:
+    """Where each output pixel of a (height, width) grid samples, under per-image (N, 8) transforms: x, y (N, H*W)."""
+    rows, cols = tf.meshgrid(tf.range(tf.cast(height, tf.float32)), tf.range(tf.cast(width, tf.float32)),
+                             indexing="ij")
     rows, cols = tf.reshape(rows, [1, -1]), tf.reshape(cols, [1, -1])
     t = tf.cast(transforms, tf.float32)[:, :, None]
-    x = _map_coordinates(t[:, 0] * cols + t[:, 1] * rows + t[:, 2], width_f, fill_mode)
-    y = _map_coordinates(t[:, 3] * cols + t[:, 4] * rows + t[:, 5], height_f, fill_mode)
+    return t[:, 0] * cols + t[:, 1] * rows + t[:, 2], t[:, 3] * cols + t[:, 4] * rows + t[:, 5]
 
-    pixels = tf.reshape(images, [batch, height * width, channels])
+
+def _sample(pixels: tf.Tensor, height: tf.Tensor | int, width: tf.Tensor | int, x: tf.Tensor, y: tf.Tensor,
+            interpolation: str, cval: float, clamp: bool = False) -> tf.Tensor:
+    """Float32 values (N, M, C) of images stored as pixel rows (N, P, C), ``height`` x ``width`` each (scalars or
+    (N, 1)), at positions x, y (N, M). A neighbour outside the image reads ``cval``; ``clamp`` reads the edge.
+    Pixels are gathered in their own dtype (uint8 moves a quarter of the bytes) and converted after."""
     fill = tf.cast(cval, tf.float32)
 
-    def read(yi: tf.Tensor, xi: tf.Tensor) -> tf.Tensor:  # (N, H*W, C), cval outside the image
-        inside = (xi >= 0) & (xi < width) & (yi >= 0) & (yi < height)
+    def read(yi: tf.Tensor, xi: tf.Tensor) -> tf.Tensor:  # (N, M, C)
         index = tf.clip_by_value(yi, 0, height - 1) * width + tf.clip_by_value(xi, 0, width - 1)
-        values = tf.gather(pixels, index, batch_dims=1)
+        values = tf.cast(tf.gather(pixels, index, batch_dims=1), tf.float32)
+        if clamp:
+            return values
+        inside = (xi >= 0) & (xi < width) & (yi >= 0) & (yi < height)
         return tf.where(inside[..., None], values, fill)
 
     if interpolation == "nearest":
-        out = read(tf.cast(tf.floor(y + 0.5), tf.int32), tf.cast(tf.floor(x + 0.5), tf.int32))
-    else:
-        x0, y0 = tf.floor(x), tf.floor(y)
-        dx, dy = (x - x0)[..., None], (y - y0)[..., None]
-        x0, y0 = tf.cast(x0, tf.int32), tf.cast(y0, tf.int32)
-        top = read(y0, x0) * (1.0 - dx) + read(y0, x0 + 1) * dx
-        bottom = read(y0 + 1, x0) * (1.0 - dx) + read(y0 + 1, x0 + 1) * dx
-        out = top * (1.0 - dy) + bottom * dy
-    out = tf.reshape(out, shape)
-    if dtype.is_integer:
-        out = tf.round(out)
-    return tf.cast(out, dtype)
+        return read(tf.cast(tf.floor(y + 0.5), tf.int32), tf.cast(tf.floor(x + 0.5), tf.int32))
+    x0, y0 = tf.floor(x), tf.floor(y)
+    dx, dy = (x - x0)[..., None], (y - y0)[..., None]
+    x0, y0 = tf.cast(x0, tf.int32), tf.cast(y0, tf.int32)
+    top = read(y0, x0) * (1.0 - dx) + read(y0, x0 + 1) * dx
+    bottom = read(y0 + 1, x0) * (1.0 - dx) + read(y0 + 1, x0 + 1) * dx
+    return top * (1.0 - dy) + bottom * dy
 
 
 def augment_batch(images: tf.Tensor, params: AugmentParams, seed: tf.Tensor, compiled: bool = False) -> tf.Tensor:
@@ -180,3 +215,16 @@ def augment_batch(images: tf.Tensor, params: AugmentParams, seed: tf.Tensor, com
 
 
 _apply_transforms_xla = tf.function(apply_transforms, jit_compile=True, reduce_retracing=True)
+
+
+def augment_sources(sources: tf.Tensor, sizes: tf.Tensor, params: AugmentParams, seed: tf.Tensor,
+                    image_size: int) -> tf.Tensor:
+    """``augment_batch`` of images of any size (``resample_sources``' layout), squashed to ``image_size`` in the
+    same resampling: what an uncached pipeline epoch runs, through XLA. The transforms are drawn for the square
+    output with the same seed, so they are the ones ``augment_batch`` draws for the resized batch."""
+    transforms = random_transforms(image_size, image_size, tf.shape(sources)[0], params, seed)
+    return _resample_sources_xla(sources, sizes, transforms, image_size, params.fill_mode, params.interpolation,
+                                 params.cval)
+
+
+_resample_sources_xla = tf.function(resample_sources, jit_compile=True, reduce_retracing=True)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from catsdogs.affine import affine_transforms, apply_transforms, augment_batch, random_transforms
+from catsdogs.affine import affine_transforms, apply_transforms, augment_batch, random_transforms, resample_sources
 from catsdogs.config import NO_AUGMENTATION, AugmentParams
 from catsdogs.models.layers import RandomAffine
 
@@ -138,6 +138,57 @@ def test_matches_tensorflow_projective_transform(fill_mode, interpolation):
         interpolation=interpolation.upper(), fill_mode=fill_mode.upper())
     ours = apply_transforms(images, matrices, fill_mode, interpolation, cval=7.0)
     np.testing.assert_allclose(ours.numpy(), expected.numpy(), atol=0.01)
+
+
+def _packed(images: list[np.ndarray]) -> tuple[tf.Tensor, tf.Tensor]:
+    """Images of several sizes in ``resample_sources``' layout: pixel rows padded to the longest, and sizes."""
+    length = max(i.shape[0] * i.shape[1] for i in images)
+    rows = [np.pad(i.reshape(-1, 3), [[0, length - i.shape[0] * i.shape[1]], [0, 0]], constant_values=255)
+            for i in images]
+    return tf.constant(np.stack(rows)), tf.constant([i.shape[:2] for i in images], tf.int32)
+
+
+SOURCE_SHAPES = [(40, 60, 3), (45, 17, 3), (9, 12, 3)]  # down, mixed and up from 24 px
+
+
+def _smooth(shape: tuple[int, int, int], seed: int) -> np.ndarray:
+    """Gradients and a low frequency: an image two bilinear passes and one resample alike."""
+    rows, cols = np.meshgrid(np.linspace(0, 1, shape[0]), np.linspace(0, 1, shape[1]), indexing="ij")
+    phase = np.random.default_rng(seed).uniform(0, 6, 3)
+    return np.stack([127 + 120 * np.sin(3 * rows + 2 * cols + p) for p in phase], -1).astype(np.uint8)
+
+
+def test_resample_sources_with_the_identity_is_tensorflows_bilinear_resize():
+    images = [np.random.default_rng(i).integers(0, 256, s).astype(np.uint8) for i, s in enumerate(SOURCE_SHAPES)]
+    sources, sizes = _packed(images)
+    identity = tf.constant([[1.0, 0, 0, 0, 1, 0, 0, 0]] * len(images))
+    ours = resample_sources(sources, sizes, identity, 24).numpy()
+    for out, image in zip(ours, images):
+        np.testing.assert_allclose(out, tf.image.resize(image, [24, 24]).numpy(), atol=1e-3)
+
+
+def test_resample_sources_flip_is_the_mirrored_resize():
+    images = [np.random.default_rng(i).integers(0, 256, s).astype(np.uint8) for i, s in enumerate(SOURCE_SHAPES)]
+    sources, sizes = _packed(images)
+    zeros, ones = tf.zeros([3]), tf.ones([3])
+    flips = affine_transforms(24, 24, zeros, zeros, zeros, zeros, ones, ones, tf.constant([True, True, False]))
+    ours = resample_sources(sources, sizes, flips, 24).numpy()
+    for out, image, flipped in zip(ours, images, [True, True, False]):
+        expected = tf.image.resize(image, [24, 24]).numpy()
+        np.testing.assert_allclose(out, expected[:, ::-1] if flipped else expected, atol=1e-3)
+
+
+@pytest.mark.parametrize("fill_mode", ["nearest", "reflect", "constant"])
+def test_resample_sources_transforms_as_resizing_then_transforming(fill_mode):
+    images = [_smooth(s, i) for i, s in enumerate(SOURCE_SHAPES)]
+    sources, sizes = _packed(images)
+    matrices = random_transforms(24, 24, 3, AugmentParams(rotation_range=60, zoom_range=0.4), tf.constant([3, 4]))
+    ours = resample_sources(sources, sizes, matrices, 24, fill_mode, cval=7.0).numpy()
+    resized = tf.stack([tf.image.resize(i, [24, 24]) for i in images])
+    two_passes = apply_transforms(resized, matrices, fill_mode, cval=7.0).numpy()
+    unmoved = resized.numpy()
+    # One interpolation instead of two changes pixels a little; the content moved the same way.
+    assert np.abs(ours - two_passes).mean() < 3.0 < np.abs(ours - unmoved).mean()
 
 
 def test_identity_parameters_skip_resampling():

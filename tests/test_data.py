@@ -11,7 +11,8 @@ from conftest import make_split_folder, write_image
 from PIL import Image
 
 from catsdogs.config import AugmentParams
-from catsdogs.data.decode import decode_and_resize, load_image
+from catsdogs.data import pipeline
+from catsdogs.data.decode import decode_and_resize, decode_upright, load_image
 from catsdogs.data.files import data_fingerprint, read_image_folder, read_splits
 from catsdogs.data.images import checked_folder
 from catsdogs.data.pipeline import make_dataset, make_path_dataset
@@ -157,6 +158,47 @@ def test_grouped_decoding_gives_decode_and_resize_pixels_in_folder_order_and_shu
     assert len({bytes(order[0]) for order in orders}) > 1
     cached = make_dataset(folder, 16, 8, shuffle=True, seed=2, cache=True)
     assert sorted(map(bytes, collect(cached)[0])) == sorted(map(bytes, images))
+
+
+def test_the_check_knows_how_many_pixels_each_file_decodes_to(tmp_path):
+    folder = checked_folder(read_image_folder(_mixed_folder(tmp_path / "mixed")), 16)
+    for path, scale, orientation, pixels in zip(folder.paths, folder.scales, folder.orientations, folder.pixels):
+        height, width, _ = decode_upright(tf.io.read_file(path), scale, orientation).shape
+        assert height * width == pixels
+
+
+def _smooth_folder(root: Path) -> Path:
+    """Smooth pictures (one interpolation or two look alike) of several sizes, scales and formats, upright or not."""
+    for i, (shape, fmt, orientation) in enumerate([((70, 90), "JPEG", 1), ((40, 33), "JPEG", 6), ((150, 140), "JPEG", 1),
+                                                   ((50, 60), "PNG", 1), ((30, 20), "JPEG", 1), ((64, 48), "JPEG", 8)]):
+        rows, cols = np.meshgrid(np.linspace(0, 1, shape[0]), np.linspace(0, 1, shape[1]), indexing="ij")
+        pixels = np.stack([127 + 120 * np.sin(3 * rows + 2 * cols + i + c) for c in range(3)], -1)
+        name = ("cats", "dogs")[i % 2]
+        exif = Image.Exif()
+        exif[274] = orientation
+        path = root / name / f"{name}.{i}.{fmt.lower()}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels.astype(np.uint8)).save(path, fmt, exif=exif, quality=95)
+    return root
+
+
+@pytest.mark.parametrize("max_squares", [pipeline.MAX_SOURCE_SQUARES, 2])  # 2: some files are resized first
+def test_uncached_augmentation_resamples_once_with_the_cached_order_and_transforms(tmp_path, monkeypatch,
+                                                                                   max_squares):
+    monkeypatch.setattr(pipeline, "MAX_SOURCE_SQUARES", max_squares)
+    folder = read_image_folder(_smooth_folder(tmp_path / "smooth"))
+    augment = AugmentParams()
+    fused = make_dataset(folder, 24, 4, shuffle=True, augment=augment, seed=5)
+    images, labels = collect(fused)
+    two_passes, cached_labels = collect(make_dataset(folder, 24, 4, shuffle=True, augment=augment, seed=5, cache=True))
+    other_draws, _ = collect(make_dataset(folder, 24, 4, shuffle=True, augment=augment, seed=6, cache=True))
+    assert images.shape == (6, 24, 24, 3) and images.dtype == np.float32
+    np.testing.assert_array_equal(labels, cached_labels)
+    assert np.abs(images - two_passes).mean() < 3.0 < np.abs(images - other_draws).mean()
+    unfused, _ = collect(make_dataset(folder, 24, 4, shuffle=True, augment=augment, seed=5, fused=False))
+    np.testing.assert_allclose(unfused, two_passes, atol=1e-3)
+    assert int(fused.cardinality()) == 2 and len(collect(make_dataset(folder, 24, 4, shuffle=True, augment=augment,
+                                                                      drop_remainder=True))[1]) == 4
 
 
 def checked_orientations(folder) -> tuple[int, ...]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from catsdogs.affine import augment_batch
+from catsdogs.affine import augment_batch, augment_sources
 from catsdogs.config import DEFAULT_IMAGE_SIZE, DEFAULT_SEED, AugmentParams
 from catsdogs.data.decode import load_image
 from catsdogs.plots import image_grid
@@ -19,12 +19,26 @@ from catsdogs.plots import image_grid
 
 def augment_dataset(dataset: tf.data.Dataset, params: AugmentParams, seed: int = DEFAULT_SEED) -> tf.data.Dataset:
     """Augment the images of a batched ``(images, labels)`` dataset; new draws each epoch, same ones per seed."""
-    # One stateless seed per batch from a seeded stream that is re-drawn every epoch.
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    return tf.data.Dataset.zip((dataset, seeds)).map(
+    return tf.data.Dataset.zip((dataset, batch_seeds(seed))).map(
         lambda batch, batch_seed: (augment_batch(batch[0], params, batch_seed, compiled=True), batch[1]),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
+
+
+def augment_sources_dataset(dataset: tf.data.Dataset, params: AugmentParams, image_size: int,
+                            seed: int = DEFAULT_SEED) -> tf.data.Dataset:
+    """``augment_dataset`` for ``pipeline.source_batches``: each batch squashed to ``image_size`` and augmented in
+    one resampling (``affine.augment_sources``), float32 out. The seeds are ``augment_dataset``'s, so the same
+    batch gets the same transforms either way."""
+    return tf.data.Dataset.zip((dataset, batch_seeds(seed))).map(
+        lambda batch, batch_seed: (augment_sources(*batch[0], params, batch_seed, image_size), batch[1]),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+
+
+def batch_seeds(seed: int) -> tf.data.Dataset:
+    """One stateless seed per batch from a seeded stream that is re-drawn every epoch."""
+    return tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
 
 
 def save_augmentation_preview(image_path: str | Path, path: str | Path, count: int = 8,

@@ -76,11 +76,17 @@ def decode_known(contents: tf.Tensor, image_size: int, scale: int, orientation: 
     (``images.decode_scale``): the same pixels, with no control flow in the graph. tf.data runs each ``cond`` and
     ``switch_case`` of a map function as function calls per image, which took about a third of the decoder's time
     (BENCHMARKS section 1); ``pipeline.make_dataset`` maps each (scale, orientation) group with its own function."""
+    return _squared(decode_upright(contents, scale, orientation), image_size)
+
+
+def decode_upright(contents: tf.Tensor, scale: int, orientation: int) -> tf.Tensor:
+    """A checked file's bytes -> uint8 (H, W, 3) RGB, upright, at its decode scale (0: not a JPEG) and not resized:
+    ``decode_known`` before its resize, and what a fused augmentation resamples from (``affine.resample_sources``)."""
     if scale:
         image = tf.io.decode_jpeg(contents, channels=3, ratio=scale)
     else:
         image = tf.io.decode_image(contents, channels=3, expand_animations=False)
-    return _squared(upright(image, orientation), image_size)
+    return upright(image, orientation)
 
 
 def load_image(path: str | Path, image_size: int) -> tf.Tensor:

@@ -35,6 +35,7 @@ class ImageFolder:
     labels: tuple[int, ...]
     orientations: tuple[int, ...] = ()  # EXIF orientation per path, once checked (``catsdogs.data.images``)
     scales: tuple[int, ...] = ()  # and the libjpeg scale each JPEG decodes at for the checked size (0: not a JPEG)
+    pixels: tuple[int, ...] = ()  # and how many pixels each decodes to there
 
     def __len__(self) -> int:
         return len(self.paths)

@@ -44,7 +44,7 @@ MAX_PIXELS_ENV = "CATSDOGS_MAX_PIXELS"
 DEFAULT_MAX_PIXELS = 25_000_000  # decoded; 25 M RGB pixels are 75 MB, 300 MB as floats while resizing
 DISPLAY_MAX_SIDE = 1024  # pictures drawn over an image (overlays) are at most this wide and high
 EXIF_ORIENTATION = 274
-_CHECK_CACHE_FORMAT = 2  # 2: each file's decode scale too
+_CHECK_CACHE_FORMAT = 3  # 2: each file's decode scale too; 3: and its decoded pixels
 
 
 @dataclass(frozen=True)
@@ -180,8 +180,8 @@ def _stamp(path: str) -> list[int] | None:
 
 
 def check_folder(folder: ImageFolder, image_size: int, progress: bool = False) -> tuple[ImageFolder, list[Failure]]:
-    """The split with its unusable files left out (orientations and decode scales filled in), and those files as
-    failures.
+    """The split with its unusable files left out (orientations, decode scales and decoded pixels filled in), and
+    those files as failures.
 
     Results are remembered in the user's cache folder by path, size and modification time.
     """
@@ -196,14 +196,16 @@ def check_folder(folder: ImageFolder, image_size: int, progress: bool = False) -
              if not (path in remembered and stamps[path] is not None and remembered[path][:2] == stamps[path])]
     for check in check_files(fresh, image_size, progress):
         remembered[check.path] = [*(stamps[check.path] or [None, None]), check.problem, check.orientation,
-                                  decode_scale(check, image_size)]
-    keep, orientations, scales, failures = [], [], [], []
+                                  decode_scale(check, image_size),
+                                  decoded_pixels(check.width, check.height, check.format, image_size)]
+    keep, orientations, scales, pixels, failures = [], [], [], [], []
     for index, path in enumerate(folder.paths):
-        problem, orientation, scale = remembered[path][2:5]
+        problem, orientation, scale, count = remembered[path][2:6]
         if problem is None:
             keep.append(index)
             orientations.append(orientation)
             scales.append(scale)
+            pixels.append(count)
         else:
             failures.append(Failure(path, problem))
     if fresh:
@@ -212,7 +214,7 @@ def check_folder(folder: ImageFolder, image_size: int, progress: bool = False) -
         except OSError:
             pass  # a read-only cache folder costs the next run a re-check, nothing more
     checked = ImageFolder(folder.root, folder.class_names, tuple(folder.paths[i] for i in keep),
-                          tuple(folder.labels[i] for i in keep), tuple(orientations), tuple(scales))
+                          tuple(folder.labels[i] for i in keep), tuple(orientations), tuple(scales), tuple(pixels))
     return checked, failures
 
 
@@ -233,11 +235,11 @@ def open_upright(path: str | Path, max_side: int = DISPLAY_MAX_SIDE) -> np.ndarr
 def checked_folder(folder: ImageFolder | str | Path, image_size: int) -> ImageFolder:
     """``folder`` with its files checked (``images.check_folder``); unusable files left out, with a warning.
 
-    A folder that was checked already (it carries orientations and scales) is returned as it is.
+    A folder that was checked already (it carries orientations, scales and pixels) is returned as it is.
     """
     if not isinstance(folder, ImageFolder):
         folder = read_image_folder(folder)
-    if len(folder.orientations) == len(folder.scales) == len(folder.paths) and folder.paths:
+    if len(folder.orientations) == len(folder.scales) == len(folder.pixels) == len(folder.paths) and folder.paths:
         return folder
     folder, failures = check_folder(folder, image_size)
     if failures:

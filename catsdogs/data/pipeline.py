@@ -2,25 +2,31 @@
 
 The pipeline reads files in parallel, decodes them at reduced scale (``catsdogs.data.decode``),
 optionally caches the decoded uint8 images, shuffles, batches, augments a whole batch with one fused
-affine transform per image (``catsdogs.data.augment``), and prefetches. Images leave the pipeline as
-float32 RGB in 0-255: every model does its own preprocessing inside.
+affine transform per image (``catsdogs.data.augment``), and prefetches. An augmented epoch with no cache
+skips the resize: each batch holds the images as decoded, and one resampling both squashes and transforms
+them (``affine.resample_sources``). Images leave the pipeline as float32 RGB in 0-255: every model does
+its own preprocessing inside.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from catsdogs.config import DEFAULT_IMAGE_SIZE, DEFAULT_SEED, AugmentParams
-from catsdogs.data.augment import augment_dataset
-from catsdogs.data.decode import decode_and_resize, decode_known, describe_decode_failure
+from catsdogs.data.augment import augment_dataset, augment_sources_dataset
+from catsdogs.data.decode import decode_and_resize, decode_known, decode_upright, describe_decode_failure
 from catsdogs.data.files import Failure, ImageFolder
 from catsdogs.data.images import ImageCheck, checked_folder
 from catsdogs.data.mixing import mix_dataset
 from catsdogs.errors import UserError
+
+# A fused batch holds each image as decoded; one decoding to more than this many squares of the output size is
+# resized first, so that a batch stays small (a 32-image batch at 150 px: at most 17 MB).
+MAX_SOURCE_SQUARES = 8
 
 
 def make_dataset(
@@ -33,6 +39,7 @@ def make_dataset(
     seed: int = DEFAULT_SEED,
     drop_remainder: bool = False,
     pad_remainder: bool = False,
+    fused: bool = True,
 ) -> tf.data.Dataset:
     """Batches of ``(images float32 (N, S, S, 3) in 0-255, labels int32 (N,))`` from a split folder.
 
@@ -45,9 +52,16 @@ def make_dataset(
     other images each epoch, and ``pad_remainder`` for evaluation, which fills the last batch with blank
     images and adds sample weights ``(images, labels, weights)``, 0 for the blanks, so that every image
     counts once and no blank counts.
+
+    Augmented with no cache, the resize and the augmentation are one resampling of the decoded image
+    (``source_batches``); ``fused=False`` resizes first and transforms the resized batch, as every cached epoch
+    does (for comparisons: same order, same transforms, the pixels of two resamplings).
     """
     folder = checked_folder(folder, image_size)
     autotune = tf.data.AUTOTUNE
+    if augment is not None and not augment.is_identity and fused and not cache and not pad_remainder:
+        batches = source_batches(folder, image_size, batch_size, shuffle, seed, drop_remainder)
+        return augment_sources_dataset(batches, augment, image_size, seed).prefetch(autotune)
     dataset = decoded_images(folder, image_size, shuffle, cache, seed)
     if pad_remainder:
         dataset = padded_with_blanks(dataset, -len(folder) % batch_size, image_size)
@@ -60,29 +74,61 @@ def make_dataset(
 
 def decoded_images(folder: ImageFolder, image_size: int, shuffle: bool, cache: bool | str,
                    seed: int) -> tf.data.Dataset:
-    """``(uint8 image, int32 label)`` per file of a checked folder: in the folder's order, or shuffled anew each pass.
+    """``(uint8 image, int32 label)`` per file of a checked folder, resized: in the folder's order, or shuffled anew
+    each pass. ``cache`` keeps each decode group's images (in memory, or in files ``<cache>-<group>``), shuffled
+    after the cache."""
+    return _decoded_in_groups(folder, list(zip(folder.scales, folder.orientations)),
+                              lambda path, key: decode_known(tf.io.read_file(path), image_size, *key),
+                              shuffle, cache, seed)
 
-    The files are grouped by the decode scale and orientation the check found, and each group decodes through
-    its own graph with no control flow (``decode.decode_known``, a third faster than ``decode_and_resize``'s
-    ``cond`` and ``switch_case``). A choice sequence, the files' groups in the folder's order, draws the groups
-    back into one stream: unshuffled, that is the folder's order; shuffled (the choices, and each group within
-    itself), every order of the files is as likely as under one shuffle of them all. ``cache`` keeps each group's
-    decoded images (in memory, or in files ``<cache>-<group>``), shuffled after the cache.
+
+def source_batches(folder: ImageFolder, image_size: int, batch_size: int, shuffle: bool, seed: int,
+                   drop_remainder: bool = False) -> tf.data.Dataset:
+    """Batches of ``((uint8 pixel rows (N, P, 3), sizes (N, 2)), labels)``: each file decoded upright at its decode
+    scale and not resized, in ``affine.resample_sources``' layout, in the order ``decoded_images`` gives.
+
+    P, the longest image in the folder, is one fixed length, so XLA compiles the resampling once (twice with a
+    short last batch). A file decoding to over ``MAX_SOURCE_SQUARES`` squares of ``image_size`` is resized to the
+    square first, which keeps a batch's memory bounded; it then resamples as a cached image does.
+    """
+    limit = MAX_SOURCE_SQUARES * image_size * image_size
+    shrink = [pixels > limit for pixels in folder.pixels]
+    keys = list(zip(folder.scales, folder.orientations, shrink))
+    length = max(image_size * image_size if big else pixels for pixels, big in zip(folder.pixels, shrink))
+
+    def decode(path: tf.Tensor, key: tuple[int, int, bool]) -> tuple[tf.Tensor, tf.Tensor]:
+        scale, orientation, big = key
+        contents = tf.io.read_file(path)
+        image = decode_known(contents, image_size, scale, orientation) if big else decode_upright(
+            contents, scale, orientation)
+        return tf.reshape(image, [-1, 3]), tf.shape(image)[:2]
+
+    dataset = _decoded_in_groups(folder, keys, decode, shuffle, False, seed)
+    return dataset.padded_batch(batch_size, padded_shapes=(([length, 3], [2]), []), drop_remainder=drop_remainder)
+
+
+def _decoded_in_groups(folder: ImageFolder, keys: list[tuple], decode: Callable[[tf.Tensor, tuple], object],
+                       shuffle: bool, cache: bool | str, seed: int) -> tf.data.Dataset:
+    """``(decode(path, key), label)`` per file of a checked folder, the files grouped by ``keys`` (one per file).
+
+    Each group decodes through its own graph with no control flow: ``decode`` gets the group's key as Python
+    values (``decode.decode_known``, a third faster than ``decode_and_resize``'s ``cond`` and ``switch_case``).
+    A choice sequence, the files' groups in the folder's order, draws the groups back into one stream:
+    unshuffled, that is the folder's order; shuffled (the choices, and each group within itself), every order
+    of the files is as likely as under one shuffle of them all, and the order depends only on the seed and the
+    groups, so a cached and an uncached pipeline give the same one.
     """
     if not folder.paths:
         raise UserError(f"{folder.root} holds no usable image; add images")
-    keys = list(zip(folder.scales, folder.orientations))
     groups = sorted(set(keys))
     parts = []
-    for number, (scale, orientation) in enumerate(groups):
-        members = [i for i, key in enumerate(keys) if key == (scale, orientation)]
+    for number, key in enumerate(groups):
+        members = [i for i, file_key in enumerate(keys) if file_key == key]
         part = tf.data.Dataset.from_tensor_slices(([folder.paths[i] for i in members],
                                                    tf.constant([folder.labels[i] for i in members], tf.int32)))
         if shuffle and not cache:  # shuffling names is cheaper than shuffling decoded images
             part = part.shuffle(len(members), seed=seed + number, reshuffle_each_iteration=True)
-        part = part.map(lambda path, label, scale=scale, orientation=orientation: (
-            decode_known(tf.io.read_file(path), image_size, scale, orientation), label),
-            num_parallel_calls=tf.data.AUTOTUNE)
+        part = part.map(lambda path, label, key=key: (decode(path, key), label), num_parallel_calls=tf.data.AUTOTUNE)
         if cache:
             part = part.cache(f"{cache}-{number}" if isinstance(cache, str) else "")
             if shuffle:
