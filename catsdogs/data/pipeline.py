@@ -55,7 +55,7 @@ def make_dataset(
 
     ``fused``, augmented with no cache: the resize and the augmentation are one resampling of the decoded image
     (``source_batches``), with the same order and transforms as resizing first (what every cached epoch does).
-    It takes 0.66x the CPU time per image but, on 2 cores, more wall time, because ``padded_batch`` copies the
+    It takes 0.71x the CPU time per image but, on 2 cores, more wall time, because ``padded_batch`` copies the
     unresized images on one thread (BENCHMARKS.md section 1), so it is off by default.
     """
     folder = checked_folder(folder, image_size)
