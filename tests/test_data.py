@@ -188,7 +188,7 @@ def test_uncached_augmentation_resamples_once_with_the_cached_order_and_transfor
     monkeypatch.setattr(pipeline, "MAX_SOURCE_SQUARES", max_squares)
     folder = read_image_folder(_smooth_folder(tmp_path / "smooth"))
     augment = AugmentParams()
-    fused = make_dataset(folder, 24, 4, shuffle=True, augment=augment, seed=5, fused=True)
+    fused = make_dataset(folder, 24, 4, shuffle=True, augment=augment, seed=5)  # the default: one resampling
     images, labels = collect(fused)
     two_passes, cached_labels = collect(make_dataset(folder, 24, 4, shuffle=True, augment=augment, seed=5, cache=True))
     other_draws, _ = collect(make_dataset(folder, 24, 4, shuffle=True, augment=augment, seed=6, cache=True))
@@ -197,8 +197,9 @@ def test_uncached_augmentation_resamples_once_with_the_cached_order_and_transfor
     assert np.abs(images - two_passes).mean() < 3.0 < np.abs(images - other_draws).mean()
     unfused, _ = collect(make_dataset(folder, 24, 4, shuffle=True, augment=augment, seed=5, fused=False))
     np.testing.assert_allclose(unfused, two_passes, atol=1e-3)
+    assert not np.allclose(images, unfused, atol=1e-3)
     assert int(fused.cardinality()) == 2 and len(collect(make_dataset(folder, 24, 4, shuffle=True, augment=augment,
-                                                                      drop_remainder=True, fused=True))[1]) == 4
+                                                                      drop_remainder=True))[1]) == 4
 
 
 def checked_orientations(folder) -> tuple[int, ...]:

@@ -242,7 +242,8 @@ def test_the_classic_recipe_is_the_documents_32_px_without_augmentation():
     assert resolve_config({"model": "mlp", "image_size": 28}).image_size == 28  # flags above the recipe
 
 
-@pytest.mark.parametrize("name, size, options", [("small_cnn", 64, {"batchnorm": True}), ("mini_xception", 64, {})])
+@pytest.mark.parametrize("name, size, options", [("small_cnn", 64, {"batchnorm": True}), ("mini_xception", 64, {}),
+                                                 ("mini_xception_s2", 64, {})])
 def test_the_from_scratch_networks_normalise_with_a_momentum_for_short_epochs(name, size, options):
     from catsdogs.models.layers import SHORT_EPOCH_BN_MOMENTUM
 

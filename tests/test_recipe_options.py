@@ -73,3 +73,13 @@ def test_mini_xception_is_the_books_network_and_trains_with_its_recipe_on_three_
                 "label_smoothing": 0.1, "recipe": "default"}
     run = train(TrainConfig.from_dict(settings))
     assert run.metrics["test"]["images"] == 6 and len(read_history(run.run_dir / "history.csv")["epoch"]) == 2
+
+
+def test_mini_xception_s2_is_the_same_network_behind_a_strided_stem():
+    books, strided = (create_model(name, image_size=180, weights=None) for name in ("mini_xception", "mini_xception_s2"))
+    assert [type(layer) for layer in books.layers] == [type(layer) for layer in strided.layers]
+    # The 5x5 stem's 2,400 weights become a 3x3's 864; every block keeps its weights.
+    assert books.count_params() - strided.count_params() == (5 * 5 - 3 * 3) * 3 * 32
+    # A stride of 2 with same padding halves the stem's map (the book's valid 5x5: 176 px), a quarter of the work.
+    assert books.get_layer("stem_conv").output.shape[1:3] == (176, 176)
+    assert strided.get_layer("stem_conv").output.shape[1:3] == (90, 90)

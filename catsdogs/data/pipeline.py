@@ -2,9 +2,9 @@
 
 The pipeline reads files in parallel, decodes them at reduced scale (``catsdogs.data.decode``),
 optionally caches the decoded uint8 images, shuffles, batches, augments a whole batch with one fused
-affine transform per image (``catsdogs.data.augment``), and prefetches. ``fused=True`` lets an augmented epoch
-with no cache skip the resize: each batch holds the images as decoded, and one resampling both squashes and
-transforms them (``affine.resample_sources``). Images leave the pipeline as float32 RGB in 0-255: every model does
+affine transform per image (``catsdogs.data.augment``), and prefetches. An augmented epoch with no cache
+skips the resize: each batch holds the images as decoded, and one resampling both squashes and transforms
+them (``affine.resample_sources``). Images leave the pipeline as float32 RGB in 0-255: every model does
 its own preprocessing inside.
 """
 
@@ -39,7 +39,7 @@ def make_dataset(
     seed: int = DEFAULT_SEED,
     drop_remainder: bool = False,
     pad_remainder: bool = False,
-    fused: bool = False,
+    fused: bool = True,
 ) -> tf.data.Dataset:
     """Batches of ``(images float32 (N, S, S, 3) in 0-255, labels int32 (N,))`` from a split folder.
 
@@ -53,10 +53,10 @@ def make_dataset(
     images and adds sample weights ``(images, labels, weights)``, 0 for the blanks, so that every image
     counts once and no blank counts.
 
-    ``fused``, augmented with no cache: the resize and the augmentation are one resampling of the decoded image
-    (``source_batches``), with the same order and transforms as resizing first (what every cached epoch does).
-    It takes 0.71x the CPU time per image but, on 2 cores, more wall time, because ``padded_batch`` copies the
-    unresized images on one thread (BENCHMARKS.md section 1), so it is off by default.
+    Augmented with no cache, the resize and the augmentation are one resampling of the decoded image
+    (``source_batches``), with the same order and transforms as resizing first (what every cached epoch does):
+    about 0.9x the images per CPU second of decoding alone, against 0.65x resizing first, and more images per wall
+    second in each of three runs on 2 cores (BENCHMARKS.md section 1). ``fused=False`` resizes first, to compare.
     """
     folder = checked_folder(folder, image_size)
     autotune = tf.data.AUTOTUNE

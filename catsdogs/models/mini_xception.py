@@ -7,6 +7,11 @@ SeparableConv2D (3x3) twice and a stride-2 max-pooling, with a strided 1x1 convo
 path; global average pooling and dropout. About 0.7 M weights (the issue's bound is 5 M). Unlike the
 report's CNN it normalises every block, so it trains fast at a high rate; its recipe (``recipes.MINI_XCEPTION``)
 uses the modern from-scratch options: AdamW, a warm-up and cosine decay, label smoothing.
+
+``mini_xception_s2`` is the same network behind the real Xception's first layer, a 3x3 convolution of stride 2: the
+book's stem and first block run at the full input size, where separable convolutions and BatchNormalization wait on
+memory, and halving that size makes a training step about 4x faster on a CPU (BENCHMARKS.md section 16), which buys
+epochs or pixels within the same time.
 """
 
 from __future__ import annotations
@@ -35,11 +40,18 @@ def _block(x: Any, filters: int, name: str) -> Any:
     return keras.layers.Add(name=f"{name}_add")([x, residual])
 
 
-def mini_xception_features(spec: ModelSpec, x: Any, options: ModelOptions) -> Any:
-    x = keras.layers.Conv2D(STEM_FILTERS, 5, use_bias=False, name="stem_conv")(x)
+def _blocks(x: Any) -> Any:
     for number, filters in enumerate(BLOCK_FILTERS, start=1):
         x = _block(x, filters, f"block{number}")
     return x
+
+
+def mini_xception_features(spec: ModelSpec, x: Any, options: ModelOptions) -> Any:
+    return _blocks(keras.layers.Conv2D(STEM_FILTERS, 5, use_bias=False, name="stem_conv")(x))
+
+
+def mini_xception_s2_features(spec: ModelSpec, x: Any, options: ModelOptions) -> Any:
+    return _blocks(keras.layers.Conv2D(STEM_FILTERS, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(x))
 
 
 register_model(ModelSpec(
@@ -47,3 +59,7 @@ register_model(ModelSpec(
     recipes=MINI_XCEPTION,
     description="the book's 2nd-edition network from scratch: 5 residual blocks of separable convolutions, "
                 "BatchNormalization, 32-512 filters"))
+register_model(ModelSpec(
+    name="mini_xception_s2", preprocessing="rescale", min_size=32, features=mini_xception_s2_features,
+    head=pooling_head, recipes=MINI_XCEPTION,
+    description="mini_xception with Xception's own strided 3x3 stem: a quarter of the compute at the same size"))
