@@ -220,8 +220,9 @@ _apply_transforms_xla = tf.function(apply_transforms, jit_compile=True, reduce_r
 def augment_sources(sources: tf.Tensor, sizes: tf.Tensor, params: AugmentParams, seed: tf.Tensor,
                     image_size: int) -> tf.Tensor:
     """``augment_batch`` of images of any size (``resample_sources``' layout), squashed to ``image_size`` in the
-    same resampling, through XLA: what ``make_dataset(..., fused=True)`` runs. The transforms are drawn for the square
-    output with the same seed, so they are the ones ``augment_batch`` draws for the resized batch."""
+    same resampling, through XLA: what ``make_dataset`` runs for an uncached augmented epoch. The transforms are
+    drawn for the square output with the same seed, so they are the ones ``augment_batch`` draws for the resized
+    batch."""
     transforms = random_transforms(image_size, image_size, tf.shape(sources)[0], params, seed)
     return _resample_sources_xla(sources, sizes, transforms, image_size, params.fill_mode, params.interpolation,
                                  params.cval)
