@@ -316,7 +316,7 @@ class TrainConfig:
                                                    "or none (ignored by models trained from scratch)", group=MODEL)
     unfreeze: str = setting("none", help="base layers to fine-tune: none, all, blockK (K and above), a fraction, "
                                          "or a layer name", group=MODEL)
-    alpha: float = setting(1.0, help="width multiplier (MobileNet)", group=MODEL, above=0)
+    alpha: float = setting(1.0, help="width multiplier (MobileNet, mini_xception)", group=MODEL, above=0)
     dropout: float = setting(0.5, help="dropout rate before the output", group=MODEL, minimum=0, below=1)
     batchnorm: bool = setting(False, help="BatchNormalization after each convolution (small_cnn, the LeNets)",
                               group=MODEL)

@@ -228,7 +228,7 @@ def test_units_size_the_mlp_and_depth_sizes_the_resnet_and_other_models_refuse_t
     shallow = create_model("resnet_small", image_size=32, num_classes=5, depth=1)
     deep = create_model("resnet_small", image_size=32, num_classes=5, depth=3)
     assert [sum(isinstance(layer, keras.layers.Add) for layer in model.layers) for model in (shallow, deep)] == [3, 9]
-    with pytest.raises(UserError, match="--units applies to mlp and mlp_1layer only, not lenet5"):
+    with pytest.raises(UserError, match="--units applies to mlp, mlp_1layer only, not lenet5"):
         create_model("lenet5", image_size=32, num_classes=10, units=[10])
     with pytest.raises(UserError, match="--depth applies to resnet_small only, not small_cnn"):
         create_model("small_cnn", image_size=64, depth=3)

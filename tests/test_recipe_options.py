@@ -12,6 +12,7 @@ from conftest import make_split_folder
 from test_training import StopAfter, tiny_config
 
 from catsdogs.config import ConfigError, TrainConfig
+from catsdogs.errors import UserError
 from catsdogs.models import create_model
 from catsdogs.training.fitting import SmoothedSparseCrossentropy, make_optimizer
 from catsdogs.training.rundir import read_history
@@ -83,3 +84,14 @@ def test_mini_xception_s2_is_the_same_network_behind_a_strided_stem():
     # A stride of 2 with same padding halves the stem's map (the book's valid 5x5: 176 px), a quarter of the work.
     assert books.get_layer("stem_conv").output.shape[1:3] == (176, 176)
     assert strided.get_layer("stem_conv").output.shape[1:3] == (90, 90)
+
+
+def test_alpha_widens_every_layer_of_mini_xception_and_only_the_networks_that_take_it():
+    narrow, wide = (create_model("mini_xception_s2", image_size=64, alpha=alpha) for alpha in (1.0, 1.5))
+    widths = [[layer.filters for layer in model.layers if hasattr(layer, "filters")] for model in (narrow, wide)]
+    assert len(widths[0]) == 1 + 5 * 3 and widths[0][:4] == [32, 32, 32, 32]  # the stem; block1's 2 separable + 1x1
+    assert widths[1] == [round(width * 1.5) for width in widths[0]]
+    assert wide.count_params() < 5_000_000 < create_model("mini_xception_s2", image_size=64, alpha=3.0).count_params()
+    assert resolve_config({"model": "mini_xception_s2", "alpha": 1.5}).run_label == "mini_xception_s2-1.5"
+    with pytest.raises(UserError, match="--alpha applies to .*mini_xception_s2 only, not small_cnn"):
+        create_model("small_cnn", image_size=64, alpha=1.5)

@@ -28,7 +28,7 @@ def build_base(spec: ModelSpec, image_size: int, weights: str | None = "imagenet
     pretrained = spec.pretrained
     resolved = resolve_weights(spec.name, weights, pretrained.weights_files(image_size, alpha), pretrained.weights_url)
     kwargs: dict[str, Any] = {"include_top": False, "weights": resolved, "input_shape": (image_size, image_size, 3)}
-    if pretrained.takes_alpha:
+    if spec.takes_alpha:
         kwargs["alpha"] = alpha
     constructor = getattr(keras.applications, pretrained.constructor)
     try:
@@ -61,7 +61,8 @@ def register_application(name: str, constructor: str, preprocessing: str, weight
     return register_model(ModelSpec(
         name=name, description=description or f"keras.applications.{constructor} base, ImageNet-pretrained",
         preprocessing=preprocessing, min_size=min_size, features=application_features, head=head, blocks=blocks,
-        pretrained=PretrainedBase(constructor, weights_file, weights_url, takes_alpha, trained_sizes), recipes=recipes))
+        pretrained=PretrainedBase(constructor, weights_file, weights_url, trained_sizes), takes_alpha=takes_alpha,
+        recipes=recipes))
 
 
 MOBILENET_SIZES = (128, 160, 192, 224)  # Keras publishes one ImageNet checkpoint per training size

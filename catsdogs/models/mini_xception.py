@@ -12,6 +12,8 @@ uses the modern from-scratch options: AdamW, a warm-up and cosine decay, label s
 book's stem and first block run at the full input size, where separable convolutions and BatchNormalization wait on
 memory, and halving that size makes a training step about 4x faster on a CPU (BENCHMARKS.md section 16), which buys
 epochs or pixels within the same time.
+
+``--alpha`` widens both, as it widens MobileNet: every layer's filters times alpha (1.5: 1.6 M weights, 2: 2.8 M).
 """
 
 from __future__ import annotations
@@ -40,26 +42,33 @@ def _block(x: Any, filters: int, name: str) -> Any:
     return keras.layers.Add(name=f"{name}_add")([x, residual])
 
 
-def _blocks(x: Any) -> Any:
+def _width(filters: int, alpha: float) -> int:
+    return max(1, round(filters * alpha))
+
+
+def _blocks(x: Any, alpha: float) -> Any:
     for number, filters in enumerate(BLOCK_FILTERS, start=1):
-        x = _block(x, filters, f"block{number}")
+        x = _block(x, _width(filters, alpha), f"block{number}")
     return x
 
 
 def mini_xception_features(spec: ModelSpec, x: Any, options: ModelOptions) -> Any:
-    return _blocks(keras.layers.Conv2D(STEM_FILTERS, 5, use_bias=False, name="stem_conv")(x))
+    stem = keras.layers.Conv2D(_width(STEM_FILTERS, options.alpha), 5, use_bias=False, name="stem_conv")
+    return _blocks(stem(x), options.alpha)
 
 
 def mini_xception_s2_features(spec: ModelSpec, x: Any, options: ModelOptions) -> Any:
-    return _blocks(keras.layers.Conv2D(STEM_FILTERS, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(x))
+    stem = keras.layers.Conv2D(_width(STEM_FILTERS, options.alpha), 3, strides=2, padding="same", use_bias=False,
+                               name="stem_conv")
+    return _blocks(stem(x), options.alpha)
 
 
 register_model(ModelSpec(
     name="mini_xception", preprocessing="rescale", min_size=32, features=mini_xception_features, head=pooling_head,
-    recipes=MINI_XCEPTION,
+    recipes=MINI_XCEPTION, takes_alpha=True,
     description="the book's 2nd-edition network from scratch: 5 residual blocks of separable convolutions, "
-                "BatchNormalization, 32-512 filters"))
+                "BatchNormalization, 32-512 filters (--alpha: times alpha)"))
 register_model(ModelSpec(
     name="mini_xception_s2", preprocessing="rescale", min_size=32, features=mini_xception_s2_features,
-    head=pooling_head, recipes=MINI_XCEPTION,
+    head=pooling_head, recipes=MINI_XCEPTION, takes_alpha=True,
     description="mini_xception with Xception's own strided 3x3 stem: a quarter of the compute at the same size"))

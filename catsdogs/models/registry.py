@@ -48,7 +48,6 @@ class PretrainedBase:
     constructor: str  # the keras.applications attribute, e.g. "VGG19"
     weights_file: Callable[[int, float], str]  # (image size, alpha) -> the file name Keras caches
     weights_url: str
-    takes_alpha: bool = False
     trained_sizes: tuple[int, ...] = ()  # sizes with their own checkpoint; any of them loads at any input size
 
     def weights_files(self, image_size: int, alpha: float) -> list[str]:
@@ -73,6 +72,7 @@ class ModelSpec:
     blocks: BlockMatcher | None = None  # for --unfreeze blockK
     pretrained: PretrainedBase | None = None
     recipes: Mapping[str, Recipe] = field(default_factory=dict)  # name -> settings (catsdogs.models.recipes)
+    takes_alpha: bool = False  # its features read ModelOptions.alpha (a width multiplier)
     takes_units: bool = False  # its features read ModelOptions.units
     takes_depth: bool = False  # its features read ModelOptions.depth
 
@@ -136,21 +136,19 @@ def create_model(
     ``weights``: "imagenet" (Keras's cache, honouring KERAS_HOME), a path to a weights file, or
     None; ignored by models trained from scratch. ``unfreeze``: see ``set_trainable``.
     ``augmentation`` puts a ``RandomAffine`` layer inside the model (for augmenting on the accelerator).
-    ``units`` (MLPs) and ``depth`` (resnet_small) change the model's size; a model without them refuses them.
+    ``alpha`` (MobileNets, mini_xception), ``units`` (MLPs) and ``depth`` (resnet_small) change the model's size; a
+    model without them refuses them.
     """
     spec = get_spec(name)
     if image_size < spec.min_size:
         raise UserError(f"{name} needs images of at least {spec.min_size} px, got --image-size {image_size}")
     if num_classes < 2:
         raise UserError(f"a classifier needs at least 2 classes, got {num_classes}")
-    if alpha != 1.0 and not (spec.pretrained and spec.pretrained.takes_alpha):
-        takes = [n for n, s in _REGISTRY.items() if s.pretrained and s.pretrained.takes_alpha]
-        raise UserError(f"--alpha applies to {' and '.join(takes)} only, not {name}")
-
-    for option, value, attribute in (("--units", units, "takes_units"), ("--depth", depth, "takes_depth")):
+    for option, value, attribute in (("--alpha", alpha != 1.0, "takes_alpha"), ("--units", units, "takes_units"),
+                                     ("--depth", depth, "takes_depth")):
         if value and not getattr(spec, attribute):
             takers = [n for n, s in _REGISTRY.items() if getattr(s, attribute)]
-            raise UserError(f"{option} applies to {' and '.join(takers)} only, not {name}")
+            raise UserError(f"{option} applies to {', '.join(takers)} only, not {name}")
 
     inputs = keras.Input((image_size, image_size, 3), name="image")
     x = inputs
