@@ -24,7 +24,7 @@ import keras
 
 from catsdogs.models.heads import pooling_head
 from catsdogs.models.layers import SHORT_EPOCH_BN_MOMENTUM
-from catsdogs.models.recipes import MINI_XCEPTION
+from catsdogs.models.recipes import MINI_XCEPTION, MINI_XCEPTION_S2
 from catsdogs.models.registry import ModelOptions, ModelSpec, register_model
 
 STEM_FILTERS = 32
@@ -70,5 +70,5 @@ register_model(ModelSpec(
                 "BatchNormalization, 32-512 filters (--alpha: times alpha)"))
 register_model(ModelSpec(
     name="mini_xception_s2", preprocessing="rescale", min_size=32, features=mini_xception_s2_features,
-    head=pooling_head, recipes=MINI_XCEPTION, takes_alpha=True,
+    head=pooling_head, recipes=MINI_XCEPTION_S2, takes_alpha=True,
     description="mini_xception with Xception's own strided 3x3 stem: a quarter of the compute at the same size"))

@@ -12,6 +12,7 @@ validation split):
   100 epochs, where the report's RMSprop 1e-4 recipe (kept as ``report``) reached 0.818 on a GPU.
 - ``MODERN``: AdamW, warm-up and cosine decay, label smoothing: mini_xception's default, and a named
   recipe of the small CNN at the rate the network without normalisation takes.
+- ``MINI_XCEPTION_S2``: ``MODERN`` on the strided-stem network at 1.5x its width, 180 px, 120 epochs, mixup.
 - ``CLASSIC`` (LeNet-5, the MLPs) and ``RESNET_SMALL``: the documents' settings, measured on the digits
   (BENCHMARKS.md, "classic networks").
 - ``TRANSFER``: for the bases with a global-average-pooling head. A frozen-base warm-up of the head
@@ -63,6 +64,11 @@ CLASSIC: dict[str, Recipe] = {
 RESNET_SMALL: dict[str, Recipe] = {DEFAULT_RECIPE: {**SMALL_CNN[DEFAULT_RECIPE], "image_size": 64}}
 
 MINI_XCEPTION: dict[str, Recipe] = {DEFAULT_RECIPE: MODERN, MODERN_RECIPE: MODERN}
+# The strided stem's quarter of the compute spent on width (--alpha 1.5: 1.6 M weights), the book's 180 px, 120 epochs
+# and mixup: about 87 minutes on 2 CPU cores (BENCHMARKS.md, 16).
+MINI_XCEPTION_S2: dict[str, Recipe] = {DEFAULT_RECIPE: {**MODERN, "alpha": 1.5, "image_size": 180, "epochs": 120,
+                                                        "mixup": 0.2},
+                                       MODERN_RECIPE: MODERN}
 
 
 TRANSFER: dict[str, Recipe] = {
