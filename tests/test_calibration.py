@@ -12,6 +12,7 @@ import pytest
 from conftest import make_split_folder
 from test_training import tiny_config
 
+from catsdogs.config import AugmentParams
 from catsdogs.evaluate import main as evaluate_main
 from catsdogs.exporting.exporter import export_model
 from catsdogs.metrics import brier_score, calibration_bins, expected_calibration_error, risk_coverage
@@ -80,10 +81,12 @@ def test_the_fit_recovers_the_temperature_that_made_a_model_overconfident(classe
     assert negative_log_likelihood(overconfident, labels, temperature) < negative_log_likelihood(overconfident, labels)
 
 
-def test_logits_are_the_output_layers_pre_activation_and_the_temperature_keeps_every_class():
+@pytest.mark.parametrize("name", ["small_cnn", "mini_xception", "resnet_small"])  # a chain, and skip connections
+def test_logits_are_the_output_layers_pre_activation_and_the_temperature_keeps_every_class(name):
     images = np.random.default_rng(2).uniform(0, 255, (6, 48, 48, 3)).astype("float32")
     for num_classes, activation in ((2, keras.activations.sigmoid), (3, keras.activations.softmax)):
-        model = create_model("small_cnn", image_size=48, num_classes=num_classes, augmentation=None, seed=0)
+        # With the augmentation layer, which the logits leave out and the model skips in inference.
+        model = create_model(name, image_size=48, num_classes=num_classes, augmentation=AugmentParams(), seed=0)
         logits = keras.ops.convert_to_numpy(logits_model(model)(images))
         raw = keras.ops.convert_to_numpy(model(images))
         np.testing.assert_allclose(keras.ops.convert_to_numpy(activation(logits)), raw, atol=1e-6)

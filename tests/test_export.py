@@ -24,7 +24,7 @@ from catsdogs.exporting import parity
 from catsdogs.exporting.exporter import decode_folder, export_model
 from catsdogs.metadata import LABELS_FILE, METADATA_ENTRY, ModelInfo
 from catsdogs.modelcard import card_path
-from catsdogs.models import create_model
+from catsdogs.models import calibration, create_model
 from catsdogs.models.heads import class_probabilities
 from catsdogs.models.saving import load_model, save_model
 from catsdogs.predict import main as predict_main
@@ -107,6 +107,18 @@ def test_the_export_leaves_augmentation_out_and_names_its_input(trained, tmp_pat
                                                           "RandomUniform"}
     litert = open_engine(export_model(model_path, "litert", output=tmp_path).model_path)
     assert list(litert._runner.get_input_details()) == ["image"]
+
+
+def test_a_network_with_skip_connections_exports_with_its_temperature(tmp_path):
+    keras.utils.set_random_seed(3)
+    model = create_model("mini_xception", image_size=48, weights=None, augmentation=AugmentParams(), seed=0)
+    data = make_split_folder(tmp_path / "data", {"train": 2, "validation": 2, "test": 3}, size=48)
+    info = ModelInfo(["cats", "dogs"], 48, "mini_xception", extra={"data": {"dir": str(data)}, "temperature": 0.05})
+    export = export_model(save_model(model, tmp_path / "mini_xception.keras", info), "onnx", output=tmp_path)
+    images, _, _ = decode_folder(read_image_folder(data / "test"), 48, 100)
+    logits = calibration.logits_model(model).predict(images, verbose=0)[:, 0]
+    expected = keras.ops.convert_to_numpy(keras.ops.sigmoid(logits / 0.05))  # a sharp temperature: it shows
+    np.testing.assert_allclose(open_engine(export.model_path).predict(images)[:, 1], expected, atol=1e-4)
 
 
 def test_tf_servings_rest_json_feeds_the_saved_models_signatures(trained, tmp_path):

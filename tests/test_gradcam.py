@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from catsdogs.config import AugmentParams
 from catsdogs.errors import UserError
 from catsdogs.explain.gradcam import default_target_layer, grad_cam, save_overlay
 from catsdogs.models import create_model
@@ -86,6 +87,26 @@ def test_nested_bases_give_maps_without_graph_disconnected(name, size, kwargs, e
     np.testing.assert_allclose(probabilities, model.predict(images, verbose=0), rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("name, expected_layer", [("mini_xception", "block5_add"),
+                                                  ("resnet_small", "stage3_block2_out")])
+def test_networks_with_skip_connections_give_the_maps_of_their_own_graph(name, expected_layer):
+    keras.utils.set_random_seed(2)
+    model = create_model(name, image_size=SIZE, weights=None, augmentation=AugmentParams(), seed=0)
+    images = np.random.default_rng(1).uniform(0, 255, (3, SIZE, SIZE, 3)).astype("float32")
+    assert default_target_layer(model) == expected_layer
+    # Reference: the gradient of the output's logit (its sigmoid's inverse, exact away from saturation) with
+    # respect to the target layer, on a model cut from the classifier's own inputs.
+    cut = keras.Model(model.input, [model.get_layer(expected_layer).output, model.output])
+    with tf.GradientTape() as tape:
+        features, p = cut(images, training=False)
+        scores = tf.abs(tf.math.log(p[:, 0]) - tf.math.log1p(-p[:, 0]))  # the predicted class's: |logit|
+    weights = tf.reduce_mean(tape.gradient(scores, features), axis=(1, 2), keepdims=True)
+    maps = tf.nn.relu(tf.reduce_sum(features * weights, axis=-1, keepdims=True))
+    maps = tf.nn.relu(tf.image.resize(maps, (SIZE, SIZE), method="bicubic"))[..., 0]
+    expected = tf.math.divide_no_nan(maps, tf.reduce_max(maps, axis=(1, 2), keepdims=True)).numpy()
+    np.testing.assert_allclose(grad_cam(model, images), expected, atol=1e-3)
+
+
 def test_multi_class_and_chosen_layers():
     model = create_model("small_cnn", image_size=SIZE, num_classes=3, weights=None)
     images = np.random.default_rng(0).uniform(0, 255, (3, SIZE, SIZE, 3)).astype("float32")
@@ -98,8 +119,6 @@ def test_multi_class_and_chosen_layers():
 
 
 def test_a_model_with_an_augmentation_layer_is_explained_without_augmenting():
-    from catsdogs.config import AugmentParams
-
     model = create_model("small_cnn", image_size=SIZE, weights=None, augmentation=AugmentParams(), seed=0)
     images = np.random.default_rng(0).uniform(0, 255, (2, SIZE, SIZE, 3)).astype("float32")
     np.testing.assert_allclose(grad_cam(model, images), grad_cam(model, images))  # no random transform

@@ -76,11 +76,7 @@ def grad_cam(model: keras.Model, images: np.ndarray | tf.Tensor, layer_name: str
     split = split_at(model, resolve_target_layer(model, layer_name))
     x = apply_layers(split.before, images)
     with tf.GradientTape() as tape:
-        if split.features_model is not None:
-            features, x = split.features_model(x, training=False)
-        else:
-            features = x
-            tape.watch(features)
+        features, x = split.features_model(x, training=False)
         logits = tf.cast(head_logits(split.after, x), tf.float32)
         binary = logits.shape[-1] == 1
         if class_index is None:

@@ -20,8 +20,7 @@ import numpy as np
 
 from catsdogs.errors import UserError
 from catsdogs.metadata import ModelInfo
-from catsdogs.models.introspection import chain
-from catsdogs.models.layers import RandomAffine
+from catsdogs.models.introspection import chain, inference_body
 
 TEMPERATURE_KEY = "temperature"
 TEMPERATURE_RANGE = (0.05, 20.0)  # searched on a log scale; a fit at either end means something is wrong
@@ -53,14 +52,11 @@ def scaled_output(output: keras.layers.Dense, x: Any, temperature: float | None)
 
 
 def _rebuilt(model: keras.Model, temperature: float | None, logits: bool = False) -> keras.Model:
-    """The classifier's chain re-applied (weights shared, augmentation left out), ending in logits or in the
+    """The classifier without augmentation (``inference_body``, weights shared), ending in logits or in the
     output activation at ``temperature``."""
     output = _output_layer(model)
     inputs = keras.Input(model.input_shape[1:], name="image")
-    x = inputs
-    for layer in chain(model)[:-1]:
-        if not isinstance(layer, RandomAffine):
-            x = layer(x)
+    x = inference_body(model)(inputs)
     if logits:
         y = keras.ops.matmul(keras.ops.cast(x, output.compute_dtype), output.kernel)
         x = keras.ops.cast(y + output.bias if output.use_bias else y, "float32")

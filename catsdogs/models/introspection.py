@@ -4,7 +4,8 @@ Our classifiers nest their ImageNet base as one layer (``registry``). A model bu
 classifier's input to a layer inside the base fails with Keras's "graph disconnected" error, so a
 cut runs in parts: the classifier's layers before the base (augmentation, preprocessing) applied by
 hand, then a model built from the base's *own* inputs, then (for Grad-CAM) the head re-applied.
-``small_cnn`` keeps its layers in the classifier, so there the chain is simply split at a layer.
+The networks trained from scratch keep their layers in the classifier, some with skip connections
+(``mini_xception``, ``resnet_small``), so there a cut is a model built on the classifier's graph.
 Grad-CAM, activations, filter ascent and cached features all cut here.
 """
 
@@ -71,6 +72,24 @@ def chain(model: keras.Model) -> list[keras.layers.Layer]:
     return [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
 
 
+def inference_input(model: keras.Model) -> Any:
+    """The tensor inference starts from: the image after the augmentation layer (left out, as inference does),
+    or the classifier's input when it has none."""
+    augmentation = [layer for layer in model.layers if isinstance(layer, RandomAffine)]
+    return augmentation[0].output if augmentation else model.inputs[0]
+
+
+def inference_body(model: keras.Model) -> keras.Model:
+    """The classifier from the image to its output layer's input (the features the logits are made of), without
+    augmentation, weights shared.
+
+    Built from the classifier's own graph between two tensors (Keras clones the nodes between them), so a
+    network with skip connections (``mini_xception``, ``resnet_small``) is cut as well as a chain; calling its
+    layers one after another would not reconnect an ``Add``. Calibration and the exports put a new output on it.
+    """
+    return keras.Model(inference_input(model), chain(model)[-1].input, name=f"{model.name}_body")
+
+
 def base_holding(model: keras.Model, layer_name: str) -> keras.Model | None:
     """The nested base when ``layer_name`` is one of its layers, else None."""
     base = find_base(model)
@@ -97,26 +116,31 @@ def head_logits(layers: Sequence[keras.layers.Layer], x: Any) -> Any:
 
 @dataclass
 class SplitClassifier:
-    """The classifier cut at a layer: ``after(features_model(before(images)))``."""
+    """The classifier cut at a layer: ``features_model(before(images))`` gives ``[the layer's output, x]``, and
+    ``after`` continues from ``x`` to the output."""
 
     before: list[keras.layers.Layer]
-    features_model: keras.Model | None  # base inputs -> [target output, base output]; None if no base is cut
+    features_model: keras.Model
     after: list[keras.layers.Layer]
 
 
 def split_at(model: keras.Model, layer_name: str) -> SplitClassifier:
-    """Cut the chain ``image -> ... -> output`` (the layout ``create_model`` builds) at ``layer_name``."""
+    """Cut the classifier ``image -> ... -> output`` (the layout ``create_model`` builds) at ``layer_name``.
+
+    Inside a nested base: the layers before the base, the base's graph to ``[target, base output]``, the head.
+    In the classifier itself: its graph to ``[target, output layer's input]``, then the output layer (a graph,
+    not a chain of calls, so skip connections such as ``mini_xception``'s are kept).
+    """
     layers = chain(model)
-    names = [layer.name for layer in layers]
     base = base_holding(model, layer_name)
     if base is not None:
-        position = names.index(base.name)
+        position = [layer.name for layer in layers].index(base.name)
         target = base.get_layer(layer_name)
         # Built from the base's own graph: connected, unlike one built from the classifier's input.
         features_model = keras.Model(base.inputs, [target.output, base.output])
         return SplitClassifier(layers[:position], features_model, layers[position + 1:])
-    position = names.index(layer_name)
-    return SplitClassifier(layers[:position + 1], None, layers[position + 1:])
+    features_model = keras.Model(inference_input(model), [model.get_layer(layer_name).output, layers[-1].input])
+    return SplitClassifier([], features_model, layers[-1:])
 
 
 def feature_extractor(model: keras.Model, layer_names: Sequence[str]) -> Callable[[Any], list[Any]]:
