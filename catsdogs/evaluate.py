@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     tune = parser.add_argument_group("tuning on the validation split (saves <name>-calibrated|tta.keras beside the "
                                      "model, which is left as it is, then evaluates that one)")
     tune.add_argument("--calibrate", action="store_true",
-                      help="fit a temperature (temperature scaling): honest probabilities, the same classes")
+                      help="fit a temperature (temperature scaling) through --tta's views: honest probabilities, "
+                           "the same classes")
     tune.add_argument("--choose-tta", action="store_true",
                       help="score every --tta mode on the validation split and record the best (ties: fewer views)")
     return parser
@@ -81,13 +82,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         model, info, model_path = load_chosen_model(args.model, args.saved_models_dir, args.unsafe,
                                                     folder.class_names)
         line = model_line(model_path, info, not args.model)
+    requested_tta = args.tta or ("auto" if args.choose_tta else None)
     if tuning:
         validation = read_image_folder(resolve_split_folder(args.data_dir, SPLITS[1]))
         info, model_path, failures = tune_on_validation(model, info, model_path, validation, args.calibrate,
-                                                        args.choose_tta, args.batch_size)
+                                                        args.choose_tta, requested_tta, args.batch_size)
         report_tuning(info, failures)
         line = f"model: {model_path} (tuned on {validation.root})"
-    tta = chosen_mode(args.tta or ("auto" if args.choose_tta else None), info, model_path)
+    tta = chosen_mode(requested_tta, info, model_path)
     evaluation = evaluate_folder(model, info, folder, args.batch_size, args.top_k, args.mistakes, progress=None,
                                  tta=tta)
     evaluation.metrics["tta"] = tta
@@ -105,8 +107,9 @@ def report_tuning(info: Any, failures: Sequence[object]) -> None:
         print(f"skipped {failure}", file=sys.stderr)
     fit, choice = info.extra.get("calibration_fit"), info.extra.get("tta")
     if fit:
-        print(f"calibrated on {fit['images']} validation images: temperature {fit['temperature']:.3f}, NLL "
-              f"{fit['nll_before']:.4f} -> {fit['nll_after']:.4f}", file=sys.stderr)
+        print(f"calibrated on {fit['images']} validation images (test-time augmentation {fit.get('tta', 'none')}): "
+              f"temperature {fit['temperature']:.3f}, NLL {fit['nll_before']:.4f} -> {fit['nll_after']:.4f}",
+              file=sys.stderr)
     if choice:
         scores = ", ".join(f"{mode} {accuracy:.4f}" for mode, accuracy in choice["accuracy"].items())
         print(f"test-time augmentation on {choice['images']} validation images: {scores}; chose {choice['mode']}",

@@ -125,8 +125,10 @@ def _calibration_note(info: ModelInfo) -> str:
     fit = info.extra.get("calibration_fit")
     if not fit:
         return "Its probabilities are not calibrated (train with --calibrate, or evaluate --calibrate)."
+    views = "" if fit.get("tta", "none") == "none" else f" seen through --tta {fit['tta']}"
     return (f"Its probabilities are temperature-scaled (T = {fit['temperature']:.3f}, fitted on {fit['images']} "
-            f"{fit['split']} images: NLL {fit['nll_before']:.4f} to {fit['nll_after']:.4f}); every runtime applies it.")
+            f"{fit['split']} images{views}: NLL {fit['nll_before']:.4f} to {fit['nll_after']:.4f}); every runtime "
+            "applies it.")
 
 
 def _use_section(info: ModelInfo) -> list[str]:

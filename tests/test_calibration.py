@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -79,6 +80,20 @@ def test_the_fit_recovers_the_temperature_that_made_a_model_overconfident(classe
     temperature = fit_temperature(overconfident, labels)
     assert temperature == pytest.approx(3.0, rel=0.08)
     assert negative_log_likelihood(overconfident, labels, temperature) < negative_log_likelihood(overconfident, labels)
+
+
+def test_with_views_the_likelihood_is_of_their_averaged_probabilities_and_the_fit_sharpens_for_it():
+    rng = np.random.default_rng(4)
+    honest = rng.normal(0, 2, (4000, 1))
+    labels = (rng.uniform(size=4000) < 1 / (1 + np.exp(-honest[:, 0]))).astype(int)
+    views = 3.0 * honest[:, None] + rng.normal(0, 3, (4000, 12, 1))  # overconfident, and the views disagree
+    p_dog = (1 / (1 + np.exp(-views / 2.0)))[..., 0].mean(axis=1)  # by the definition, at T = 2
+    by_definition = -np.mean(np.log(np.where(labels == 1, p_dog, 1 - p_dog)))
+    assert negative_log_likelihood(views, labels, 2.0) == pytest.approx(by_definition, rel=1e-9)
+    assert negative_log_likelihood(views[:, :1], labels) == pytest.approx(negative_log_likelihood(views[:, 0], labels))
+    one_view, averaged = fit_temperature(views[:, 0], labels), fit_temperature(views, labels)
+    assert averaged < one_view  # averaging softened the probabilities: less to undo
+    assert negative_log_likelihood(views, labels, averaged) < negative_log_likelihood(views, labels, one_view) - 0.005
 
 
 @pytest.mark.parametrize("name", ["small_cnn", "mini_xception", "resnet_small"])  # a chain, and skip connections
@@ -170,6 +185,19 @@ def test_evaluate_calibrate_saves_a_new_model_beside_the_original_and_reports_re
     rows = (tmp_path / "eval" / "risk_coverage.csv").read_text().splitlines()
     assert rows[0] == "threshold,coverage,risk" and len(rows) == 13
     assert "calibration: ECE" in capsys.readouterr().out
+    assert info.extra["calibration_fit"]["tta"] == "none"
+    # Through the views evaluate is given, and the fit says which.
+    assert evaluate_main(["--model", str(run.saved_model_path), "--data-dir", str(data), "--calibrate", "--tta",
+                          "crops", "--output", str(tmp_path / "crops")]) == 0
+    crops_path = Path(json.loads((tmp_path / "crops" / "metrics.json").read_text())["model"])
+    _, crops = load_model(crops_path)
+    assert crops.extra["calibration_fit"]["tta"] == "crops"
+    assert "images seen through --tta crops: NLL" in crops_path.with_suffix(".md").read_text()
+    # The tiny model is sure of these few images (either fit may end at the range's end), but the likelihood it
+    # started from is that of 12 views averaged, not one.
+    assert crops.extra["calibration_fit"]["nll_before"] != pytest.approx(info.extra["calibration_fit"]["nll_before"],
+                                                                          rel=1e-5)
+    assert "(test-time augmentation crops)" in capsys.readouterr().err
 
 
 def test_min_confidence_answers_unsure_below_the_threshold(calibrated_run, capsys):

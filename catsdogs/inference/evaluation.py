@@ -23,7 +23,7 @@ from catsdogs.outputs import publish_versioned
 from catsdogs.runtime.engines import Engine
 from catsdogs.runtime.predict import predict_images
 from catsdogs.runtime.results import PredictionReport
-from catsdogs.runtime.tta import TTA_KEY, VIEWS
+from catsdogs.runtime.tta import TTA_KEY, VIEWS, chosen_mode, views
 
 
 @dataclass
@@ -66,16 +66,21 @@ def evaluate_folder(model: keras.Model | Engine, info: ModelInfo, folder: str | 
     return Evaluation(metrics, report, labels)
 
 
-def fit_folder_temperature(model: keras.Model, info: ModelInfo, folder: ImageFolder,
-                           batch_size: int = 32) -> tuple[ModelInfo, list[Failure]]:
-    """``info`` with a temperature fitted on ``folder`` (a validation split: labelled, not the test images),
-    and the files that could not be used."""
+def fit_folder_temperature(model: keras.Model, info: ModelInfo, folder: ImageFolder, batch_size: int = 32,
+                           tta: str = "none") -> tuple[ModelInfo, list[Failure]]:
+    """``info`` with a temperature fitted on ``folder`` (a validation split: labelled, not the test images) seen
+    through ``tta``'s views, the way the model will answer, and the files that could not be used."""
     if list(folder.class_names) != list(info.class_names):
         raise UserError(f"{folder.root} has the classes {list(folder.class_names)} but the model was trained on "
                         f"{list(info.class_names)}")
-    kept, logits, failures = run_batches(logits_model(model).predict_on_batch, info, folder.paths, batch_size)
+    logits_of = logits_model(model).predict_on_batch
+
+    def view_logits(images: np.ndarray) -> np.ndarray:  # (batch, views, classes)
+        return np.stack([np.asarray(logits_of(view)) for view in views(images, tta)], axis=1)
+
+    kept, logits, failures = run_batches(view_logits, info, folder.paths, batch_size)
     label_of = dict(zip(folder.paths, folder.labels))
-    record = calibration_record(logits, np.array([label_of[path] for path in kept], int), folder.root.name)
+    record = calibration_record(logits, np.array([label_of[path] for path in kept], int), folder.root.name, tta)
     return with_temperature(info, record), failures
 
 
@@ -102,15 +107,22 @@ def save_tuned(model: keras.Model, info: ModelInfo, model_path: Path, suffix: st
 
 
 def tune_on_validation(model: keras.Model, info: ModelInfo, model_path: Path, validation: ImageFolder,
-                       calibrate: bool, choose: bool, batch_size: int = 32) -> tuple[ModelInfo, Path, list[Failure]]:
-    """The temperature (``calibrate``) and then the TTA mode (``choose``, on the calibrated probabilities) fitted
-    on ``validation``; the model saved with them as ``<stem>-calibrated|tta|calibrated-tta.keras``. Returns the
-    new info and path, and the validation files the temperature could not use."""
+                       calibrate: bool, choose: bool, tta: str | None = None,
+                       batch_size: int = 32) -> tuple[ModelInfo, Path, list[Failure]]:
+    """The TTA mode (``choose``) and then the temperature (``calibrate``) fitted on ``validation``, the latter
+    through the views of ``tta`` (``--tta``'s request, ``runtime.tta.chosen_mode``); the model saved with them as
+    ``<stem>-calibrated|tta|calibrated-tta.keras``. Returns the new info and path, and the validation files the
+    temperature could not use.
+
+    The mode is chosen first, by accuracy, which a temperature hardly moves; the temperature then fits the
+    probabilities the model will answer with: averaging views softens them, so one fitted on one view falls short.
+    """
     failures: list[Failure] = []
-    if calibrate:
-        info, failures = fit_folder_temperature(model, info, validation, batch_size)
     if choose:
         info = choose_tta(model, info, validation, batch_size)
+    if calibrate:
+        mode = chosen_mode(tta, info, model_path)
+        info, failures = fit_folder_temperature(model, info, validation, batch_size, mode)
     suffix = "-".join(name for name, done in (("calibrated", calibrate), ("tta", choose)) if done)
     return info, save_tuned(model, info, model_path, suffix), failures
 

@@ -88,10 +88,19 @@ def log_probabilities(logits: np.ndarray) -> np.ndarray:
 
 
 def negative_log_likelihood(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
-    """Mean ``-log p(true class)`` at ``temperature``, unclipped."""
+    """Mean ``-log p(true class)`` at ``temperature``, unclipped.
+
+    ``logits``: ``(N, classes)``, or ``(N, views, classes)`` for test-time augmentation, where ``p`` is the mean
+    of the views' probabilities (what ``runtime.tta`` answers), computed in log space.
+    """
     labels = np.asarray(labels, int)
-    return float(-np.mean(log_probabilities(np.asarray(logits, np.float64) / temperature)[np.arange(len(labels)),
-                                                                                           labels]))
+    scaled = np.asarray(logits, np.float64) / temperature
+    if scaled.ndim == 2:
+        scaled = scaled[:, None]
+    count, views, classes = scaled.shape
+    per_view = log_probabilities(scaled.reshape(count * views, classes)).reshape(count, views, -1)
+    averaged = np.logaddexp.reduce(per_view, axis=1) - np.log(views)
+    return float(-np.mean(averaged[np.arange(count), labels]))
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray, tolerance: float = 1e-4) -> float:
@@ -99,7 +108,8 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, tolerance: float = 1
 
     A golden-section search over ``log T`` in ``TEMPERATURE_RANGE``: the likelihood is convex in ``1/T``
     (the logits scale linearly), so it has one minimum there, and a one-dimensional search needs neither
-    SciPy nor gradients.
+    SciPy nor gradients. With views (``(N, views, classes)``) the fit is for their averaged probabilities:
+    averaging softens, so the temperature that suits one view falls short there.
     """
     if len(labels) == 0:
         raise UserError("fitting a temperature needs labelled validation images; the split is empty")
@@ -122,10 +132,11 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, tolerance: float = 1
     return float(np.exp((low + high) / 2))
 
 
-def calibration_record(logits: np.ndarray, labels: np.ndarray, split: str) -> dict[str, Any]:
-    """The fitted temperature and what it did to ``split``'s likelihood: what metadata and metrics record."""
+def calibration_record(logits: np.ndarray, labels: np.ndarray, split: str, tta: str = "none") -> dict[str, Any]:
+    """The fitted temperature and what it did to ``split``'s likelihood (seen as ``tta``'s views): what metadata
+    and metrics record."""
     temperature = fit_temperature(logits, labels)
-    return {"temperature": temperature, "split": split, "images": int(len(labels)),
+    return {"temperature": temperature, "split": split, "images": int(len(labels)), "tta": tta,
             "nll_before": negative_log_likelihood(logits, labels),
             "nll_after": negative_log_likelihood(logits, labels, temperature)}
 
