@@ -20,7 +20,7 @@ import numpy as np
 
 from catsdogs.errors import UserError
 from catsdogs.metadata import ModelInfo
-from catsdogs.models.introspection import chain, inference_body
+from catsdogs.models.introspection import chain, dense_logits, inference_body
 
 TEMPERATURE_KEY = "temperature"
 TEMPERATURE_RANGE = (0.05, 20.0)  # searched on a log scale; a fit at either end means something is wrong
@@ -46,9 +46,7 @@ def scaled_output(output: keras.layers.Dense, x: Any, temperature: float | None)
     """``output`` applied to ``x`` with its logits divided by ``temperature`` (as it is when None)."""
     if temperature is None:
         return output(x)
-    logits = keras.ops.matmul(keras.ops.cast(x, output.compute_dtype), output.kernel)
-    logits = (logits + output.bias if output.use_bias else logits) / temperature
-    return output.activation(keras.ops.cast(logits, "float32"))
+    return output.activation(keras.ops.cast(dense_logits(output, x) / temperature, "float32"))
 
 
 def _rebuilt(model: keras.Model, temperature: float | None, logits: bool = False) -> keras.Model:
@@ -57,11 +55,7 @@ def _rebuilt(model: keras.Model, temperature: float | None, logits: bool = False
     output = _output_layer(model)
     inputs = keras.Input(model.input_shape[1:], name="image")
     x = inference_body(model)(inputs)
-    if logits:
-        y = keras.ops.matmul(keras.ops.cast(x, output.compute_dtype), output.kernel)
-        x = keras.ops.cast(y + output.bias if output.use_bias else y, "float32")
-    else:
-        x = scaled_output(output, x, temperature)
+    x = keras.ops.cast(dense_logits(output, x), "float32") if logits else scaled_output(output, x, temperature)
     return keras.Model(inputs, x, name=model.name)
 
 

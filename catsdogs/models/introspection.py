@@ -103,14 +103,19 @@ def apply_layers(layers: Sequence[keras.layers.Layer], x: Any) -> Any:
     return x
 
 
+def dense_logits(output: keras.layers.Dense, x: Any) -> Any:
+    """A Dense output layer's pre-activation on ``x``, from its kernel and bias (never by inverting the activation)."""
+    logits = keras.ops.matmul(keras.ops.cast(x, output.compute_dtype), output.kernel)
+    return logits + output.bias if output.use_bias else logits
+
+
 def head_logits(layers: Sequence[keras.layers.Layer], x: Any) -> Any:
     """The head, ending in the output layer's pre-activation (logits) when it is a sigmoid/softmax Dense."""
     *head, output = layers
     x = apply_layers(head, x)
     if isinstance(output, keras.layers.Dense) and output.activation in (keras.activations.sigmoid,
                                                                         keras.activations.softmax):
-        logits = keras.ops.matmul(keras.ops.cast(x, output.compute_dtype), output.kernel)
-        return logits + output.bias if output.use_bias else logits
+        return dense_logits(output, x)
     return output(x, training=False)  # an unknown output layer: explain its value as it is
 
 
