@@ -116,3 +116,28 @@ def test_the_import_contracts_hold():
     result = subprocess.run(["lint-imports", "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout[-3000:]
     assert "0 broken" in result.stdout
+
+
+
+def imported_test_modules(path: Path) -> list[str]:
+    """The test modules and conftest files that ``path`` imports, at any depth of its code."""
+    names = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        modules = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                   else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+        names += [name for name in modules if name.split(".")[0].startswith(("test_", "conftest"))]
+    return names
+
+
+def test_no_test_module_imports_another_shared_helpers_live_in_tests_helpers():
+    tests = Path(__file__).resolve().parent
+    offences = [f"{path.relative_to(ROOT)} imports {name}" for path in python_files([tests])
+                for name in imported_test_modules(path)]
+    assert not offences, "\n".join(offences)
+
+
+def test_the_test_import_check_finds_each_kind(tmp_path):
+    source = tmp_path / "test_x.py"
+    source.write_text("import conftest\nfrom test_y import z\nfrom helpers.images import write_image\n"
+                      "def f():\n    from conftest_data import x\n")
+    assert imported_test_modules(source) == ["conftest", "test_y", "conftest_data"]

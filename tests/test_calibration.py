@@ -10,8 +10,8 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from conftest import make_split_folder
-from test_training import tiny_config
+from helpers.images import make_split_folder
+from helpers.training import tiny_config
 
 from catsdogs.config import AugmentParams
 from catsdogs.evaluate import main as evaluate_main

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import make_split_folder, write_image
+from helpers.images import make_split_folder, write_image
 from PIL import Image
 
 from catsdogs.config import AugmentParams

@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 import pytest
-from conftest_data_prep import BAD_KINDS, encode, jpeg, noise_image
+from helpers.data_prep import BAD_KINDS, encode, jpeg, noise_image
 from PIL import Image, ImageFile
 
 from data_prep.checking import UndecodableImage, check_image

@@ -7,30 +7,14 @@ import subprocess
 import sys
 
 import pytest
-from conftest_data_prep import (
+from helpers.commands import assert_one_line_error, run_data_prep
+from helpers.data_prep import (
     build_source,
     read_manifest,
     read_summary,
     write_files,
     zip_bytes,
 )
-
-from data_prep.cli import main
-
-
-def run_main(argv, capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exited:
-        main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return exited.value.code, captured.out, captured.err
-
-
-def assert_one_line_error(code, err, *words):
-    assert code == 2
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    assert "error:" in err
-    for word in words:
-        assert word in err, err
 
 
 @pytest.fixture
@@ -39,7 +23,7 @@ def source(tmp_path):
 
 
 def test_split_by_id_from_the_command_line(tmp_path, source, capsys):
-    code, out, err = run_main(["--source", source, "--out", tmp_path / "out", "--split", "by-id",
+    code, out, err = run_data_prep(["--source", source, "--out", tmp_path / "out", "--split", "by-id",
                                "--train", 6, "--val", 3, "--test", 3], capsys)
     assert code == 0
     assert out.startswith(f"wrote {(tmp_path / 'out').resolve()}: train 6+6, validation 3+3, test 3+3")
@@ -49,17 +33,17 @@ def test_split_by_id_from_the_command_line(tmp_path, source, capsys):
 
 
 def test_quiet_prints_nothing(tmp_path, source, capsys):
-    code, out, err = run_main(["--source", source, "--out", tmp_path / "out", "--train", 6, "--val", 3,
+    code, out, err = run_data_prep(["--source", source, "--out", tmp_path / "out", "--train", 6, "--val", 3,
                                "--test", 3, "--quiet"], capsys)
     assert (code, out, err) == (0, "", "")
 
 
 def test_force_from_the_command_line(tmp_path, source, capsys):
     flags = ["--source", source, "--out", tmp_path / "out", "--train", 6, "--val", 3, "--test", 3, "--quiet"]
-    assert run_main(flags, capsys)[0] == 0
-    code, _, err = run_main(flags, capsys)
+    assert run_data_prep(flags, capsys)[0] == 0
+    code, _, err = run_data_prep(flags, capsys)
     assert_one_line_error(code, err, "--force")
-    assert run_main([*flags, "--force", "--seed", 9], capsys)[0] == 0
+    assert run_data_prep([*flags, "--force", "--seed", 9], capsys)[0] == 0
     assert read_summary(tmp_path / "out")["seed"] == 9
 
 
@@ -69,7 +53,7 @@ def test_synthetic_uses_50_25_25_percent_and_cleans_up(tmp_path, capsys, monkeyp
     import tempfile
 
     monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
-    code, _, _ = run_main(["--synthetic", 8, "--out", tmp_path / "out", "--quiet"], capsys)
+    code, _, _ = run_data_prep(["--synthetic", 8, "--out", tmp_path / "out", "--quiet"], capsys)
     assert code == 0
     summary = read_summary(tmp_path / "out")
     assert summary["counts"] == {"train": {"cats": 4, "dogs": 4}, "validation": {"cats": 2, "dogs": 2},
@@ -79,7 +63,7 @@ def test_synthetic_uses_50_25_25_percent_and_cleans_up(tmp_path, capsys, monkeyp
 
 
 def test_synthetic_dir_is_kept_and_counts_can_be_given(tmp_path, capsys):
-    code, _, _ = run_main(["--synthetic", 10, "--synthetic-dir", tmp_path / "syn", "--synthetic-size", 40,
+    code, _, _ = run_data_prep(["--synthetic", 10, "--synthetic-dir", tmp_path / "syn", "--synthetic-size", 40,
                            "--train", 4, "--val", 1, "--test", 1, "--out", tmp_path / "out", "--quiet"], capsys)
     assert code == 0
     assert len(list((tmp_path / "syn").glob("*.jpg"))) == 20
@@ -102,7 +86,7 @@ def test_synthetic_dir_is_kept_and_counts_can_be_given(tmp_path, capsys):
      ["not enough images", "found 3", "e.g."]),
 ])
 def test_bad_arguments_and_sources_exit_2_with_one_line(tmp_path, capsys, make_argv, words):
-    code, out, err = run_main(make_argv(tmp_path), capsys)
+    code, out, err = run_data_prep(make_argv(tmp_path), capsys)
     assert_one_line_error(code, err, *words)
     assert not (tmp_path / "out").exists()
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest_data_prep import jpeg, read_manifest, read_summary, write_files
+from helpers.commands import assert_one_line_error, run_data_prep
+from helpers.data_prep import jpeg, read_manifest, read_summary, write_files
 from PIL import Image
-from test_data_prep_cli import assert_one_line_error, run_main
 
 from catsdogs.errors import UserError
 from data_prep import SplitCounts, SplitFractions
@@ -16,7 +16,7 @@ from data_prep.datasets import CLASS_NAMES, write_class_folders
 def test_digits_become_ten_class_folders_of_32_px_split_50_25_25_per_class(tmp_path, capsys):
     from sklearn.datasets import load_digits
 
-    code, _, err = run_main(["--source", "digits", "--out", tmp_path / "digits", "--quiet"], capsys)
+    code, _, err = run_data_prep(["--source", "digits", "--out", tmp_path / "digits", "--quiet"], capsys)
     assert code == 0 and err == ""
     summary = read_summary(tmp_path / "digits")
     assert summary["classes"] == [str(d) for d in range(10)] and summary["dataset"] == {"name": "digits", "classes": 10}
@@ -36,13 +36,13 @@ def test_fractions_split_each_class_in_proportion_whatever_its_size(tmp_path, ca
     files = {f"{name}/{i}.jpg": jpeg(100 * k + i) for k, (name, n) in enumerate((("ant", 8), ("bee", 12), ("cow", 20)))
              for i in range(n)}
     source = write_files(tmp_path / "src", files)
-    code, _, _ = run_main(["--source", source, "--out", tmp_path / "out", "--quiet",
+    code, _, _ = run_data_prep(["--source", source, "--out", tmp_path / "out", "--quiet",
                            "--train", "0.5", "--val", "0.25", "--test", "0.25"], capsys)
     assert code == 0
     counts = read_summary(tmp_path / "out")["counts"]
     assert {name: [counts[s][name] for s in ("train", "validation", "test")] for name in ("ant", "bee", "cow")} == {
         "ant": [4, 2, 2], "bee": [6, 3, 3], "cow": [10, 5, 5]}
-    code, _, _ = run_main(["--source", source, "--out", tmp_path / "two", "--quiet", "--train", "0.75", "--val",
+    code, _, _ = run_data_prep(["--source", source, "--out", tmp_path / "two", "--quiet", "--train", "0.75", "--val",
                            "0.25"], capsys)  # a split given no fraction gets none
     assert code == 0 and set(read_summary(tmp_path / "two")["counts"]) == {"train", "validation"}
 
@@ -54,7 +54,7 @@ def test_fractions_split_each_class_in_proportion_whatever_its_size(tmp_path, ca
 ])
 def test_bad_fractions_are_one_line_errors(tmp_path, capsys, flags, words):
     source = write_files(tmp_path / "src", {f"{c}/{i}.jpg": jpeg(i) for c in ("a", "b") for i in range(4)})
-    code, _, err = run_main(["--source", source, "--out", tmp_path / "out", *flags], capsys)
+    code, _, err = run_data_prep(["--source", source, "--out", tmp_path / "out", *flags], capsys)
     assert_one_line_error(code, err, *words)
 
 
@@ -75,7 +75,7 @@ def test_keras_datasets_offline_is_one_line_naming_the_way_out(tmp_path, capsys,
 
     monkeypatch.setattr(keras.datasets.mnist, "load_data", no_network)
     monkeypatch.setenv("TMPDIR", str(tmp_path))
-    code, _, err = run_main(["--source", "mnist", "--out", tmp_path / "out"], capsys)
+    code, _, err = run_data_prep(["--source", "mnist", "--out", tmp_path / "out"], capsys)
     assert_one_line_error(code, err, "cannot get mnist through keras.datasets", "URL fetch failure",
                           "~/.keras/datasets", "--source digits")
     assert not (tmp_path / "out").exists()
@@ -92,7 +92,7 @@ def test_a_keras_dataset_is_pooled_and_written_with_its_class_names(tmp_path, ca
         return part(40), part(20)
 
     monkeypatch.setattr(keras.datasets.cifar10, "load_data", tiny_cifar)
-    code, _, _ = run_main(["--source", "cifar10", "--out", tmp_path / "out", "--quiet", "--split", "by-id"], capsys)
+    code, _, _ = run_data_prep(["--source", "cifar10", "--out", tmp_path / "out", "--quiet", "--split", "by-id"], capsys)
     assert code == 0
     summary = read_summary(tmp_path / "out")
     assert summary["classes"] == sorted(CLASS_NAMES["cifar10"])

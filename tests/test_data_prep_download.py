@@ -9,7 +9,7 @@ import threading
 from dataclasses import dataclass, field
 
 import pytest
-from conftest_data_prep import petimages_members, read_summary, zip_bytes
+from helpers.data_prep import petimages_members, read_summary, zip_bytes
 
 from catsdogs.config import CACHE_ENV
 from catsdogs.errors import UserError

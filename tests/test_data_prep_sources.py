@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest_data_prep import (
+from helpers.data_prep import (
     build_source,
     jpeg,
     read_manifest,

@@ -9,7 +9,7 @@ import sys
 from collections import Counter
 
 import pytest
-from conftest_data_prep import (
+from helpers.data_prep import (
     BAD_KINDS,
     build_source,
     jpeg,

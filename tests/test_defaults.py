@@ -11,7 +11,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from conftest import write_legacy_h5_weights
+from helpers.images import write_legacy_h5_weights
 
 from catsdogs import predict, saved
 from catsdogs.cli import run_cli

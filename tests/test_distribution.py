@@ -21,7 +21,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from conftest import make_split_folder
+from helpers.images import make_split_folder
 
 from catsdogs.data.pipeline import make_dataset
 from catsdogs.models.saving import load_model

@@ -10,8 +10,8 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from conftest import make_split_folder
-from test_predict import run_command
+from helpers.commands import run_command
+from helpers.images import make_split_folder
 
 from catsdogs.data.decode import load_image
 from catsdogs.data.files import read_image_folder

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_training import tiny_config
+from helpers.training import tiny_config
 
 from catsdogs.errors import UserError
 from catsdogs.experiments import main
@@ -18,7 +18,7 @@ from catsdogs.training.trainer import train
 
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
-    from conftest import make_split_folder
+    from helpers.images import make_split_folder
 
     root = tmp_path_factory.mktemp("compare")
     data = make_split_folder(root / "data", {"train": 6, "validation": 3, "test": 3})
@@ -60,7 +60,7 @@ def test_compare_sorts_names_bad_folders_and_refuses_nothing(two_runs, tmp_path,
 
 
 def test_the_ladder_at_a_smoke_budget_writes_its_outputs_and_a_resume_reuses_the_finished_steps(tmp_path, capsys):
-    from conftest import make_split_folder
+    from helpers.images import make_split_folder
 
     data = make_split_folder(tmp_path / "data", {"train": 6, "validation": 3, "test": 4})
     flags = ["ladder", "--base", "mobilenet", "--alpha", "0.25", "--weights", "none", "--budget", "smoke",
@@ -88,7 +88,7 @@ def test_the_ladder_at_a_smoke_budget_writes_its_outputs_and_a_resume_reuses_the
 
 
 def test_ablate_writes_a_mean_and_std_table_per_cell_and_a_resume_reuses_every_run(tmp_path, capsys):
-    from conftest import make_split_folder
+    from helpers.images import make_split_folder
 
     data = make_split_folder(tmp_path / "data", {"train": 6, "validation": 3, "test": 4})
     assert main(["ablate", "--model", "small_cnn", "--vary", "dropout=0,0.5", "--vary", "augment=off,on",

@@ -13,7 +13,8 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from conftest import make_split_folder
+from helpers.images import make_split_folder
+from helpers.training import train_tiny
 
 from catsdogs.config import AugmentParams
 from catsdogs.data.files import read_image_folder
@@ -36,27 +37,6 @@ ROOT = Path(__file__).resolve().parents[1]
 CASES = {"binary": ("small_cnn", 48, ("cats", "dogs"), False), "three": ("small_cnn", 48, ("birds", "cats", "dogs"), True)}
 EXPORTS = [("saved_model", "none"), ("litert", "none"), ("litert", "float16"), ("litert", "dynamic"),
            ("litert", "int8"), ("onnx", "none"), ("onnx", "float16"), ("onnx", "int8")]
-
-
-def train_tiny(root: Path, name: str, size: int, classes: tuple[str, ...], batchnorm: bool) -> tuple[Path, Path]:
-    """A confident model (colour tells the classes apart), saved with its data recorded."""
-    data = make_split_folder(root / "data", {"train": 8, "validation": 3, "test": 6}, size=size, classes=classes)
-    augmentation = AugmentParams(rotation_range=10, horizontal_flip=True) if len(classes) == 2 else None
-    model = create_model(name, image_size=size, num_classes=len(classes), weights=None, augmentation=augmentation,
-                         batchnorm=batchnorm)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.momentum = 0.5  # the moving statistics settle within the few steps of this fit
-    train = read_image_folder(data / "train")
-    images, labels, _ = decode_folder(train, size, 100)
-    binary = len(classes) == 2
-    model.compile(keras.optimizers.Adam(1e-3), "binary_crossentropy" if binary else "sparse_categorical_crossentropy")
-    keras.utils.set_random_seed(0)
-    model.fit(images, labels.astype("float32") if binary else labels, epochs=40, batch_size=8, verbose=0)
-    probabilities = class_probabilities(model.predict(images, verbose=0), len(classes))
-    assert (probabilities.argmax(1) == labels).all() and probabilities.max(1).mean() > 0.9  # confident, so parity means something
-    info = ModelInfo(list(classes), size, name, extra={"data": {"dir": str(data)}})
-    return save_model(model, root / f"{name}.keras", info), data
 
 
 @pytest.fixture(scope="module")

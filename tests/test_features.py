@@ -7,7 +7,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from conftest import write_image
+from helpers.images import write_image
 
 from catsdogs.config import AugmentParams, TrainConfig
 from catsdogs.data.files import read_image_folder

@@ -7,7 +7,7 @@ import re
 import subprocess
 import sys
 
-from conftest import make_split_folder
+from helpers.images import make_split_folder
 
 
 def test_train_into_a_file_writes_one_line_per_epoch_and_no_escape_codes(tmp_path):

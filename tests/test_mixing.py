@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import make_split_folder
-from test_training import tiny_config
+from helpers.images import make_split_folder
+from helpers.training import tiny_config
 
 from catsdogs.config import ConfigError, TrainConfig
 from catsdogs.data.mixing import mix_batch

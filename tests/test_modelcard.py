@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_training import tiny_config
+from helpers.training import tiny_config
 
 from catsdogs.metadata import ModelInfo
 from catsdogs.metrics import compute_metrics, wilson_interval

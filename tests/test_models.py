@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from conftest import make_split_folder, write_legacy_h5_weights
+from helpers.images import make_split_folder, write_legacy_h5_weights
 
 from catsdogs.errors import UserError
 from catsdogs.models import (
@@ -208,7 +208,7 @@ def test_resnet_small_has_residual_blocks_and_takes_any_class_count(tmp_path):
 
 @pytest.mark.parametrize("name", ["lenet5", "mlp", "resnet_small"])
 def test_the_classic_networks_train_on_three_classes_and_reload(tmp_path, name):
-    from test_training import tiny_config
+    from helpers.training import tiny_config
 
     from catsdogs.training.trainer import train
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_split_folder
+from helpers.images import make_split_folder
 
 from catsdogs.errors import UserError
 from catsdogs.evaluate import main as evaluate_main

@@ -16,10 +16,10 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from conftest import make_split_folder, write_image
+from helpers.commands import run_command
+from helpers.images import make_split_folder, write_image
 from PIL import Image
 
-from catsdogs.cli import run_cli
 from catsdogs.config import DECODABLE_EXTENSIONS, TrainConfig
 from catsdogs.data.decode import load_image
 from catsdogs.data.files import expand_inputs
@@ -32,14 +32,6 @@ from catsdogs.predict import main
 from catsdogs.training.trainer import train
 
 SIZE = 48
-
-
-def run_command(command_main, argv: list, capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
-    """A CLI's ``main`` as a user runs it (one-line errors included): exit status, stdout, stderr."""
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(command_main, [str(arg) for arg in argv])
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
 
 
 def run_predict(argv: list, capsys: pytest.CaptureFixture) -> tuple[int, str, str]:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_split_folder, write_image
-from test_training import tiny_config
+from helpers.images import make_split_folder, write_image
+from helpers.training import tiny_config
 
 from catsdogs.config import AugmentParams
 from catsdogs.data import sources

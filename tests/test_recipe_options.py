@@ -8,8 +8,8 @@ import math
 import keras
 import numpy as np
 import pytest
-from conftest import make_split_folder
-from test_training import StopAfter, tiny_config
+from helpers.images import make_split_folder
+from helpers.training import StopAfter, tiny_config
 
 from catsdogs.config import ConfigError, TrainConfig
 from catsdogs.errors import UserError

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_split_folder
+from helpers.images import make_split_folder
 from PIL import Image
 
 from catsdogs import evaluate, predict, train, visualize

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import write_image
+from helpers.images import write_image
 from PIL import Image
 
 from catsdogs.data.decode import load_image

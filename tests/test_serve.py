@@ -23,9 +23,9 @@ import httpx
 import numpy as np
 import pytest
 import uvicorn
-from conftest import write_image
+from helpers.images import write_image
+from helpers.training import train_tiny
 from PIL import Image
-from test_export import train_tiny
 
 from catsdogs.errors import UserError
 from catsdogs.exporting.exporter import export_model

@@ -11,7 +11,8 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from conftest import make_split_folder
+from helpers.images import make_split_folder
+from helpers.training import StopAfter, tiny_config
 
 from catsdogs.config import TrainConfig
 from catsdogs.data.pipeline import make_dataset
@@ -21,25 +22,6 @@ from catsdogs.models.saving import load_model
 from catsdogs.train import main as train_main
 from catsdogs.training.rundir import read_history
 from catsdogs.training.trainer import train
-
-
-def tiny_config(data_dir: Path, tmp_path: Path, **overrides) -> TrainConfig:
-    values = dict(data_dir=str(data_dir), image_size=48, model="small_cnn", weights=None, epochs=2, batch_size=8,
-                  output=str(tmp_path / "runs"), saved_models_dir=str(tmp_path / "saved_models"), verbose=0)
-    values.update(overrides)
-    return TrainConfig(**values)
-
-
-class StopAfter(keras.callbacks.Callback):
-    """Simulates a kill: raises once ``epochs`` epochs have finished (after the backup is written)."""
-
-    def __init__(self, epochs: int):
-        super().__init__()
-        self.epochs = epochs
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if epoch + 1 == self.epochs:
-            raise KeyboardInterrupt("simulated kill")
 
 
 class EpochRecorder(keras.callbacks.Callback):

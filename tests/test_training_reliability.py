@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_split_folder
+from helpers.images import make_split_folder
 from PIL import Image
 
 from catsdogs.config import TrainConfig

@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 import pytest
-from conftest import make_split_folder
-from test_training import tiny_config
+from helpers.images import make_split_folder
+from helpers.training import tiny_config
 
 from catsdogs.data.decode import load_image
 from catsdogs.errors import UserError

@@ -9,7 +9,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from conftest import make_split_folder
+from helpers.images import make_split_folder
 from PIL import Image
 
 from catsdogs.cli import run_cli

@@ -1,6 +1,6 @@
 """Builders for the data_prep tests: tiny generated images, each source layout, and every bad-file kind.
 
-Imported only by ``tests/test_data_prep*.py`` (``from conftest_data_prep import ...``). Everything is
+Used by ``tests/test_data_prep*.py`` (``from helpers.data_prep import ...``). Everything is
 generated; nothing here reads ../shared or the network.
 """
 
