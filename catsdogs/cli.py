@@ -11,14 +11,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.util
+import logging
 import os
 import sys
 import typing
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NoReturn
 
-from catsdogs.config import DEFAULT_SAVED_MODELS_DIR, flag_name
-from catsdogs.errors import EXIT_INTERRUPTED, EXIT_NOTHING_DONE, EXIT_OK, EXIT_USER_ERROR, UserError
+from catsdogs.config import DEFAULT_SAVED_MODELS_DIR
+from catsdogs.errors import EXIT_INTERRUPTED, EXIT_NOTHING_DONE, EXIT_OK, EXIT_USER_ERROR, UserError, flag_for
 from catsdogs.outputs import captured_native_output
 
 
@@ -74,12 +75,49 @@ def quiet_tensorflow(needed_by: str | None = None) -> None:
     tensorflow.get_logger().setLevel("ERROR")  # retracing notices and the like are for developers
 
 
-def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> NoReturn:
-    """Run ``main(argv)`` and turn the exceptions users cause into one line and an exit code."""
+class ConsoleHandler(logging.Handler):
+    """The library's log records as the commands' lines: INFO on stdout (what a run reports), WARNING and above on
+    stderr (skipped files, notices), the message alone. The streams are looked up for each record, so output
+    captured or redirected after the set-up (pytest, a notebook) still receives it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        stream = sys.stdout if record.levelno < logging.WARNING else sys.stderr
+        try:
+            stream.write(self.format(record) + "\n")
+            stream.flush()
+        except Exception:  # noqa: BLE001 (logging's own rule: a broken stream must not stop the program)
+            self.handleError(record)
+
+
+LIBRARY_LOGGERS = ("catsdogs", "data_prep")
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Show the library's log records as the commands' output (``ConsoleHandler``), once however often called.
+
+    The library only logs (``logging.getLogger(__name__)``); a program that imports it chooses what to show, as
+    each command does here before its work."""
+    for name in LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.handlers = [h for h in logger.handlers if not isinstance(h, ConsoleHandler)] + [ConsoleHandler()]
+        logger.setLevel(level)
+
+
+def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None,
+            flags: Mapping[str, str] | None = None) -> NoReturn:
+    """Run ``main(argv)`` with the library's logs shown, and turn the exceptions users cause into one line and an
+    exit code. The library's errors name parameters; the line names the command's flags: ``flags`` maps the
+    parameters whose flag is not ``errors.flag_for``'s (``{"export_format": "--format"}``)."""
+    configure_logging()
+    names = dict(flags or {})
     try:
         code = main(argv)
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc.worded(lambda name: names.get(name) or flag_for(name))}", file=sys.stderr)
         code = EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -142,7 +180,7 @@ def add_settings_arguments(parser: argparse.ArgumentParser, settings: type, pref
     defaults = settings()
     for item in dataclasses.fields(settings):
         hint, meta = hints[item.name], item.metadata
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             add_settings_arguments(parser, hint, f"{prefix}{item.name}.", groups)
             continue
         group = groups.get(meta["group"]) or groups.setdefault(meta["group"], parser.add_argument_group(meta["group"]))
@@ -151,9 +189,9 @@ def add_settings_arguments(parser: argparse.ArgumentParser, settings: type, pref
             help_text += f" (default: {_display(getattr(defaults, item.name))})"
         common = {"dest": prefix + item.name, "default": argparse.SUPPRESS, "help": help_text}
         if hint is bool:
-            group.add_argument(flag_name(item.name), action=argparse.BooleanOptionalAction, **common)
+            group.add_argument(flag_for(item.name), action=argparse.BooleanOptionalAction, **common)
         else:
-            group.add_argument(flag_name(item.name), type=_argument_type(hint), choices=meta.get("choices"),
+            group.add_argument(flag_for(item.name), type=_argument_type(hint), choices=meta.get("choices"),
                                metavar=meta.get("metavar") or (None if meta.get("choices") else item.name.upper()),
                                **common)
     return groups

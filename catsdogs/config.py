@@ -24,33 +24,34 @@ import difflib
 import json
 import os
 import re
+import sys
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from catsdogs.errors import UserError
+from catsdogs.errors import UserError, parameter
 from catsdogs.outputs import write_json
 
-try:  # Python 3.11+
+if sys.version_info >= (3, 11):
     import tomllib
-except ImportError:  # pragma: no cover (Python 3.10: the tomli backport, a dependency there)
-    try:
-        import tomli as tomllib
-    except ImportError:
-        tomllib = None
+else:  # pragma: no cover (Python 3.10: the tomli backport, a dependency there)
+    import tomli as tomllib
+yaml_load: Callable[[str], Any] | None
 try:
     import yaml
+
+    yaml_load = yaml.safe_load
 except ImportError:  # PyYAML is optional: YAML config files need it
-    yaml = None
+    yaml_load = None
 
 # ------------------------------------------------------------------------------------------ constants
 DEFAULT_IMAGE_SIZE = 150  # the report's input size
-# A model's input size: 32 is the least the Keras applications accept; 2048 px squared is
-# 50 MB per image as floats, already a batch of gigabytes.
-MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 2048  # 8: the MLPs; each model states its own minimum
+# A model's input size: 8 px is the least any model takes (the MLPs; each model states its own minimum, 32 for
+# most Keras applications); 2048 px squared is 50 MB per image as floats, already a batch of gigabytes.
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 2048
 DEFAULT_SEED = 1337
 SPLITS = ("train", "validation", "test")  # data_prep writes them; training reads them
 DEFAULT_DATA_DIR = "data/cats_vs_dogs_small"  # what data_prep's examples write and every command reads
@@ -90,22 +91,22 @@ def read_settings_file(path: str | Path) -> dict[str, Any]:
     """A config file's settings: ``.json``, ``.yaml`` / ``.yml`` or ``.toml``; any problem is a one-line ConfigError."""
     path = Path(path)
     suffix = path.suffix.lower()
-    readers = {".json": ("JSON", json.loads), ".toml": ("TOML", tomllib and tomllib.loads),
-               ".yaml": ("YAML", yaml and yaml.safe_load), ".yml": ("YAML", yaml and yaml.safe_load)}
+    readers: dict[str, tuple[str, Callable[[str], Any] | None]] = {
+        ".json": ("JSON", json.loads), ".toml": ("TOML", tomllib.loads), ".yaml": ("YAML", yaml_load),
+        ".yml": ("YAML", yaml_load)}
     if suffix not in readers:
-        raise ConfigError(f"--config {path}: give a .json, .yaml or .toml file")
+        raise ConfigError(f"{parameter('config', path)}: give a .json, .yaml or .toml file")
     language, parse = readers[suffix]
     if parse is None:
-        package = "PyYAML" if language == "YAML" else "tomli"
-        raise ConfigError(f"--config {path}: reading {language} needs {package} (pip install {package})")
+        raise ConfigError(f"{parameter('config', path)}: reading {language} needs PyYAML (pip install PyYAML)")
     try:
         values = parse(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError(f"--config {path} cannot be read ({exc.strerror or exc})") from None
+        raise ConfigError(f"{parameter('config', path)} cannot be read ({exc.strerror or exc})") from None
     except Exception as exc:  # noqa: BLE001 (each parser has its own error class)
-        raise ConfigError(f"--config {path} is not valid {language}: {str(exc).splitlines()[0]}") from None
+        raise ConfigError(f"{parameter('config', path)} is not valid {language}: {str(exc).splitlines()[0]}") from None
     if not isinstance(values, Mapping):
-        raise ConfigError(f"--config {path} must hold a mapping of settings, not {type(values).__name__}")
+        raise ConfigError(f"{parameter('config', path)} must hold a mapping of settings, not {type(values).__name__}")
     return dict(values)
 
 
@@ -130,10 +131,6 @@ def setting(default: Any = dataclasses.MISSING, *, help: str, group: str, choice
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
-
-
-def flag_name(field_name: str) -> str:
-    return "--" + field_name.replace("_", "-")
 
 
 # --------------------------------------------------------------------------------------- validation
@@ -179,18 +176,18 @@ def _conform(value: Any, hint: Any) -> Any:
     elif typing.get_origin(hint) is tuple:
         if isinstance(value, (list, tuple)) and len(value) == len(typing.get_args(hint)):
             return tuple(_conform(item, arg) for item, arg in zip(value, typing.get_args(hint)))
-    elif dataclasses.is_dataclass(hint):
+    elif isinstance(hint, type) and dataclasses.is_dataclass(hint):
         if isinstance(value, hint):
             return value
         if isinstance(value, Mapping):
-            return hint.from_dict(value)
+            return typing.cast(Any, hint).from_dict(value)  # the settings dataclasses each have one
     raise TypeError(_describe_type(hint))
 
 
 def _check_bounds(name: str, value: Any, metadata: Mapping[str, Any]) -> None:
     choices = metadata.get("choices")
     if choices is not None and value not in choices:
-        raise ConfigError(f"{flag_name(name)} must be one of {', '.join(map(str, choices))}, not {value!r} "
+        raise ConfigError(f"{parameter(name)} must be one of {', '.join(map(str, choices))}, not {value!r} "
                           f"(setting {name!r})")
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return
@@ -198,7 +195,7 @@ def _check_bounds(name: str, value: Any, metadata: Mapping[str, Any]) -> None:
                               ("above", lambda v, b: v <= b, "above"), ("below", lambda v, b: v >= b, "below")):
         bound = metadata.get(key)
         if bound is not None and fails(value, bound):
-            raise ConfigError(f"{flag_name(name)} must be {words} {bound:g}, not {value:g} (setting {name!r})")
+            raise ConfigError(f"{parameter(name)} must be {words} {bound:g}, not {value:g} (setting {name!r})")
 
 
 def validate_fields(instance: Any) -> None:
@@ -209,7 +206,7 @@ def validate_fields(instance: Any) -> None:
         try:
             value = _conform(value, hints[item.name])
         except TypeError as exc:
-            raise ConfigError(f"{flag_name(item.name)} must be {exc}, not {value!r} (setting {item.name!r})") from None
+            raise ConfigError(f"{parameter(item.name)} must be {exc}, not {value!r} (setting {item.name!r})") from None
         _check_bounds(item.name, value, item.metadata)
         object.__setattr__(instance, item.name, value)  # works for frozen dataclasses too
 
@@ -254,7 +251,8 @@ class AugmentParams:
         validate_fields(self)
         low, high = self.zoom_bounds
         if not 0 < low <= high:
-            raise ConfigError(f"--zoom-range must give 0 < low <= high, not {self.zoom_range!r} (setting 'zoom_range')")
+            raise ConfigError(f"{parameter('zoom_range')} must give 0 < low <= high, not {self.zoom_range!r} "
+                              "(setting 'zoom_range')")
 
     @property
     def zoom_bounds(self) -> tuple[float, float]:
@@ -406,14 +404,16 @@ class TrainConfig:
             self.devices = [d.strip() for d in self.devices.split(",") if d.strip()]
         validate_fields(self)
         if self.schedule == "cosine" and self.reduce_lr:
-            raise ConfigError("--schedule cosine sets the learning rate every epoch, so --reduce-lr cannot also "
+            raise ConfigError(f"{parameter('schedule', 'cosine')} sets the learning rate every epoch, so "
+                              f"{parameter('reduce_lr')} cannot also "
                               "change it; use one of them (setting 'reduce_lr')")
         if (self.mixup or self.cutmix) and self.cache_features:
-            raise ConfigError("--mixup and --cutmix blend images, and --cache-features trains on stored features of "
+            raise ConfigError(f"{parameter('mixup')} and {parameter('cutmix')} blend images, and "
+                              f"{parameter('cache_features')} trains on stored features of "
                               "unblended ones; use one or the other (setting 'cache_features')")
         if self.name and (not _PLAIN_NAME.fullmatch(self.name) or ".." in self.name):
-            raise ConfigError(f"--name must be a plain name (letters, digits, '.', '_', '-'), not {self.name!r}: "
-                              "it names a file in --saved-models-dir (setting 'name')")
+            raise ConfigError(f"{parameter('name')} must be a plain name (letters, digits, '.', '_', '-'), not "
+                              f"{self.name!r}: it names a file in {parameter('saved_models_dir')} (setting 'name')")
 
     @property
     def run_label(self) -> str:
@@ -460,4 +460,5 @@ class TrainConfig:
         try:
             return cls.from_dict(values, str(path))
         except ConfigError as exc:  # name the file, which the user must fix, not only the setting
-            raise ConfigError(str(exc) if str(path) in str(exc) else f"{path}: {exc}") from None
+            message = exc.args[0]  # as raised: its parameters still name the flags on the command line
+            raise ConfigError(message if str(path) in str(exc) else f"{path}: {message}") from None

@@ -4,11 +4,18 @@ A problem the user can fix (a missing file, a bad flag, an odd value in a config
 ``UserError`` whose message says what is wrong and how to fix it. The library raises it at any depth;
 a command prints it as one line, ``error: <message>``, and exits with ``EXIT_USER_ERROR``, never
 with a traceback. This module is the bottom layer: it imports nothing of catsdogs and no TensorFlow.
+
+The library speaks to Python callers, the commands to people at a shell: a message names a parameter through
+``parameter(name, value)``, which reads ``top_k=5`` in ``str(error)`` and ``--top-k 5`` where a command prints it
+(``UserError.worded``, with the command's own flag for each parameter).
 """
 
 from __future__ import annotations
 
 import importlib
+import re
+from collections.abc import Callable
+from pathlib import PurePath
 from types import ModuleType
 
 EXIT_OK = 0
@@ -19,8 +26,37 @@ EXIT_CHECK_FAILED = 3  # the work was done but failed its own check (an export w
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
 
 
+_MARK, _PART = "\x1f", "\x1e"  # ASCII's unit and record separators: never in a message's own text
+_PARAMETER = re.compile(f"{_MARK}([^{_MARK}{_PART}]+)(?:{_PART}([^{_PART}]*){_PART}([^{_MARK}]*))?{_MARK}")
+_NO_VALUE = object()
+
+
+def parameter(name: str, value: object = _NO_VALUE) -> str:
+    """A parameter (and the value given to it) inside a ``UserError``'s message: ``top_k`` or ``top_k=0`` to a
+    Python caller, ``--top-k`` or ``--top-k 0`` on a command line (``UserError.worded``)."""
+    if value is _NO_VALUE:
+        return f"{_MARK}{name}{_MARK}"
+    python = repr(str(value)) if isinstance(value, PurePath) else repr(value)
+    return f"{_MARK}{name}{_PART}{value}{_PART}{python}{_MARK}"
+
+
+def flag_for(name: str) -> str:
+    """A parameter's flag by the commands' rule: ``top_k`` -> ``--top-k`` (a nested setting by its own name)."""
+    return "--" + name.rpartition(".")[2].replace("_", "-")
+
+
 class UserError(Exception):
-    """An error caused by the user's input; its message says what is wrong and how to fix it."""
+    """An error caused by the user's input; its message says what is wrong and how to fix it.
+
+    ``str(error)`` names parameters as Python does; ``worded(flag_of)`` as a command's flags."""
+
+    def __str__(self) -> str:
+        return _PARAMETER.sub(lambda m: m[1] if m[2] is None else f"{m[1]}={m[3]}", super().__str__())
+
+    def worded(self, flag_of: Callable[[str], str] = flag_for) -> str:
+        """The message with each parameter as ``flag_of(name)`` (and its value after a space)."""
+        return _PARAMETER.sub(lambda m: flag_of(m[1]) if m[2] is None else f"{flag_of(m[1])} {m[2]}",
+                              super().__str__())
 
 
 def require_optional(module: str, package: str, purpose: str, fix: str) -> ModuleType:

@@ -24,6 +24,9 @@ from catsdogs.cli import ArgumentParser, add_model_arguments, quiet_tensorflow, 
 from catsdogs.config import DEFAULT_EXPORT_CHECK_IMAGES, EXPORT_FORMATS, QUANTIZATIONS
 from catsdogs.errors import EXIT_CHECK_FAILED, EXIT_OK, UserError
 
+# The library's parameters whose flags have other names (its errors name parameters; this command, flags).
+FLAGS = {"export_format": "--format"}
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="python -m catsdogs.export",
@@ -70,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cli() -> None:
-    run_cli(main)
+    run_cli(main, flags=FLAGS)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from catsdogs.config import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
-from catsdogs.errors import UserError
+from catsdogs.errors import UserError, parameter
 from catsdogs.outputs import write_text
 
 METADATA_ENTRY = "catsdogs.json"  # the zip entry of a .keras file, and the sidecar's name
@@ -43,12 +43,12 @@ class ModelInfo:
     def metrics(self) -> dict[str, Any]:
         return self.extra.get("metrics") or {}
 
-    def class_index(self, name: str | None, flag: str = "--class") -> int | None:
+    def class_index(self, name: str | None, parameter_name: str = "class_name") -> int | None:
         """The index of class ``name`` (None for None); a UserError listing the classes when it has none such."""
         if name is None:
             return None
         if name not in self.class_names:
-            raise UserError(f"{flag} {name!r} is not a class of this model; choose one of "
+            raise UserError(f"{parameter(parameter_name)} {name!r} is not a class of this model; choose one of "
                             f"{', '.join(self.class_names)}")
         return self.class_names.index(name)
 

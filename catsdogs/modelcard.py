@@ -63,7 +63,8 @@ def _recipe_section(info: ModelInfo) -> list[str]:
              f"`{info.preprocessing or 'none'}` inside the model",
              f"- Output: one probability per class ({', '.join(info.class_names)})"]
     if extra.get("recipe"):
-        lines += [f"- Recipe: `{extra['recipe']}`, layers trained: `{extra.get('unfreeze', '?')}`"]
+        trained = extra.get("trained_layers", extra.get("unfreeze", "?"))  # files from before trained_layers
+        lines += [f"- Recipe: `{extra['recipe']}`, layers trained: `{trained}`"]
     if metrics.get("epochs"):
         best = (f", best validation accuracy {metrics['best_val_accuracy']:.4f} at epoch {metrics['best_epoch']}"
                 if metrics.get("best_epoch") else "")

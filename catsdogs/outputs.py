@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from catsdogs.errors import UserError
+from catsdogs.errors import UserError, parameter
 
 TEMP_PREFIX = ".tmp-"  # temporary files start with this, so listings skip them and cleanup can find them
 OUTPUT_MARKER = ".catsdogs-output"  # in a folder catsdogs writes results to
@@ -55,6 +55,18 @@ def _fsync(path: Path) -> None:
         os.close(descriptor)
 
 
+def _fsync_folder(path: Path) -> None:
+    """Make a rename in ``path`` durable: POSIX fsyncs the folder. Windows cannot open a folder as a file (it has
+    no ``os.O_DIRECTORY``) and its file systems journal renames themselves, so there it does nothing."""
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 @contextmanager
 def atomic_path(path: str | Path, fsync: bool = False) -> Iterator[Path]:
     """Yield a temporary path to write; on success it replaces ``path`` in one step, on failure it is removed."""
@@ -67,7 +79,7 @@ def atomic_path(path: str | Path, fsync: bool = False) -> Iterator[Path]:
             _fsync(temporary)
         os.replace(temporary, path)
         if fsync:
-            _fsync(path.parent)  # the rename itself
+            _fsync_folder(path.parent)  # the rename itself
     finally:
         if temporary.is_dir():
             shutil.rmtree(temporary, ignore_errors=True)
@@ -149,7 +161,7 @@ def publish_versioned(source: str | Path, directory: str | Path, stem: str, suff
                 except FileExistsError:
                     continue
                 os.replace(temporary, target)
-            _fsync(directory)
+            _fsync_folder(directory)
             return target
     finally:
         temporary.unlink(missing_ok=True)
@@ -174,34 +186,38 @@ def _resolved(paths: Iterable[str | Path]) -> set[Path]:
     return {Path(p).resolve() for p in paths}
 
 
-def claim_output_dir(path: str | Path, inputs: Iterable[str | Path] = (), flag: str = "--output") -> Path:
+def claim_output_dir(path: str | Path, inputs: Iterable[str | Path] = (), name: str = "output") -> Path:
     """``path`` as a folder for results: created if new; refused if it is a file or holds files catsdogs did not write.
 
     ``inputs`` (the files and folders a command reads) must not lie in it, nor it in them: results
-    would sit among the inputs, and the next run would read them as inputs.
+    would sit among the inputs, and the next run would read them as inputs. ``name``: the parameter an
+    error names.
     """
     path = Path(path)
+    given = parameter(name, path)
     if path.exists() and not path.is_dir():
-        raise UserError(f"{flag} {path} is a file; give a folder (a new one, or one catsdogs wrote before)")
+        raise UserError(f"{given} is a file; give a folder (a new one, or one catsdogs wrote before)")
     resolved = path.resolve()
     for source in sorted(_resolved(inputs)):
         if source == resolved or resolved in source.parents or (source.is_dir() and source in resolved.parents):
-            raise UserError(f"{flag} {path} overlaps the input {source}; choose a folder apart from the inputs")
+            raise UserError(f"{given} overlaps the input {source}; choose a folder apart from the inputs")
     if path.is_dir() and not (path / OUTPUT_MARKER).exists() and any(path.iterdir()):
-        raise UserError(f"{flag} {path} holds files catsdogs did not write; choose a new or empty folder")
+        raise UserError(f"{given} holds files catsdogs did not write; choose a new or empty folder")
     path.mkdir(parents=True, exist_ok=True)
     (path / OUTPUT_MARKER).touch()
     return path
 
 
-def check_output_file(path: str | Path, inputs: Iterable[str | Path] = (), flag: str = "--output",
+def check_output_file(path: str | Path, inputs: Iterable[str | Path] = (), name: str = "output",
                       force: bool = False) -> Path:
-    """``path`` as a new output file: refused if it is a folder, one of the ``inputs``, or exists (unless ``force``)."""
+    """``path`` as a new output file: refused if it is a folder, one of the ``inputs``, or exists (unless ``force``).
+    ``name``: the parameter an error names."""
     path = Path(path)
+    given = parameter(name, path)
     if path.is_dir():
-        raise UserError(f"{flag} {path} is a folder; give a file name, e.g. {path / 'submission.csv'}")
+        raise UserError(f"{given} is a folder; give a file name, e.g. {path / 'submission.csv'}")
     if path.resolve() in _resolved(inputs):
-        raise UserError(f"{flag} {path} is one of the inputs; give a new file name")
+        raise UserError(f"{given} is one of the inputs; give a new file name")
     if path.exists() and not force:
-        raise UserError(f"{flag} {path} exists; give a new file name (or pass --force to replace it)")
+        raise UserError(f"{given} exists; give a new file name (or pass {parameter('force')} to replace it)")
     return path

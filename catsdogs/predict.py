@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from catsdogs.cli import ArgumentParser, add_model_arguments, quiet_tensorflow, report_failures, run_cli
 from catsdogs.config import TTA_MODES
@@ -35,8 +36,12 @@ from catsdogs.metadata import ModelInfo
 from catsdogs.outputs import check_output_file, claim_output_dir
 from catsdogs.runtime.engines import exported_format, open_engine
 from catsdogs.runtime.predict import predict_images
+from catsdogs.runtime.results import Prediction
 from catsdogs.runtime.tta import chosen_mode
 from catsdogs.runtime.writers import write_csv, write_json, write_kaggle_submission
+
+# The library's parameters whose flags have other names (its errors name parameters; this command, flags).
+FLAGS = {"class_name": "--class"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def check_kaggle(submission: str | None, info: ModelInfo, model_path: object) -> None:
+def check_kaggle(submission: str | None, info: ModelInfo, model_path: Path) -> None:
     if submission and not info.binary:
         raise UserError(f"--kaggle-submission needs a binary model; {model_path} has classes {info.class_names}")
 
@@ -94,7 +99,8 @@ def check_flags(args: argparse.Namespace) -> str | None:
     return exported
 
 
-def print_results(items: list, info: ModelInfo, model_path: object, args: argparse.Namespace) -> None:
+def print_results(items: list[Prediction | Failure], info: ModelInfo, model_path: Path,
+                  args: argparse.Namespace) -> None:
     """The predictions on stdout: JSON, CSV, or a line per image with its top K and, below the threshold, unsure."""
     if args.format == "json":
         write_json(items, info, model_path, sys.stdout, args.min_confidence)
@@ -115,9 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     files, problems = expand_inputs(args.paths)
     # Outputs are checked before any work: they never replace an input, nor land among the inputs.
     if args.kaggle_submission:
-        check_output_file(args.kaggle_submission, files, "--kaggle-submission", args.force)
+        check_output_file(args.kaggle_submission, files, "kaggle_submission", args.force)
     if args.explain:
-        claim_output_dir(args.explain, args.paths, "--explain")
+        claim_output_dir(args.explain, args.paths, "explain")
     if exported:  # LiteRT and ONNX without TensorFlow; a SavedModel through it
         engine = open_engine(args.model)
         info, model_path, line = engine.info, engine.path, f"model: {engine.describe()}"
@@ -142,7 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if report.results:  # the first line says which model made the results
         print(line, file=sys.stderr)
 
-    by_path = {item.path: item for item in [*report.results, *report.failures]}
+    answered: list[Prediction | Failure] = [*report.results, *report.failures]
+    by_path = {item.path: item for item in answered}
     items = [by_path[path] for path in files] + problems
     print_results(items, info, model_path, args)
     failures = [item for item in items if isinstance(item, Failure)]
@@ -158,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cli() -> None:
-    run_cli(main)
+    run_cli(main, flags=FLAGS)
 
 
 if __name__ == "__main__":

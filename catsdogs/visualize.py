@@ -128,6 +128,10 @@ def _inputs(args: argparse.Namespace) -> list[str]:
     return images + ([run_dir] if run_dir else [])
 
 
+# The library's parameters whose flags have other names (its errors name parameters; this command, flags).
+FLAGS = {"class_name": "--class", "layer_names": "--layers", "images": "--image"}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="python -m catsdogs.visualize",
                             description="Pictures of training and of what a saved model sees.")
@@ -190,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cli() -> None:
-    run_cli(main)
+    run_cli(main, flags=FLAGS)
 
 
 if __name__ == "__main__":

@@ -63,8 +63,9 @@ def _describe(image: Image.Image, file_name: str) -> str:
     words = [what, word if word == image.mode else f"{word} ({image.mode})"]
     if "transparency" in image.info and image.mode not in _ALPHA_MODES:
         words[-1] += " with transparency"
-    if getattr(image, "n_frames", 1) > 1:
-        words.append(f"first of {image.n_frames} frames")
+    frames = getattr(image, "n_frames", 1)
+    if frames > 1:
+        words.append(f"first of {frames} frames")
     if _has_transparency(image):
         words.append("alpha composited on white")
     if image.mode in _SIXTEEN_BIT_MODES or image.mode in ("I", "F"):
@@ -132,7 +133,7 @@ def check_image(data: bytes, file_name: str) -> CheckedImage:
     digest = hashlib.sha256(data).hexdigest()
     with pillow_limits_off():
         try:
-            image = Image.open(io.BytesIO(data))
+            image: Image.Image = Image.open(io.BytesIO(data))
             width, height = image.size
             shrunk = _decode_within_limit(image)
             orientation = exif_orientation(image)

@@ -138,9 +138,13 @@ def _split_counts(args: argparse.Namespace, dataset: str | None) -> SplitCounts 
     return SplitCounts(**{**SplitCounts().as_dict(), **chosen})
 
 
+# The library's parameters whose flags have other names (errors name parameters; this command, its flags).
+FLAGS = {"validation": "--val", "n_per_class": "--synthetic", "directory": "--synthetic-dir"}
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``catsdogs-prep`` / ``python -m data_prep``; exits with 2 and one line on user errors."""
-    run_cli(_main, argv)
+    run_cli(_main, argv, FLAGS)
 
 
 def _main(argv: Sequence[str] | None) -> int:

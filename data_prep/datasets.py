@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from catsdogs.errors import UserError, require_optional
+from catsdogs.errors import UserError, parameter, require_optional
 
 DIGIT_NAMES = tuple(str(digit) for digit in range(10))
 CLASS_NAMES: dict[str, tuple[str, ...]] = {
@@ -39,7 +39,8 @@ DATASETS_EXTRA = "pip install 'catsdogs[datasets]'"
 
 def load_digits() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's digits as uint8 ``(1797, 32, 32)`` images (white ink on black, like MNIST) and labels."""
-    sklearn_datasets = require_optional("sklearn.datasets", "scikit-learn", "--source digits", DATASETS_EXTRA)
+    sklearn_datasets = require_optional("sklearn.datasets", "scikit-learn", parameter("source", "digits"),
+                                        DATASETS_EXTRA)
     digits = sklearn_datasets.load_digits()
     small = np.round(digits.images * (255 / DIGITS_LEVELS)).astype(np.uint8)
     # Bicubic keeps the strokes' shape through a 4x upscale better than bilinear's soft blocks.
@@ -51,14 +52,14 @@ def load_digits() -> tuple[np.ndarray, np.ndarray]:
 def load_keras_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
     """A ``keras.datasets`` set, its train and test parts pooled; a UserError when it cannot be downloaded."""
     # Imported when asked for: keras brings TensorFlow, which the other sources need not wait for.
-    module = require_optional(f"keras.datasets.{name}", "Keras", f"--source {name}", "pip install -e .")
+    module = require_optional(f"keras.datasets.{name}", "Keras", parameter("source", name), "pip install -e .")
     try:
         (x_train, y_train), (x_test, y_test) = module.load_data()
     except Exception as exc:  # noqa: BLE001 - any failure of the download (URL, SSL, HTTP, hash) means the same
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UserError(f"cannot get {name} through keras.datasets ({reason}): it is downloaded once into "
                         f"~/.keras/datasets (or $KERAS_HOME/datasets); connect to the internet or copy the file "
-                        f"there, or use --source digits, which needs no download") from None
+                        f"there, or use {parameter('source', 'digits')}, which needs no download") from None
     return np.concatenate([x_train, x_test]), np.concatenate([y_train, y_test]).reshape(-1).astype(np.int64)
 
 

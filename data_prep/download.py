@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from catsdogs import __version__
 from catsdogs.config import user_cache_dir
-from catsdogs.errors import UserError
+from catsdogs.errors import UserError, parameter
 
 PETIMAGES_URL = ("https://download.microsoft.com/download/3/E/1/3E1C3F21-ECDB-4869-8368-6DEBA77B919F/"
                  "kagglecatsanddogs_5340.zip")
@@ -44,7 +44,8 @@ def default_download_dir() -> Path:
 
 
 def _offline(url: str, reason: object) -> UserError:
-    return UserError(f"could not download {url} ({reason}); download it in a browser and pass it with --source PATH")
+    return UserError(f"could not download {url} ({reason}); download it in a browser and pass it with "
+                     f"{parameter('source', 'PATH')}")
 
 
 def _file_name(url: str) -> str:
@@ -151,7 +152,7 @@ def download_file(url: str, directory: Path, sha256: str | None, *, attempts: in
                 have = part.stat().st_size if part.exists() else 0
                 raise UserError(f"download of {url} was interrupted ({exc}) with {have:,} bytes in {part}; run the "
                                 "same command again to resume, or download it in a browser and pass it with "
-                                "--source PATH") from None
+                                f"{parameter('source', 'PATH')}") from None
             time.sleep(retry_wait)
     size = part.stat().st_size
     if total is not None and size != total:
@@ -162,7 +163,8 @@ def download_file(url: str, directory: Path, sha256: str | None, *, attempts: in
         if actual != expected:
             part.unlink()
             raise UserError(f"checksum mismatch for {url}: SHA-256 {actual}, expected {expected}; deleted the "
-                            f"download ({part.name}); run again, or pass --sha256 if the file legitimately changed")
+                            f"download ({part.name}); run again, or pass {parameter('sha256')} if the file "
+                            "legitimately changed")
     try:
         check_petimages_archive(part, min_per_class)
     except UserError:
@@ -173,7 +175,8 @@ def download_file(url: str, directory: Path, sha256: str | None, *, attempts: in
 
 
 def download_petimages(url: str = PETIMAGES_URL, directory: str | Path | None = None,
-                       sha256: str | None = PETIMAGES_SHA256, *, progress: bool = False, **kwargs) -> Path:
+                       sha256: str | None = PETIMAGES_SHA256, *, progress: bool = False, attempts: int = 3,
+                       timeout: float = 30.0, retry_wait: float = 2.0) -> Path:
     """The PetImages zip, downloaded (or found) in ``directory`` (default: :func:`default_download_dir`).
 
     The 12,000-files-per-class check applies to Microsoft's URL only; other URLs (mirrors, tests) are
@@ -181,4 +184,5 @@ def download_petimages(url: str = PETIMAGES_URL, directory: str | Path | None = 
     """
     min_per_class = PETIMAGES_MIN_PER_CLASS if url == PETIMAGES_URL else 0
     return download_file(url, Path(directory) if directory else default_download_dir(), sha256,
-                         progress=progress, min_per_class=min_per_class, **kwargs)
+                         progress=progress, min_per_class=min_per_class, attempts=attempts, timeout=timeout,
+                         retry_wait=retry_wait)

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from catsdogs.errors import UserError
+from catsdogs.errors import UserError, parameter
 
 MARKER = "catsdogs.data_prep"  # summary.json's "created_by": the proof that data_prep wrote a folder
 SUMMARY_NAME = "summary.json"
@@ -61,32 +61,34 @@ def check_destination(out: Path, source: Path, force: bool) -> None:
     """Refuse, before any work, an OUT that would overlap the source or replace something that is not ours."""
     out_resolved, source_resolved = out.resolve(), source.resolve()
     if _is_within(out_resolved, source_resolved):
-        raise UserError(f"--out {out} is inside the source {source}; choose a folder outside it")
+        raise UserError(f"{parameter('out', out)} is inside the source {source}; choose a folder outside it")
     if _is_within(source_resolved, out_resolved):
-        raise UserError(f"the source {source} is inside --out {out}; choose another --out")
+        raise UserError(f"the source {source} is inside {parameter('out', out)}; choose another {parameter('out')}")
     check_replaceable(out, force)
 
 
 def check_replaceable(out: Path, force: bool) -> None:
     """OUT may be written if it is absent or empty, or (``force``) a data_prep output holding only our files."""
     if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file, not a folder; choose another --out")
+        raise UserError(f"{parameter('out', out)} is a file, not a folder; choose another {parameter('out')}")
     if not out.is_dir() or not any(out.iterdir()):
         return
     if not force:
-        raise UserError(f"--out {out} is not empty; pass --force to replace it (only a folder data_prep wrote "
-                        "is replaced) or choose another --out")
+        raise UserError(f"{parameter('out', out)} is not empty; pass {parameter('force')} to replace it (only a folder "
+                        f"data_prep wrote is replaced) or choose another {parameter('out')}")
     if not written_by_data_prep(out):
-        raise UserError(f"--out {out} was not written by data_prep (no {SUMMARY_NAME} with its marker); "
-                        "refusing to delete it even with --force: delete or move it yourself, or choose another --out")
+        raise UserError(f"{parameter('out', out)} was not written by data_prep (no {SUMMARY_NAME} with its marker); "
+                        f"refusing to delete it even with {parameter('force')}: delete or move it yourself, or choose "
+                        f"another {parameter('out')}")
     try:
         foreign = _files_not_written_by_data_prep(out)
     except (OSError, KeyError, csv.Error):
-        raise UserError(f"--out {out} has no readable {MANIFEST_NAME}, so I cannot tell its files from yours; "
-                        "refusing to delete it: delete or move it yourself") from None
+        raise UserError(f"{parameter('out', out)} has no readable {MANIFEST_NAME}, so I cannot tell its files from "
+                        "yours; refusing to delete it: delete or move it yourself") from None
     if foreign:
-        raise UserError(f"--out {out} holds {len(foreign)} file(s) data_prep did not write (e.g. {foreign[0]}); "
-                        "refusing to delete them: move them out of it, or choose another --out")
+        raise UserError(f"{parameter('out', out)} holds {len(foreign)} file(s) data_prep did not write (e.g. "
+                        f"{foreign[0]}); refusing to delete them: move them out of it, or choose another "
+                        f"{parameter('out')}")
 
 
 def _pid_alive(pid: int) -> bool:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO
 
 from catsdogs.config import DECODABLE_EXTENSIONS
-from catsdogs.errors import UserError
+from catsdogs.errors import UserError, parameter
 from data_prep.output import written_by_data_prep
 
 KAGGLE_COMPETITION_ZIP = "kaggle-competition-zip"
@@ -224,7 +224,7 @@ def _visible_children(folder: Path) -> list[Path]:
 
 def _walk_files(folder: Path) -> list[Path]:
     """All files below ``folder``, hidden ones included (the caller decides), in a stable order."""
-    found = []
+    found: list[Path] = []
     for directory, dirs, files in os.walk(folder):
         dirs.sort()
         found.extend(Path(directory, f) for f in sorted(files))
@@ -282,7 +282,7 @@ def _petimages_folder(root: Path) -> Path | None:
 def _open_folder_source(root: Path) -> Source:
     if written_by_data_prep(root):
         raise UserError(f"{root} is a split written by data_prep, not a raw source; pass the original "
-                        "source with --source")
+                        f"source with {parameter('source')}")
     children = _visible_children(root)
     if not children:
         raise UserError(f"{root} is empty; accepted: {ACCEPTED_LAYOUTS}")
@@ -307,8 +307,8 @@ def require_source(path: str | Path) -> Path:
     """``path`` as a Path, or a UserError if nothing is there."""
     path = Path(path).expanduser()
     if not path.exists():
-        raise UserError(f"source {path} does not exist; pass a Kaggle or PetImages zip or folder with --source "
-                        "(or use --download / --synthetic N)")
+        raise UserError(f"source {path} does not exist; pass a Kaggle or PetImages zip or folder with "
+                        f"{parameter('source')} (or use {parameter('download')} / {parameter('synthetic', 'N')})")
     return path
 
 

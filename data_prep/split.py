@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from catsdogs import __version__
 from catsdogs.config import DEFAULT_SEED, SPLITS
-from catsdogs.errors import UserError
+from catsdogs.errors import UserError, parameter
 from data_prep import output
 from data_prep.checking import CheckedImage, UndecodableImage, check_image
 from data_prep.sources import Candidate, Source, open_source, require_source
@@ -44,7 +44,7 @@ class SplitCounts:
             if not isinstance(value, int) or value < 0:
                 raise UserError(f"the {name} count must be a whole number >= 0, got {value!r}")
         if self.total == 0:
-            raise UserError("all split counts are 0; ask for at least one image, e.g. --train 1000")
+            raise UserError(f"all split counts are 0; ask for at least one image, e.g. {parameter('train', 1000)}")
 
     @property
     def total(self) -> int:
@@ -59,8 +59,9 @@ class SplitCounts:
             return "train"
         return "validation" if index < self.train + self.validation else "test"
 
-    def as_flags(self) -> str:
-        return f"--train {self.train} --val {self.validation} --test {self.test}"
+    def as_arguments(self) -> str:
+        """The counts as the arguments that ask for them, for a ``UserError``'s message."""
+        return " ".join(parameter(name, value) for name, value in self.as_dict().items())
 
     def counts_for(self, available: int) -> SplitCounts:
         """The counts for a class with ``available`` candidates: these, whatever it has (too few is an error)."""
@@ -93,9 +94,9 @@ class SplitFractions:
                 raise UserError(f"the {name} fraction must be between 0 and 1, got {value!r}")
         if self.total > 1 + 1e-9:
             raise UserError(f"the split fractions add up to {self.total:g}, more than 1; "
-                            f"e.g. {SplitFractions().as_flags()}")
+                            f"e.g. {SplitFractions().as_arguments()}")
         if self.total == 0:
-            raise UserError("all split fractions are 0; e.g. --train 0.5 --val 0.25 --test 0.25")
+            raise UserError(f"all split fractions are 0; e.g. {SplitFractions(0.5, 0.25, 0.25).as_arguments()}")
 
     @property
     def total(self) -> float:
@@ -104,8 +105,10 @@ class SplitFractions:
     def as_dict(self) -> dict[str, float]:
         return {"train": self.train, "validation": self.validation, "test": self.test}
 
-    def as_flags(self) -> str:
-        return f"--train {self.train:g} --val {self.validation:g} --test {self.test:g}"
+    def as_arguments(self) -> str:
+        """The fractions as the arguments that ask for them, for a ``UserError``'s message."""
+        return (f"{parameter('train', f'{self.train:g}')} {parameter('validation', f'{self.validation:g}')} "
+                f"{parameter('test', f'{self.test:g}')}")
 
     def counts_for(self, available: int) -> SplitCounts:
         """Rounded shares of ``available``: validation and test first, train the rest when the shares add up to
@@ -186,9 +189,9 @@ def order_candidates(candidates: Sequence[Candidate], mode: str, seed: int, clas
 
 def _not_enough(class_name: str, found: int, detail: str, counts: SplitCounts) -> UserError:
     fitted = counts.fitted_to(found)
-    advice = f"ask for at most {found} per class, e.g. {fitted.as_flags()}" if fitted else "use another source"
+    advice = f"ask for at most {found} per class, e.g. {fitted.as_arguments()}" if fitted else "use another source"
     return UserError(f"not enough images for class {class_name!r}: found {found} usable {detail}, but "
-                     f"{counts.as_flags()} needs {counts.total} per class; {advice}")
+                     f"{counts.as_arguments()} needs {counts.total} per class; {advice}")
 
 
 @dataclass

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from catsdogs.errors import UserError
+from catsdogs.errors import UserError, parameter
 
 SIZE_RANGE = (96, 160)  # width and height drawn independently per image, like real photos' varied shapes
 OBJECT_FRACTION = (0.3, 0.6)  # the object's extent as a fraction of the image's short side
@@ -98,10 +98,10 @@ def make_synthetic_source(directory: str | Path, n_per_class: int,
     Returns the directory, which ``prepare_split`` detects as a ``kaggle-folder`` source.
     """
     if n_per_class < 1:
-        raise UserError(f"--synthetic needs at least 1 image per class, got {n_per_class}")
+        raise UserError(f"{parameter('n_per_class')} needs at least 1 image per class, got {n_per_class}")
     directory = Path(directory).expanduser()
     if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
-        raise UserError(f"{directory} is not an empty folder; choose a new or empty --synthetic-dir")
+        raise UserError(f"{directory} is not an empty folder; choose a new or empty {parameter('directory')}")
     directory.mkdir(parents=True, exist_ok=True)
     for class_index, prefix in enumerate(_PREFIXES):
         for index in range(n_per_class):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import os
 import pkgutil
+import re
 import shutil
 import subprocess
 import sys
@@ -141,3 +142,42 @@ def test_the_test_import_check_finds_each_kind(tmp_path):
     source.write_text("import conftest\nfrom test_y import z\nfrom helpers.images import write_image\n"
                       "def f():\n    from conftest_data import x\n")
     assert imported_test_modules(source) == ["conftest", "test_y", "conftest_data"]
+
+
+def listed_modules(docstring: str) -> set[str]:
+    """The names a package docstring lists as ``- ``name``: ...`` bullets."""
+    return set(re.findall(r"^- ``(\w+)``", docstring, re.M))
+
+
+@pytest.mark.parametrize("package", sorted(p.name for p in (ROOT / "catsdogs").iterdir() if (p / "__init__.py").is_file()))
+def test_each_package_docstring_lists_exactly_its_modules(package):
+    folder = ROOT / "catsdogs" / package
+    modules = {p.stem for p in folder.glob("*.py") if p.stem != "__init__"}
+    docstring = ast.get_docstring(ast.parse((folder / "__init__.py").read_text())) or ""
+    assert listed_modules(docstring) == modules, f"catsdogs/{package}/__init__.py lists {sorted(listed_modules(docstring))}"
+
+
+def test_the_top_docstring_names_every_command_package_and_module():
+    docstring = catsdogs.__doc__ or ""
+    named = set(re.findall(r"``(\w+)``", docstring))
+    top = {p.stem for p in (ROOT / "catsdogs").glob("*.py") if p.stem != "__init__"}
+    packages = {p.name for p in (ROOT / "catsdogs").iterdir() if (p / "__init__.py").is_file()}
+    assert top | packages <= named, sorted((top | packages) - named)
+
+
+def test_the_readme_names_every_module_with_slow_tests():
+    """``pytest -m slow`` is described in the README by what it runs."""
+    slow = sorted(path.name for path in python_files([ROOT / "tests"]) if "mark.slow" in path.read_text()
+                  and path.name.startswith("test_") and path != Path(__file__).resolve())
+    readme = (ROOT / "README.md").read_text()
+    sentence = readme[readme.index("`pytest -m slow`"):].split("\n\n")[0]
+    assert slow and all(f"tests/{name}" in sentence for name in slow), (slow, sentence)
+
+
+def test_the_library_logs_and_only_commands_print():
+    """``print`` belongs to the commands (and ``cli``); library modules log through ``logging``."""
+    commands = {ROOT / "catsdogs" / f"{name}.py" for name in COMMANDS | {"cli"}} | {ROOT / "data_prep" / "cli.py"}
+    offences = [f"{path.relative_to(ROOT)}:{node.lineno}" for path in python_files([ROOT / "catsdogs", ROOT / "data_prep"])
+                if path not in commands for node in ast.walk(ast.parse(path.read_text()))
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print"]
+    assert not offences, offences

@@ -83,7 +83,9 @@ def test_synthetic_dir_is_kept_and_counts_can_be_given(tmp_path, capsys):
     (lambda p: ["--synthetic", 0, "--out", p / "out"], ["--synthetic", ">= 1"]),
     (lambda p: ["--source", p, "--out", p / "out", "--train", 0, "--val", 0, "--test", 0], ["all split counts are 0"]),
     (lambda p: ["--source", build_source("kaggle-folder", p / "s", 3), "--out", p / "out"],
-     ["not enough images", "found 3", "e.g."]),
+     ["not enough images", "found 3", "--train 1000 --val 500 --test 500 needs 2000", "e.g. --train 1 --val 0 --test 0"]),
+    (lambda p: ["--synthetic", 2, "--synthetic-dir", build_source("kaggle-folder", p / "s", 1), "--out", p / "out"],
+     ["not an empty folder; choose a new or empty --synthetic-dir"]),
 ])
 def test_bad_arguments_and_sources_exit_2_with_one_line(tmp_path, capsys, make_argv, words):
     code, out, err = run_data_prep(make_argv(tmp_path), capsys)

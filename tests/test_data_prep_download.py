@@ -152,7 +152,7 @@ def test_offline_is_a_one_line_message(tmp_path):
     url = f"http://127.0.0.1:{unused_port()}/{NAME}"
     with pytest.raises(UserError) as caught:
         download.download_file(url, tmp_path, ARCHIVE_SHA256, timeout=5)
-    message = str(caught.value)
+    message = caught.value.worded()  # as the command says it
     assert message.startswith(f"could not download {url} (")
     assert message.endswith("download it in a browser and pass it with --source PATH") and "\n" not in message
 

@@ -124,7 +124,7 @@ def test_bad_files_are_replaced_and_named_and_the_source_is_untouched(tmp_path):
 
 def test_not_enough_candidates_is_a_user_error_with_advice(tmp_path):
     source = write_files(tmp_path / "src", kaggle_files(10))
-    with pytest.raises(UserError, match=r"found 10 .*--train 1000 --val 500 --test 500 needs 2000 .*at most 10.*--train 5 --val 2 --test 2"):
+    with pytest.raises(UserError, match=r"found 10 .*train=1000 validation=500 test=500 needs 2000 .*at most 10.*train=5 validation=2 test=2"):
         prepare_split(source, tmp_path / "out", counts=SplitCounts())
     assert not (tmp_path / "out").exists()
 
@@ -135,7 +135,7 @@ def test_not_enough_valid_images_is_a_user_error(tmp_path):
     source = write_files(tmp_path / "src", files)
     with pytest.raises(UserError, match=r"class 'cats': found 9 usable of 10 candidates \(1 undecodable") as caught:
         prepare_split(source, tmp_path / "out", counts=SplitCounts(6, 2, 2))
-    assert "--train 5 --val 2 --test 2" in str(caught.value)
+    assert "train=5 validation=2 test=2" in str(caught.value)
     assert not (tmp_path / "out").exists()
     assert not [p for p in tmp_path.iterdir() if ".data_prep-" in p.name]
 
@@ -213,7 +213,7 @@ def test_non_empty_out_needs_force_and_force_replaces_our_output(tmp_path, sourc
     out = tmp_path / "out"
     prepare_split(source, out, seed=1, counts=COUNTS)
     first = (out / "manifest.csv").read_bytes()
-    with pytest.raises(UserError, match="not empty; pass --force"):
+    with pytest.raises(UserError, match="not empty; pass force "):
         prepare_split(source, out, seed=2, counts=COUNTS)
     assert (out / "manifest.csv").read_bytes() == first
     prepare_split(source, out, seed=2, counts=COUNTS, force=True)
@@ -250,7 +250,7 @@ def test_out_inside_the_source_or_source_inside_out_is_refused(tmp_path, source)
         prepare_split(source, source / "split", counts=COUNTS)
     with pytest.raises(UserError, match="inside the source"):
         prepare_split(source, source, counts=COUNTS, force=True)
-    with pytest.raises(UserError, match="is inside --out"):
+    with pytest.raises(UserError, match="is inside out="):
         prepare_split(source, tmp_path, counts=COUNTS, force=True)
     assert not (source / "split").exists()
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.commands import run_command
 from helpers.training import tiny_config
 
 from catsdogs.errors import UserError
@@ -129,9 +130,9 @@ def test_ablate_writes_a_mean_and_std_table_per_cell_and_a_resume_reuses_every_r
     (["--vary", "lr=0.1", "--set", "epochs=1,2"], "--set takes one value"),
     ([], "name at least one setting to vary"),
 ])
-def test_ablate_refuses_bad_grids_in_one_line_before_training(tmp_path, flags, message):
-    with pytest.raises(UserError, match=message):
-        main(["ablate", *flags, "--data-dir", str(tmp_path), "--output", str(tmp_path / "exp")])
+def test_ablate_refuses_bad_grids_in_one_line_before_training(tmp_path, capsys, flags, message):
+    code, _, err = run_command(main, ["ablate", *flags, "--data-dir", tmp_path, "--output", tmp_path / "exp"], capsys)
+    assert code == 2 and err.startswith("error: ") and message in err and err.count("\n") == 1, err
     assert not (tmp_path / "exp").exists()
 
 

@@ -188,13 +188,13 @@ def test_a_failed_parity_check_is_a_non_zero_exit_and_the_export_is_kept(trained
 
 def test_export_refusals_are_one_line(trained, tmp_path):
     model_path, data = trained["binary"]
-    with pytest.raises(UserError, match="--quantize is for litert and onnx"):
+    with pytest.raises(UserError, match="quantize is for litert and onnx"):
         export_model(model_path, "saved_model", "int8", tmp_path)
-    with pytest.raises(UserError, match="--format onnx --quantize dynamic is refused: .* ConvInteger"):
+    with pytest.raises(UserError, match="export_format=.onnx. quantize=.dynamic. is refused: .* ConvInteger"):
         export_model(model_path, "onnx", "dynamic", tmp_path)
     moved = ModelInfo(["cats", "dogs"], 48, "small_cnn", extra={"data": {"dir": str(tmp_path / "gone")}})
     elsewhere = save_model(load_model(model_path)[0], tmp_path / "moved.keras", moved)
-    with pytest.raises(UserError, match="pass --data-dir"):
+    with pytest.raises(UserError, match="pass data_dir "):
         export_model(elsewhere, "litert", output=tmp_path)
     assert export_model(elsewhere, "litert", output=tmp_path, data_dir=data).passed  # --data-dir instead
     skipped = export_model(elsewhere, "litert", output=tmp_path, check_images=0)

@@ -38,6 +38,7 @@ def test_a_trained_models_card_shows_the_figures_of_metrics_json(tiny_split, tmp
             assert f"| {name} | {scores['support']} | {scores['precision']:.3f} | {scores['recall']:.3f} |" in card
         assert str(tiny_split.resolve()) in card and metrics["images"]["train"] == 12
         assert "train 12, validation 6, test 6" in card and "Recipe: `default`" in card
+        assert "layers trained: `all (trained from scratch)`" in card  # small_cnn has no base to leave frozen
         assert json.loads((run.run_dir / "config.json").read_text())["run"]["data_fingerprint"] in card
 
 

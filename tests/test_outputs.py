@@ -74,13 +74,13 @@ def test_claim_output_dir_refuses_inputs_files_and_foreign_folders(tmp_path):
     photos.mkdir()
     (photos / "cat.jpg").write_bytes(b"x")
     with pytest.raises(UserError, match="overlaps the input"):
-        claim_output_dir(photos, [photos / "cat.jpg"], "--explain")
+        claim_output_dir(photos, [photos / "cat.jpg"], "explain")
     with pytest.raises(UserError, match="overlaps the input"):
-        claim_output_dir(photos / "overlays", [photos], "--explain")  # inside an input folder
+        claim_output_dir(photos / "overlays", [photos], "explain")  # inside an input folder
     with pytest.raises(UserError, match="is a file"):
-        claim_output_dir(photos / "cat.jpg", [], "--explain")
+        claim_output_dir(photos / "cat.jpg", [], "explain")
     with pytest.raises(UserError, match="did not write"):
-        claim_output_dir(photos, [], "--explain")
+        claim_output_dir(photos, [], "explain")
     out = claim_output_dir(tmp_path / "out", [photos])
     assert (out / OUTPUT_MARKER).is_file()
     (out / "cat.jpg.png").write_bytes(b"overlay")
@@ -91,13 +91,15 @@ def test_check_output_file_refuses_inputs_folders_and_existing_files(tmp_path):
     image = tmp_path / "2.jpg"
     image.write_bytes(b"x")
     with pytest.raises(UserError, match="one of the inputs"):
-        check_output_file(image, [image], "--kaggle-submission", force=True)
+        check_output_file(image, [image], "kaggle_submission", force=True)
     with pytest.raises(UserError, match="is a folder"):
-        check_output_file(tmp_path, [], "--kaggle-submission")
+        check_output_file(tmp_path, [], "kaggle_submission")
     (tmp_path / "submission.csv").write_text("id,label\n")
-    with pytest.raises(UserError, match="--force"):
-        check_output_file(tmp_path / "submission.csv", [image], "--kaggle-submission")
-    assert check_output_file(tmp_path / "submission.csv", [image], "--kaggle-submission", force=True)
+    with pytest.raises(UserError) as refused:
+        check_output_file(tmp_path / "submission.csv", [image], "kaggle_submission")
+    assert "kaggle_submission=" in str(refused.value) and "pass force to replace it" in str(refused.value)
+    assert refused.value.worded().startswith("--kaggle-submission ") and "pass --force" in refused.value.worded()
+    assert check_output_file(tmp_path / "submission.csv", [image], "kaggle_submission", force=True)
 
 
 _SAVE_FOREVER = textwrap.dedent("""
@@ -131,3 +133,20 @@ def test_kill_during_a_model_write_leaves_the_previous_whole_model(tmp_path):
         model, info = load_model(path)
         assert info.class_names == ["cats", "dogs"] and model.output_shape == (None, 1)
         assert saved_model_files(path.parent) == [path]
+
+
+def test_writes_work_where_folders_cannot_be_opened_as_files(tmp_path, monkeypatch):
+    """Windows has no os.O_DIRECTORY and refuses to open a folder as a file: a model's write still completes."""
+    real_open = os.open
+
+    def windows_open(path, flags, *args, **kwargs):
+        if Path(path).is_dir():
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.delattr(os, "O_DIRECTORY")
+    monkeypatch.setattr(os, "open", windows_open)
+    written = write_text(tmp_path / "model.md", "card", fsync=True)
+    source = write_text(tmp_path / "model.keras", "weights")
+    published = publish_versioned(source, tmp_path / "saved_models", "model", ".keras")
+    assert written.read_text() == "card" and published.read_text() == "weights"

@@ -197,7 +197,7 @@ def test_a_model_being_written_is_never_chosen_and_an_empty_folder_is_explained(
     os.utime(tmp_path / "done.keras", (1e9, 1e9))  # older than the one being written
     assert choose_model(tmp_path).name == "done.keras"
     (tmp_path / "none").mkdir()
-    with pytest.raises(UserError, match="no .keras model in .*--model"):
+    with pytest.raises(UserError, match="no .keras model in .*model='PATH'"):
         choose_model(tmp_path / "none")
 
 

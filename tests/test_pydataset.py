@@ -109,7 +109,7 @@ def test_the_pipeline_module_is_chosen_by_name_and_tf_data_without_tensorflow_is
     assert sources.pipeline_module("pydataset").make_dataset is make_dataset
     assert sources.pipeline_module("tf.data").make_dataset is make_tf_dataset
     monkeypatch.setattr(sources, "pipeline", None)
-    with pytest.raises(UserError, match="--pipeline pydataset"):
+    with pytest.raises(UserError, match="pipeline='pydataset'"):
         sources.pipeline_module("tf.data")
 
 

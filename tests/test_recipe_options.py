@@ -37,7 +37,7 @@ def test_the_cosine_schedule_warms_up_then_decays_and_a_resumed_run_continues_th
 
 
 def test_cosine_and_reduce_lr_both_setting_the_rate_is_refused():
-    with pytest.raises(ConfigError, match="--schedule cosine sets the learning rate every epoch"):
+    with pytest.raises(ConfigError, match="schedule='cosine' sets the learning rate every epoch"):
         TrainConfig(schedule="cosine", reduce_lr=3)
 
 
@@ -96,5 +96,5 @@ def test_alpha_widens_every_layer_of_mini_xception_and_only_the_networks_that_ta
     assert (recipe.alpha, recipe.image_size, recipe.epochs, recipe.mixup) == (1.5, 180, 120, 0.2)
     assert recipe.run_label == "mini_xception_s2-1.5"
     assert resolve_config({"model": "mini_xception_s2", "alpha": 1.0}).run_label == "mini_xception_s2"  # a flag wins
-    with pytest.raises(UserError, match="--alpha applies to .*mini_xception_s2 only, not small_cnn"):
+    with pytest.raises(UserError, match="alpha applies to .*mini_xception_s2 only, not small_cnn"):
         create_model("small_cnn", image_size=64, alpha=1.5)

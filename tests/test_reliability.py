@@ -398,3 +398,8 @@ def test_data_prep_given_a_file_as_source_is_one_line(tmp_path):
     outcome = run(data_prep_cli._main, ["--source", str(image), "--out", str(tmp_path / "out"), "--quiet"])
     assert outcome.code == EXIT_USER_ERROR
     assert outcome.err.count("\n") == 1 and "photo.jpg" in outcome.err
+
+
+def test_the_readme_counts_the_kinds_of_file_checked_here():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert f"`tests/test_reliability.py` ({len(KINDS)} kinds of file" in readme

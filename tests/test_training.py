@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from helpers.commands import run_command
 from helpers.images import make_split_folder
 from helpers.training import StopAfter, tiny_config
 
@@ -129,9 +131,10 @@ def test_cli_maps_flags_onto_the_config_and_trains(tiny_split, tmp_path, capsys)
     (["--epochs", "0"], "--epochs must be at least 1"),
     (["--zoom-range", "2"], "zoom_range"),
 ])
-def test_cli_refuses_bad_settings_with_a_user_error(tiny_split, tmp_path, flags, message):
-    with pytest.raises(UserError, match=message):
-        train_main(["--data-dir", str(tiny_split), "--output", str(tmp_path / "runs"), "--quiet", *flags])
+def test_cli_refuses_bad_settings_with_a_user_error(tiny_split, tmp_path, capsys, flags, message):
+    code, _, err = run_command(train_main, ["--data-dir", tiny_split, "--output", tmp_path / "runs", "--quiet", *flags],
+                               capsys)
+    assert code == 2 and message in err and err.count("\n") == 1, err
 
 
 def test_cli_refuses_a_missing_or_empty_data_dir(tmp_path):
@@ -221,3 +224,26 @@ def test_a_split_with_only_train_images_trains_and_checkpoints_on_training_accur
     metrics = json.loads((run.run_dir / "metrics.json").read_text())
     assert metrics["epochs"] == 2 and "test" not in metrics and "best_val_accuracy" not in metrics
     assert (run.run_dir / "best.weights.npz").is_file()
+
+
+def test_the_automatic_cache_decides_without_os_sysconf(tiny_split, tmp_path, monkeypatch):
+    """Windows has no os.sysconf: --cache auto still decides, from an assumed memory size."""
+    from catsdogs.data.files import read_splits
+    from catsdogs.training import trainer
+
+    folders = read_splits(tiny_split)
+    assert trainer._cache_setting(tiny_config(tiny_split, tmp_path, cache="auto"), folders) is True
+    monkeypatch.delattr(os, "sysconf")
+    assert trainer.physical_memory() is None
+    assert trainer._cache_setting(tiny_config(tiny_split, tmp_path, cache="auto"), folders) is True
+    many = dataclasses.replace(folders["train"], paths=folders["train"].paths * 100, labels=folders["train"].labels * 100)
+    assert trainer._cache_setting(tiny_config(tiny_split, tmp_path, cache="auto", image_size=2048), {"train": many}) is False
+
+
+def test_every_process_of_a_multi_process_run_knows_the_class_names(tiny_split, tmp_path, monkeypatch):
+    """A process other than 0 saves nothing, but its Run still says what the model's outputs are."""
+    from catsdogs.training import trainer
+
+    monkeypatch.setattr(trainer, "process_of", lambda strategy: (1, 2))
+    run = trainer.train(tiny_config(tiny_split, tmp_path, epochs=1))
+    assert run.model_path is None and run.class_names == ("cats", "dogs")

@@ -159,5 +159,7 @@ def test_odd_values_in_a_resumed_config_are_one_line_errors_naming_the_file(tmp_
     TrainConfig().save(run_dir / "config.json")
     values = json.loads((run_dir / "config.json").read_text())
     (run_dir / "config.json").write_text(json.dumps({**values, **edit}))
-    with pytest.raises(UserError, match=f"{run_dir / 'config.json'}: --{next(iter(edit)).replace('_', '-')} "):
+    with pytest.raises(UserError) as refused:
         train(TrainConfig(), resume_dir=run_dir)
+    assert str(refused.value).startswith(f"{run_dir / 'config.json'}: {next(iter(edit))} ")  # a Python caller's words
+    assert refused.value.worded().startswith(f"{run_dir / 'config.json'}: --{next(iter(edit)).replace('_', '-')} ")

@@ -36,7 +36,7 @@ def test_the_views_are_tensorflows_flip_and_crop_and_resize():
     np.testing.assert_allclose(crops[3], tf.image.flip_left_right(centre).numpy(), atol=1e-4)
     corner = tf.image.resize(tf.image.crop_to_bounding_box(images, 32 - side, 32 - side, side, side), [32, 32])
     np.testing.assert_allclose(crops[10], corner.numpy(), atol=1e-4)
-    with pytest.raises(UserError, match="--tta must be one of none, flip, crops"):
+    with pytest.raises(UserError, match="tta must be one of none, flip, crops"):
         views(images, "rotate")
 
 

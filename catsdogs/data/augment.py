@@ -31,7 +31,7 @@ def augment_sources_dataset(dataset: tf.data.Dataset, params: AugmentParams, ima
     one resampling (``affine.augment_sources``), float32 out. The seeds are ``augment_dataset``'s, so the same
     batch gets the same transforms either way."""
     return tf.data.Dataset.zip((dataset, batch_seeds(seed))).map(
-        lambda batch, batch_seed: (augment_sources(*batch[0], params, batch_seed, image_size), batch[1]),
+        lambda batch, batch_seed: (augment_sources(batch[0][0], batch[0][1], params, batch_seed, image_size), batch[1]),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from catsdogs.config import DECODABLE_EXTENSIONS, SPLITS
-from catsdogs.errors import UserError
+from catsdogs.errors import UserError, parameter
 
 _GLOB_CHARACTERS = re.compile(r"[*?\[]")
 
@@ -80,7 +80,7 @@ def read_image_folder(directory: str | Path, class_names: Sequence[str] | None =
     root = Path(directory)
     if not root.is_dir():
         raise UserError(f"{root} is not a folder; prepare a split with `python -m data_prep --out DIR` "
-                        "and pass --data-dir DIR")
+                        f"and pass {parameter('data_dir', 'DIR')}")
     found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if class_names is None:
         class_names = found
@@ -142,14 +142,14 @@ def resolve_split_folder(data_dir: str | Path, split: str | None = None) -> Path
     if not data_dir.is_dir():
         raise UserError(f"data folder {data_dir} does not exist")
     if split is not None and split not in SPLITS:
-        raise UserError(f"--split must be one of {', '.join(SPLITS)}, not {split!r}")
+        raise UserError(f"{parameter('split')} must be one of {', '.join(SPLITS)}, not {split!r}")
     present = [name for name in SPLITS if (data_dir / name).is_dir()]
     chosen = split or SPLITS[-1]
     if chosen in present:
         return data_dir / chosen
     if present or split is not None:
         raise UserError(f"{data_dir} has no {chosen}/ split (found {', '.join(present) or 'none'}); "
-                        "pass --split or point --data-dir at a folder of class sub-folders")
+                        f"pass {parameter('split')} or point {parameter('data_dir')} at a folder of class sub-folders")
     return data_dir
 
 
@@ -204,5 +204,5 @@ def require_image_file(path: str | Path) -> Path:
     path = Path(path)
     if not path.is_file():
         what = "is a folder" if path.is_dir() else "does not exist"
-        raise UserError(f"image {path} {what}; pass --image PATH to one image file")
+        raise UserError(f"image {path} {what}; pass {parameter('image', 'PATH')} to one image file")
     return path

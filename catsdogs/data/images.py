@@ -29,6 +29,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -186,6 +187,7 @@ def check_folder(folder: ImageFolder, image_size: int, progress: bool = False) -
     Results are remembered in the user's cache folder by path, size and modification time.
     """
     cache_path = _cache_file(folder, image_size)
+    remembered: dict[str, list[Any]]  # path -> [size, mtime_ns, problem, orientation, decode scale, pixels]
     try:
         cached = json.loads(cache_path.read_text())
         remembered = cached["files"] if cached.get("format") == _CHECK_CACHE_FORMAT else {}
@@ -195,7 +197,8 @@ def check_folder(folder: ImageFolder, image_size: int, progress: bool = False) -
     fresh = [path for path in folder.paths
              if not (path in remembered and stamps[path] is not None and remembered[path][:2] == stamps[path])]
     for check in check_files(fresh, image_size, progress):
-        remembered[check.path] = [*(stamps[check.path] or [None, None]), check.problem, check.orientation,
+        stamp: list[Any] = stamps[check.path] or [None, None]
+        remembered[check.path] = [*stamp, check.problem, check.orientation,
                                   decode_scale(check, image_size),
                                   decoded_pixels(check.width, check.height, check.format, image_size)]
     keep, orientations, scales, pixels, failures = [], [], [], [], []

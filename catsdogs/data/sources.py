@@ -17,7 +17,7 @@ from catsdogs.data import pydataset
 from catsdogs.data.files import Failure
 from catsdogs.data.images import ImageCheck
 from catsdogs.data.pillow_decode import decoded_batches as pillow_batches
-from catsdogs.errors import UserError
+from catsdogs.errors import UserError, parameter
 
 try:
     from catsdogs.data import pipeline
@@ -26,8 +26,8 @@ except ModuleNotFoundError as missing:
         raise
     pipeline = None  # type: ignore[assignment]
 
-TENSORFLOW_MISSING = ("--pipeline tf.data needs TensorFlow, which is not installed here; pip install tensorflow, or "
-                      "train with --pipeline pydataset (and KERAS_BACKEND=jax)")
+TENSORFLOW_MISSING = (f"{parameter('pipeline', 'tf.data')} needs TensorFlow, which is not installed here; pip install "
+                      f"tensorflow, or train with {parameter('pipeline', 'pydataset')} (and KERAS_BACKEND=jax)")
 
 
 def tensorflow_installed() -> bool:

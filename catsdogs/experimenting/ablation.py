@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import logging
 import re
 import typing
 from collections.abc import Mapping, Sequence
@@ -27,13 +28,15 @@ from typing import Any
 import numpy as np
 
 from catsdogs.config import DEFAULT_SEED, AugmentParams, TrainConfig
-from catsdogs.errors import UserError
+from catsdogs.errors import UserError, parameter
 from catsdogs.experimenting.compare import csv_table, markdown_table
 from catsdogs.experimenting.runs import run_once
 from catsdogs.outputs import write_json, write_text
 from catsdogs.plots import effect_figure, save_figure
 from catsdogs.training.rundir import read_history, read_json
 from catsdogs.training.settings import resolve_config
+
+log = logging.getLogger(__name__)
 
 STATE_FILE = "ablate.json"
 TRUE_WORDS, FALSE_WORDS = ("on", "true", "yes", "1"), ("off", "false", "no", "0")
@@ -71,14 +74,14 @@ def parse_value(text: str, hint: Any, key: str) -> Any:
     if bool in options:
         if text.lower() in TRUE_WORDS + FALSE_WORDS:
             return text.lower() in TRUE_WORDS
-        raise UserError(f"--vary {key}: {text!r} is not on or off")
+        raise UserError(f"{parameter('vary')} {key}: {text!r} is not on or off")
     for simple in (int, float):
         if simple in options:
             try:
                 return simple(text)
             except ValueError:
-                raise UserError(f"--vary {key}: {text!r} is not {'a whole number' if simple is int else 'a number'}"
-                                ) from None
+                kind = "a whole number" if simple is int else "a number"
+                raise UserError(f"{parameter('vary')} {key}: {text!r} is not {kind}") from None
     return text
 
 
@@ -88,12 +91,12 @@ def parse_variation(text: str) -> Variation:
     key = key.strip().replace("-", "_")
     types = _field_types()
     if not equals or not values.strip():
-        raise UserError(f"--vary needs KEY=V1,V2 (e.g. dropout=0,0.5), not {text!r}")
+        raise UserError(f"{parameter('vary')} needs KEY=V1,V2 (e.g. dropout=0,0.5), not {text!r}")
     if key not in types:
-        raise UserError(f"--vary {key}: not a setting; choose one of {', '.join(sorted(types))}")
+        raise UserError(f"{parameter('vary')} {key}: not a setting; choose one of {', '.join(sorted(types))}")
     labels = tuple(value.strip() for value in values.split(",") if value.strip())
     if len(set(labels)) != len(labels):
-        raise UserError(f"--vary {key}: a value is given twice in {values!r}")
+        raise UserError(f"{parameter('vary')} {key}: a value is given twice in {values!r}")
     return Variation(key, tuple(parse_value(label, types[key], key) for label in labels), labels)
 
 
@@ -103,7 +106,7 @@ def parse_settings(texts: Sequence[str]) -> dict[str, Any]:
     for text in texts:
         variation = parse_variation(text)
         if len(variation.values) != 1:
-            raise UserError(f"--set takes one value ({text!r}); to try several, use --vary")
+            raise UserError(f"{parameter('set')} takes one value ({text!r}); to try several, use {parameter('vary')}")
         _put(settings, variation.key, variation.values[0])
     return settings
 
@@ -169,7 +172,7 @@ def run_grid(folder: Path, cells: Sequence[Cell], seeds: int, common: Mapping[st
     runs: dict[str, list[str]] = {}
     for number, cell in enumerate(cells, start=1):
         for seed_index in range(1, seeds + 1):
-            print(f"ablate: cell {number}/{len(cells)} {cell.name}, seed {seed_index}/{seeds}", flush=True)
+            log.info("ablate: cell %d/%d %s, seed %d/%d", number, len(cells), cell.name, seed_index, seeds)
             run_dir = run_once(runs_dir, run_name(cell, seed_index),
                                partial(cell_config, cell, seed_index, common, runs_dir))
             runs.setdefault(cell.name, []).append(str(run_dir))

@@ -18,7 +18,7 @@ from typing import Any
 
 from catsdogs.config import COMPARE_SORT_KEYS
 from catsdogs.data.files import Failure
-from catsdogs.errors import UserError
+from catsdogs.errors import UserError, parameter
 from catsdogs.metrics import wilson_interval
 from catsdogs.training.rundir import read_history, read_json
 
@@ -60,7 +60,7 @@ def read_run(run_dir: Path) -> RunSummary:
 def find_runs(runs_dir: Path) -> list[Path]:
     """The run folders in ``runs_dir`` (with a ``config.json``), oldest first (their names start with the time)."""
     if not runs_dir.is_dir():
-        raise UserError(f"{runs_dir} is not a folder of runs; pass --runs-dir or run folders")
+        raise UserError(f"{runs_dir} is not a folder of runs; pass {parameter('runs_dir')} or run folders")
     return sorted(p for p in runs_dir.iterdir() if (p / "config.json").is_file())
 
 
@@ -78,7 +78,7 @@ def read_runs(paths: Sequence[Path]) -> tuple[list[RunSummary], list[Failure]]:
 def sort_runs(runs: list[RunSummary], key: str) -> list[RunSummary]:
     """By ``key``; accuracy best first; a run without the value last."""
     if key not in COMPARE_SORT_KEYS:
-        raise UserError(f"--sort must be one of {', '.join(COMPARE_SORT_KEYS)}, not {key!r}")
+        raise UserError(f"{parameter('sort')} must be one of {', '.join(COMPARE_SORT_KEYS)}, not {key!r}")
     descending = key == "test_accuracy"
     present = [run for run in runs if run.row.get(key) is not None]
     missing = [run for run in runs if run.row.get(key) is None]

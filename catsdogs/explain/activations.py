@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from catsdogs.config import DEFAULT_VISUALIZATIONS_DIR
-from catsdogs.errors import UserError
+from catsdogs.errors import UserError, parameter
 from catsdogs.models.introspection import check_feature_map_layer, feature_extractor, feature_map_layers, layers_by_name
 from catsdogs.outputs import save_array
 from catsdogs.plots import save_mosaic
@@ -44,7 +44,7 @@ def check_activation_layers(model: keras.Model, layer_names: Sequence[str] | Non
     """The named layers (default: ``activation_layers``), each checked to have a 2-D feature map."""
     if not layer_names:
         return activation_layers(model)
-    suggestion = ", ".join(activation_layers(model)[:4]) + " (or leave out --layers for all of them)"
+    suggestion = ", ".join(activation_layers(model)[:4]) + f" (or leave out {parameter('layer_names')} for all of them)"
     return [check_feature_map_layer(model, name, "show", suggestion) for name in layer_names]
 
 
@@ -64,7 +64,7 @@ def save_activation_grids(model: keras.Model, image: np.ndarray, output_dir: str
     channel is flat); the title names the model, the layer and the map's size.
     """
     if max_channels < 1:
-        raise UserError(f"--max-channels must be at least 1, not {max_channels}")
+        raise UserError(f"{parameter('max_channels')} must be at least 1, not {max_channels}")
     layer_names = check_activation_layers(model, layer_names)
     output_dir = Path(output_dir)
     grids = []

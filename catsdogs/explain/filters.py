@@ -68,7 +68,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from catsdogs.config import DEFAULT_VISUALIZATIONS_DIR
-from catsdogs.errors import UserError
+from catsdogs.errors import UserError, parameter
 from catsdogs.explain.backend import require_gradients_backend
 from catsdogs.models.introspection import check_feature_map_layer, feature_extractor, feature_map_layers, layers_by_name
 from catsdogs.outputs import save_array, write_json
@@ -149,6 +149,7 @@ def check_filter_layer(model: keras.Model, layer_name: str | None) -> str:
 
 
 def _some(names: Sequence[str], count: int = 6) -> str:
+    names = list(names)
     return ", ".join(names[:count // 2] + ["..."] + names[-count // 2:]) if len(names) > count else ", ".join(names)
 
 
@@ -348,7 +349,7 @@ def save_filter_grid(model: keras.Model, layer_name: str | None = None,
     objective before and after and its structure score (``low_frequency_share``).
     """
     if filters < 1:
-        raise UserError(f"--filters must be at least 1, not {filters}")
+        raise UserError(f"{parameter('filters')} must be at least 1, not {filters}")
     ascent = filter_ascent(model, layer_name, filters, method=method, steps=steps, seed=seed)
     structure = ascent.structure
     stem = f"filters-{ascent.layer_name}-{method}"

@@ -23,7 +23,7 @@ from catsdogs.data.decode import describe_decode_failure
 from catsdogs.data.files import Failure, expand_inputs
 from catsdogs.data.images import check_files, open_upright
 from catsdogs.data.pipeline import make_path_dataset
-from catsdogs.errors import UserError
+from catsdogs.errors import UserError, parameter
 from catsdogs.explain.backend import require_gradients_backend
 from catsdogs.metadata import ModelInfo
 from catsdogs.models.heads import class_probabilities
@@ -159,6 +159,6 @@ def save_gradcam(model: keras.Model, info: ModelInfo, images: Sequence[str | Pat
     files, problems = expand_inputs([str(image) for image in images])
     if not files:
         first = problems[0] if problems else "no image given"
-        raise UserError(f"{first}; pass --image with an image file, a folder of images or a glob pattern")
+        raise UserError(f"{first}; pass {parameter('images')} with an image file, a folder of images or a glob pattern")
     written, failures = explain_files(model, info, files, output_dir, layer_name, batch_size, class_index)
     return written, [*problems, *failures]

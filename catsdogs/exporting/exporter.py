@@ -24,7 +24,7 @@ from catsdogs.config import DEFAULT_EXPORT_CHECK_IMAGES, EXPORT_FORMATS, EXPORT_
 from catsdogs.data.files import Failure, ImageFolder, read_image_folder
 from catsdogs.data.images import check_files
 from catsdogs.data.pillow_decode import decoded_batches
-from catsdogs.errors import UserError
+from catsdogs.errors import UserError, parameter
 from catsdogs.exporting.formats import ONNX_REFUSED, Representative, write_litert, write_onnx, write_saved_model
 from catsdogs.exporting.graph import inference_model
 from catsdogs.exporting.parity import compare
@@ -64,7 +64,8 @@ def _data_dir(data_dir: str | Path | None, info: ModelInfo, purpose: str) -> Pat
     chosen = Path(data_dir) if data_dir else Path(recorded) if recorded else None
     if chosen is None or not chosen.is_dir():
         where = f"{chosen} (recorded in the model) does not exist" if chosen else "the model records no data folder"
-        raise UserError(f"{purpose} needs images and {where}; pass --data-dir (a data_prep output or a split folder)")
+        raise UserError(f"{purpose} needs images and {where}; pass {parameter('data_dir')} (a data_prep output or a "
+                        "split folder)")
     return chosen
 
 
@@ -74,7 +75,7 @@ def _split(data_dir: Path, names: tuple[str, ...], class_names: list[str]) -> Im
     images = read_image_folder(folder)
     if list(images.class_names) != list(class_names):
         raise UserError(f"{folder} has the classes {list(images.class_names)} but the model was trained on "
-                        f"{class_names}; pass the model's data with --data-dir")
+                        f"{class_names}; pass the model's data with {parameter('data_dir')}")
     return images
 
 
@@ -120,19 +121,21 @@ def export_model(model_path: str | Path, export_format: str, quantize: str = "no
                  unsafe: bool = False) -> Export:
     """Export a saved model, check it against the Keras model, and write its sidecar, card and parity report."""
     if export_format not in EXPORT_FORMATS or quantize not in QUANTIZATIONS:
-        raise UserError(f"format must be one of {EXPORT_FORMATS} and quantize one of {QUANTIZATIONS}, not "
-                        f"{export_format!r} and {quantize!r}")
+        raise UserError(f"{parameter('export_format')} must be one of {EXPORT_FORMATS} and {parameter('quantize')} "
+                        f"one of {QUANTIZATIONS}, not {export_format!r} and {quantize!r}")
     if export_format == "onnx" and quantize in ONNX_REFUSED:
-        raise UserError(f"--format onnx --quantize {quantize} is refused: {ONNX_REFUSED[quantize]}")
+        raise UserError(f"{parameter('export_format', 'onnx')} {parameter('quantize', quantize)} is refused: "
+                        f"{ONNX_REFUSED[quantize]}")
     if export_format == "saved_model" and quantize != "none":
-        raise UserError("--quantize is for litert and onnx; a SavedModel keeps float32 (TF Serving runs it as is)")
+        raise UserError(f"{parameter('quantize')} is for litert and onnx; a SavedModel keeps float32 (TF Serving "
+                        "runs it as is)")
     source = Path(model_path)
     model, info = load_model(source, unsafe=unsafe)
     skipped: list[Failure] = []
     held_out = representative = None
     if check_images > 0:
-        folder = _split(_data_dir(data_dir, info, "the parity check"), (SPLITS[2], SPLITS[1]), info.class_names)
-        held_out = (*decode_folder(folder, info.image_size, check_images), folder.root)
+        check_folder = _split(_data_dir(data_dir, info, "the parity check"), (SPLITS[2], SPLITS[1]), info.class_names)
+        held_out = (*decode_folder(check_folder, info.image_size, check_images), check_folder.root)
         skipped += held_out[2]
     if quantize == "int8":
         train = _split(_data_dir(data_dir, info, "int8 calibration"), (SPLITS[0],), info.class_names)

@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from catsdogs.data.decode import decode_and_resize
+from catsdogs.errors import parameter
 from catsdogs.metadata import ModelInfo
 from catsdogs.outputs import atomic_path, captured_native_output, temporary_path
 from catsdogs.runtime.engines import BYTES_INPUT, BYTES_SIGNATURE, INPUT_NAME, SERVING_DEFAULT, require_module
@@ -35,7 +36,8 @@ EXPORT_EXTRA = "pip install 'catsdogs[export]'"
 
 ONNX_REFUSED = {"dynamic": "onnxruntime's dynamic quantization turns convolutions into ConvInteger, which lost 5 "
                            "points of accuracy on MobileNet 0.25 and ran 9 times slower (BENCHMARKS.md section 9); "
-                           "use --quantize int8 (static, calibrated) or --format litert --quantize dynamic"}
+                           f"use {parameter('quantize', 'int8')} (static, calibrated) or "
+                           f"{parameter('export_format', 'litert')} {parameter('quantize', 'dynamic')}"}
 
 Representative = Callable[[], Iterator[np.ndarray]]  # float32 (1, S, S, 3) batches, for int8 calibration
 
@@ -77,7 +79,10 @@ def litert_options(quantize: str, representative: Representative | None) -> dict
     if quantize == "float16":
         options["target_spec"] = {"supported_types": [tf.float16]}
     elif quantize == "int8":
-        options["representative_dataset"] = lambda: ([batch] for batch in representative())
+        if representative is None:
+            raise ValueError("int8 quantization needs representative images")
+        images = representative
+        options["representative_dataset"] = lambda: ([batch] for batch in images())
     return options
 
 
@@ -116,6 +121,8 @@ def quantize_onnx(source: Path, target: Path, quantize: str, representative: Rep
         onnx.save(converted, str(target))
         return
     quantization = _require("onnxruntime.quantization", "onnxruntime")
+    if representative is None:
+        raise ValueError("int8 quantization needs representative images")
     prepared = temporary_path(target)
     try:
         quantization.quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)

@@ -12,7 +12,7 @@ import numpy as np
 
 from catsdogs.config import TTA_MODES
 from catsdogs.data.files import Failure, ImageFolder, read_image_folder
-from catsdogs.errors import UserError
+from catsdogs.errors import UserError, parameter
 from catsdogs.inference.predict import predict_files, run_batches
 from catsdogs.metadata import ModelInfo
 from catsdogs.metrics import compute_metrics
@@ -50,7 +50,8 @@ def evaluate_folder(model: keras.Model | Engine, info: ModelInfo, folder: str | 
         raise UserError(f"{folder.root} has the classes {list(folder.class_names)} but the model was trained on "
                         f"{list(info.class_names)}")
     if not 1 <= top_k <= len(info.class_names):
-        raise UserError(f"--top-k must be between 1 and the number of classes ({len(info.class_names)}), not {top_k}")
+        raise UserError(f"{parameter('top_k')} must be between 1 and the number of classes ({len(info.class_names)}), "
+                        f"not {top_k}")
     if isinstance(model, Engine):  # an exported model: decoded with Pillow as its runtime does in predict
         report = predict_images(model, folder.paths, batch_size, progress, tta)
     else:

@@ -1,14 +1,20 @@
 """Models: the registry and its built-in entries, custom layers, introspection, saving and loading.
 
 - ``registry``: ``create_model``, ``ModelSpec``, ``register_model``, ``list_models``, ``set_trainable``.
-- ``small_cnn``, ``applications``, ``classic`` (LeNet-5, MLPs, a small ResNet), ``mini_xception``: the built-in entries
-  (importing this package registers them).
-- ``heads``, ``layers`` (``Preprocess``, ``RandomAffine``), ``unfreeze`` (``BlockMatcher``),
-  ``weights`` (ImageNet files: cache, download, offline errors).
+- ``small_cnn``: the report's CNN (a built-in entry; importing this package registers them all).
+- ``applications``: the ``keras.applications`` bases (VGG, MobileNet, ResNet, ...) with a head.
+- ``classic``: LeNet-5, the MLPs and a small ResNet, from scratch.
+- ``mini_xception``: the book's second-edition network and its strided-stem variant.
+- ``recipes``: each family's training settings, as data.
+- ``heads``: the heads and the output layer.
+- ``layers``: ``Preprocess`` and ``RandomAffine``, the custom layers every saved model may hold.
+- ``unfreeze``: ``BlockMatcher`` and which base layers train.
+- ``weights``: ImageNet files: the cache, downloads, another training size as fallback, offline errors.
 - ``introspection``: the nested base, feature-map layers, cuts through a classifier.
-- ``saving`` (``.keras`` files with their metadata; safe loading) and ``catalog`` (the saved-models
-  folder and the default model). Loading must know the custom layers, so it lives with them; training
-  and inference both reach it from above.
+- ``calibration``: logits from the output layer's weights; temperature scaling fitted, stored and applied.
+- ``saving``: ``.keras`` files with their metadata, safe loading. Loading must know the custom layers, so it
+  lives with them; training and inference both reach it from above.
+- ``catalog``: the saved-models folder and the default model (the best validation accuracy).
 """
 
 from catsdogs.models import applications, classic, mini_xception, small_cnn  # noqa: F401  (the built-in entries register themselves)

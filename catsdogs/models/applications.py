@@ -26,6 +26,8 @@ _ALPHA_TEXT = {1.0: "1_0", 0.75: "7_5", 0.5: "5_0", 0.25: "2_5"}
 def build_base(spec: ModelSpec, image_size: int, weights: str | None = "imagenet", alpha: float = 1.0) -> keras.Model:
     """The ``keras.applications`` base without its top, loaded with ``weights``."""
     pretrained = spec.pretrained
+    if pretrained is None:
+        raise ValueError(f"{spec.name} is not a keras.applications base")
     resolved = resolve_weights(spec.name, weights, pretrained.weights_files(image_size, alpha), pretrained.weights_url)
     kwargs: dict[str, Any] = {"include_top": False, "weights": resolved, "input_shape": (image_size, image_size, 3)}
     if spec.takes_alpha:

@@ -19,7 +19,7 @@ from typing import Any
 
 import keras
 
-from catsdogs.errors import UserError
+from catsdogs.errors import UserError, parameter
 from catsdogs.metadata import ModelInfo
 from catsdogs.models.saving import load_model, read_model_info
 from catsdogs.outputs import TEMP_PREFIX
@@ -93,13 +93,12 @@ def list_saved_models(directory: str | Path) -> list[SavedModel]:
 def choose_model(directory: str | Path, class_names: Sequence[str] | None = None) -> Path:
     """The default model in ``directory`` (see the module's docstring); ``class_names`` narrows the choice."""
     directory = Path(directory)
-    models = [m for m in list_saved_models(directory) if m.info is not None]
-    if class_names is not None:
-        models = [m for m in models if list(m.info.class_names) == list(class_names)]
+    models = [m for m in list_saved_models(directory) if m.info is not None and (
+        class_names is None or list(m.info.class_names) == list(class_names))]
     if not models:
         for_classes = f" for the classes {list(class_names)}" if class_names is not None else ""
         raise UserError(f"no .keras model{for_classes} in {directory}/; train one with `python -m catsdogs.train` "
-                        "or pass --model PATH")
+                        f"or pass {parameter('model', 'PATH')}")
     return models[0].path
 
 

@@ -165,7 +165,7 @@ def feature_extractor(model: keras.Model, layer_names: Sequence[str]) -> Callabl
     outer = [name for name in layer_names if name not in inner]
     before: list[keras.layers.Layer] = []
     inner_model = outer_model = None
-    if inner:
+    if inner and base is not None:
         layers = chain(model)
         before = layers[:[layer.name for layer in layers].index(base.name)]
         inner_model = keras.Model(base.inputs, [base.get_layer(name).output for name in inner])

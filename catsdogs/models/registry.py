@@ -22,7 +22,7 @@ from typing import Any
 import keras
 
 from catsdogs.config import DEFAULT_IMAGE_SIZE, AugmentParams
-from catsdogs.errors import UserError
+from catsdogs.errors import UserError, parameter
 from catsdogs.models.heads import output_layer
 from catsdogs.models.layers import Preprocess, RandomAffine
 from catsdogs.models.recipes import DEFAULT_RECIPE, Recipe
@@ -84,7 +84,7 @@ class ModelSpec:
         """The settings of recipe ``name`` (none for a model without recipes); unknown names are a UserError."""
         if not self.recipes:
             if name != DEFAULT_RECIPE:
-                raise UserError(f"{self.name} has no recipes; leave out --recipe")
+                raise UserError(f"{self.name} has no recipes; leave out {parameter('recipe')}")
             return {}
         if name not in self.recipes:
             raise UserError(f"unknown recipe {name!r} for {self.name}; choose {', '.join(self.recipes)}")
@@ -141,14 +141,15 @@ def create_model(
     """
     spec = get_spec(name)
     if image_size < spec.min_size:
-        raise UserError(f"{name} needs images of at least {spec.min_size} px, got --image-size {image_size}")
+        raise UserError(f"{name} needs images of at least {spec.min_size} px, got "
+                        f"{parameter('image_size', image_size)}")
     if num_classes < 2:
         raise UserError(f"a classifier needs at least 2 classes, got {num_classes}")
-    for option, value, attribute in (("--alpha", alpha != 1.0, "takes_alpha"), ("--units", units, "takes_units"),
-                                     ("--depth", depth, "takes_depth")):
+    for option, value, attribute in (("alpha", alpha != 1.0, "takes_alpha"), ("units", units, "takes_units"),
+                                     ("depth", depth, "takes_depth")):
         if value and not getattr(spec, attribute):
             takers = [n for n, s in _REGISTRY.items() if getattr(s, attribute)]
-            raise UserError(f"{option} applies to {', '.join(takers)} only, not {name}")
+            raise UserError(f"{parameter(option)} applies to {', '.join(takers)} only, not {name}")
 
     inputs = keras.Input((image_size, image_size, 3), name="image")
     x = inputs

@@ -21,7 +21,7 @@ import keras
 
 import catsdogs.models.layers  # noqa: F401  (registers Preprocess and RandomAffine for deserialisation)
 from catsdogs.config import EXPORT_SUFFIXES
-from catsdogs.errors import UserError
+from catsdogs.errors import UserError, parameter
 from catsdogs.metadata import METADATA_ENTRY, ModelInfo, check_info_values, info_from_json
 from catsdogs.modelcard import write_card
 from catsdogs.outputs import atomic_path
@@ -129,7 +129,7 @@ def load_model(path: str | Path, unsafe: bool = False) -> tuple[keras.Model, Mod
     except ValueError as exc:
         if "safe_mode" in str(exc) or "Lambda" in str(exc):
             raise UserError(f"{path} contains Python code (a Lambda layer), which safe mode does not load; "
-                            "pass --unsafe only if you trust where the file came from") from None
+                            f"pass {parameter('unsafe')} only if you trust where the file came from") from None
         raise UserError(f"{path} could not be loaded: {str(exc).splitlines()[0]}") from None
     except Exception as exc:  # noqa: BLE001 (a zip that is not a Keras model fails in many ways in Keras)
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import keras
 
-from catsdogs.errors import UserError
+from catsdogs.errors import UserError, parameter
 from catsdogs.models.introspection import find_base
 
 _BLOCK_CHOICE = re.compile(r"block(\d+)")
@@ -42,7 +42,7 @@ def unfreeze_layers(model: keras.Model, unfreeze: str = "none", blocks: BlockMat
     unfreeze = str(unfreeze).strip()
     if base is None:
         if unfreeze not in ("none", "all"):
-            raise UserError(f"--unfreeze applies to pretrained bases; {model.name} trains all its layers")
+            raise UserError(f"{parameter('unfreeze')} applies to pretrained bases; {model.name} trains all its layers")
         model.trainable = True
         return []
     model.trainable = True
@@ -80,7 +80,7 @@ def _layers_to_unfreeze(base: keras.Model, layers: list[keras.layers.Layer], unf
         fraction = None
     if fraction is not None:
         if not 0 < fraction <= 1:
-            raise UserError(f"--unfreeze {unfreeze}: a fraction must be in (0, 1]")
+            raise UserError(f"{parameter('unfreeze', unfreeze)}: a fraction must be in (0, 1]")
         count = max(1, round(fraction * len(names)))
         return set(names[-count:])
     all_names = [layer.name for layer in base.layers]

@@ -9,15 +9,17 @@ comes from and where to put it.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import keras
 
-from catsdogs.errors import UserError
+from catsdogs.errors import UserError, parameter
+
+log = logging.getLogger(__name__)
 
 KERAS_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
 OFFLINE_ENV = "CATSDOGS_OFFLINE"
@@ -37,7 +39,7 @@ def offline() -> bool:
 def missing_weights_message(model_name: str, file_name: str, url: str, reason: str) -> str:
     return (f"ImageNet weights for {model_name} are not cached and cannot be downloaded ({reason}): "
             f"put {file_name} (from {url}{file_name}) in {keras_cache_dir()}/ "
-            f"or pass --weights PATH (or --weights none to train from scratch)")
+            f"or pass {parameter('weights', 'PATH')} (or {parameter('weights', 'none')} to train from scratch)")
 
 
 def resolve_weights(model_name: str, weights: str | None, file_names: Sequence[str], url: str) -> str | None:
@@ -62,8 +64,8 @@ def resolve_weights(model_name: str, weights: str | None, file_names: Sequence[s
             if candidate != file_name:
                 size = re.search(r"_(\d{2,3})(?:_tf)?_no_?top", candidate)
                 trained = f"trained at {size.group(1)} px" if size else "of another training size"
-                print(f"{model_name}: using the ImageNet weights {trained} ({candidate}); {file_name} is not cached",
-                      file=sys.stderr)
+                log.warning("%s: using the ImageNet weights %s (%s); %s is not cached", model_name, trained,
+                            candidate, file_name)
             return str(cached)
     if offline():
         raise UserError(missing_weights_message(model_name, file_name, url, f"offline mode ({OFFLINE_ENV}) is set"))

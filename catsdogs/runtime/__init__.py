@@ -8,6 +8,7 @@
 - ``predict``: ``predict_images``, batched prediction over files with per-file failures.
 - ``writers``: predictions as JSON, CSV and Kaggle's submission file.
 - ``tfserving``: TensorFlow Serving's REST request and response bodies.
+- ``tta``: test-time augmentation's views in NumPy, so that exports get them too.
 
 Nothing here imports TensorFlow or Keras (an import-linter contract): ``python -m catsdogs.predict``
 on a ``.tflite`` or ``.onnx`` model starts in a fraction of a second.

@@ -52,7 +52,7 @@ class Engine:
     format = ""
     thread_safe = True  # whether two threads may call predict at once
 
-    def __init__(self, path: Path, info: ModelInfo) -> None:
+    def __init__(self, path: Path, info: ModelInfo, threads: int | None = None) -> None:
         self.path, self.info = path, info
 
     def predict(self, images: np.ndarray) -> np.ndarray:

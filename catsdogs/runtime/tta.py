@@ -19,7 +19,7 @@ import numpy as np
 
 from catsdogs.config import TTA_MODES
 from catsdogs.data.pillow_decode import resize_bilinear
-from catsdogs.errors import UserError
+from catsdogs.errors import UserError, parameter
 from catsdogs.metadata import ModelInfo
 
 CROP_FRACTION = 0.875  # the side of each crop: the classic 224-of-256
@@ -40,7 +40,7 @@ def _crops(images: np.ndarray) -> list[np.ndarray]:
 def views(images: np.ndarray, mode: str) -> list[np.ndarray]:
     """The batch ``(N, S, S, 3)`` as ``mode`` sees it: ``VIEWS[mode]`` batches of the same shape."""
     if mode not in TTA_MODES:
-        raise UserError(f"--tta must be one of {', '.join(TTA_MODES)}, not {mode!r}")
+        raise UserError(f"{parameter('tta')} must be one of {', '.join(TTA_MODES)}, not {mode!r}")
     images = np.asarray(images, np.float32)
     if mode == "none":
         return [images]
@@ -63,5 +63,6 @@ def chosen_mode(requested: str | None, info: ModelInfo, model_path: Path | str) 
     record = info.extra.get(TTA_KEY)
     if not record:
         raise UserError(f"{model_path} has no test-time augmentation chosen on validation; run python -m "
-                        "catsdogs.evaluate --choose-tta on it, or name the mode: --tta flip or --tta crops")
+                        f"catsdogs.evaluate --choose-tta on it, or name the mode: {parameter('tta', 'flip')} or "
+                        f"{parameter('tta', 'crops')}")
     return record["mode"]

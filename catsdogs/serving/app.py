@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from catsdogs.errors import UserError
+from catsdogs.errors import UserError, parameter
 from catsdogs.runtime.engines import BYTES_INPUT, BYTES_SIGNATURE, INPUT_NAME, OUTPUT_NAME, SERVING_DEFAULT
 from catsdogs.runtime.tfserving import request_values, response_body
 from catsdogs.serving.batching import Batcher
@@ -322,7 +322,7 @@ def bind(host: str, port: int) -> socket.socket:
         listening.bind((host, port))
     except OSError as exc:
         listening.close()
-        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port") from None
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror}; choose another {parameter('port')}") from None
     return listening
 
 

@@ -31,6 +31,12 @@ class Batcher:
         self.batch_sizes: Counter[int] = Counter()
         self.batch_seconds = 0.0
 
+    @property
+    def _jobs(self) -> asyncio.Queue[tuple[Any, asyncio.Future[np.ndarray]]]:
+        if self._queue is None:
+            raise RuntimeError("Batcher.start() makes the queue, in the server's event loop")
+        return self._queue
+
     def start(self) -> None:
         self._queue = asyncio.Queue()
         self._worker = asyncio.get_running_loop().create_task(self._run())
@@ -43,20 +49,20 @@ class Batcher:
     async def predict(self, item: Any) -> np.ndarray:
         """``item``'s row of the batch it joins (the predict function takes a list of items)."""
         future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
-        await self._queue.put((item, future))
+        await self._jobs.put((item, future))
         return await future
 
     async def _gather(self) -> list[tuple[Any, asyncio.Future[np.ndarray]]]:
-        batch = [await self._queue.get()]
+        batch = [await self._jobs.get()]
         deadline = time.monotonic() + self.window_s
         while len(batch) < self.max_batch:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                while len(batch) < self.max_batch and not self._queue.empty():  # whatever queued meanwhile
-                    batch.append(self._queue.get_nowait())
+                while len(batch) < self.max_batch and not self._jobs.empty():  # whatever queued meanwhile
+                    batch.append(self._jobs.get_nowait())
                 break
             try:
-                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+                batch.append(await asyncio.wait_for(self._jobs.get(), remaining))
             except asyncio.TimeoutError:  # noqa: UP041 (Python 3.10: not yet the built-in TimeoutError)
                 break
         return batch

@@ -169,7 +169,7 @@ def make_callbacks(config: TrainConfig, run_dir: Path, model: keras.Model, phase
                                                  Backup(run_dir / BACKUP_DIR, phase, writer)]
     if config.ema:
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
-    if writing:
+    if writer is not None:
         callbacks.append(BestWeights(model, run_dir / f"{BEST}{SNAPSHOT_SUFFIX}", monitor, best_so_far, writer))
     if writing and tensorflow_installed():  # Keras writes TensorBoard logs with tf.summary: none without TensorFlow
         callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False))

@@ -30,6 +30,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -60,7 +61,7 @@ def take_snapshot(variables: Sequence[keras.Variable]) -> list[np.ndarray]:
 
 def write_snapshot(path: Path, variables: Sequence[keras.Variable], values: Sequence[np.ndarray]) -> None:
     """The values as an uncompressed ``.npz`` (compression would cost more CPU than the write), atomically."""
-    arrays = {str(index): value for index, value in enumerate(values)}
+    arrays: dict[str, Any] = {str(index): value for index, value in enumerate(values)}
     arrays[PATHS_KEY] = np.array([variable.path for variable in variables])
     with atomic_path(path) as temporary, open(temporary, "wb") as file:
         np.savez(file, **arrays)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,11 +34,13 @@ import tensorflow as tf
 from catsdogs.config import TrainConfig
 from catsdogs.data.files import ImageFolder, data_fingerprint
 from catsdogs.data.pipeline import make_dataset
-from catsdogs.errors import UserError
+from catsdogs.errors import UserError, parameter
 from catsdogs.models.introspection import find_base
 from catsdogs.models.registry import set_trainable
 from catsdogs.outputs import temporary_path, write_json
 from catsdogs.training.fitting import Phase, compile_model, fit_phases, keras_verbosity
+
+log = logging.getLogger(__name__)
 
 CACHE_FORMAT = 1  # bump when the stored layout changes
 
@@ -50,7 +53,7 @@ def split_at_first_trainable(model: keras.Model) -> tuple[keras.Model, keras.Mod
     """
     base = find_base(model)
     if base is None:
-        raise UserError(f"--cache-features needs a pretrained base; {model.name} has no frozen part")
+        raise UserError(f"{parameter('cache_features')} needs a pretrained base; {model.name} has no frozen part")
     first_trainable = next((layer for layer in base.layers if layer.trainable and layer.weights), None)
     if first_trainable is None:
         cut, cut_name = base.output, f"{base.name}_output"
@@ -60,8 +63,10 @@ def split_at_first_trainable(model: keras.Model) -> tuple[keras.Model, keras.Mod
         lower = keras.Model(base.input, cut, name="frozen_lower")
         upper = keras.Model(cut, base.output, name="trainable_upper") if first_trainable is not None else None
     except ValueError as exc:
-        raise UserError(f"{base.name} cannot be cut below {first_trainable.name} (connections cross it): "
-                        f"choose another --unfreeze or drop --cache-features ({str(exc).splitlines()[0]})") from None
+        below = first_trainable.name if first_trainable is not None else "its output"
+        raise UserError(f"{base.name} cannot be cut below {below} (connections cross it): "
+                        f"choose another {parameter('unfreeze')} or drop {parameter('cache_features')} "
+                        f"({str(exc).splitlines()[0]})") from None
 
     images = keras.Input(model.input_shape[1:], name="image")
     prefix = keras.Model(images, lower(model.get_layer("preprocess")(images), training=False), name="prefix")
@@ -76,8 +81,8 @@ def split_at_first_trainable(model: keras.Model) -> tuple[keras.Model, keras.Mod
 
 def frozen_layers_below_cut(model: keras.Model) -> int:
     """How many base layers with weights lie below the first trainable one (all of them if none trains)."""
-    count = 0
-    for layer in find_base(model).layers:
+    count, base = 0, find_base(model)
+    for layer in base.layers if base is not None else []:
         if layer.trainable and layer.weights:
             break
         count += bool(layer.weights)
@@ -125,12 +130,12 @@ def cached_features(prefix: keras.Model, folder: ImageFolder, config: TrainConfi
     path = directory / "features.npy"
     if path.is_file():
         if config.verbose:
-            print(f"features for {split} from cache {directory}")
+            log.info("features for %s from cache %s", split, directory)
         return np.load(path)
     copies = config.augment_copies if split == "train" else 0
     if config.verbose:
-        print(f"computing {split} features below the cut ({cut_name}) for {len(folder)} images"
-              + (f" x {1 + copies} versions" if copies else ""))
+        log.info("computing %s features below the cut (%s) for %d images%s", split, cut_name, len(folder),
+                 f" x {1 + copies} versions" if copies else "")
     features = compute_features(prefix, folder, config, copies, batch_size)
     # Whole or absent: written under a temporary name of its own (a concurrent run has another), then renamed.
     partial = temporary_path(directory)
@@ -172,9 +177,9 @@ def train_with_cached_features(model: keras.Model, config: TrainConfig, phases: 
                                strategy: tf.distribute.Strategy, callbacks: Sequence[keras.callbacks.Callback]) -> None:
     """The phases of ``fitting.fit_phases``, each on the features below its own cut."""
     if find_base(model) is None:
-        raise UserError(f"--cache-features needs a pretrained base; {config.model} trains every layer")
+        raise UserError(f"{parameter('cache_features')} needs a pretrained base; {config.model} trains every layer")
     if config.augment and not config.augment_copies and config.verbose:
-        print("note: cached features are fixed; augmentation applies only through --augment-copies K")
+        log.info("note: cached features are fixed; augmentation applies only through --augment-copies K")
     num_classes = len(folders["train"].class_names)
     global_batch = config.batch_size * strategy.num_replicas_in_sync
 
@@ -184,12 +189,12 @@ def train_with_cached_features(model: keras.Model, config: TrainConfig, phases: 
             set_trainable(model, phase.unfreeze)
         if frozen_layers_below_cut(model) == 0:  # nothing below the cut to run only once
             if config.verbose:
-                print(f"phase {phase.name}: every base layer trains; training on images")
+                log.info("phase %s: every base layer trains; training on images", phase.name)
             with strategy.scope():
                 compile_model(model, config, phase.learning_rate, num_classes)
             return model, datasets
         prefix, suffix, cut_name = split_at_first_trainable(model)
-        feature_sets = {}
+        feature_sets: dict[str, tf.data.Dataset] = {}
         for split in ("train", "validation"):
             if split in folders:
                 stored = cached_features(prefix, folders[split], config, cut_name, split, global_batch)

@@ -8,6 +8,7 @@ A finished phase is recorded in ``state.json``, so a resumed run skips it.
 
 from __future__ import annotations
 
+import logging
 import math
 import shutil
 import sys
@@ -25,6 +26,8 @@ from catsdogs.models.registry import get_spec
 from catsdogs.training.callbacks import BACKUP_DIR, existing_checkpoint, load_checkpoint, make_callbacks
 from catsdogs.training.checkpoints import SNAPSHOT_SUFFIX, SnapshotWriter, model_variables, save_snapshot
 from catsdogs.training.rundir import read_history, read_state, write_state
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -186,7 +189,11 @@ def fit_phases(model: keras.Model, config: TrainConfig, phases: list[Phase], run
     for phase in phases:
         last_epoch = first_epoch + phase.epochs
         if phase.name in state["completed_phases"]:
-            load_checkpoint(model, existing_checkpoint(run_dir, f"phase-{phase.name}"), with_optimizer=False)
+            finished = existing_checkpoint(run_dir, f"phase-{phase.name}")
+            if finished is None:
+                raise UserError(f"{run_dir} lost the weights of its finished phase {phase.name} (phase-{phase.name}"
+                                ".weights.npz); start the run again")
+            load_checkpoint(model, finished, with_optimizer=False)
             first_epoch = last_epoch
             continue
         fitted, datasets = phase_data(phase)
@@ -195,8 +202,8 @@ def fit_phases(model: keras.Model, config: TrainConfig, phases: list[Phase], run
         best = max(history[monitor]) if history.get(monitor) else None
         if config.verbose:
             trainable = sum(int(np.prod(w.shape)) for w in fitted.trainable_weights)
-            print(f"phase {phase.name}: epochs {first_epoch + 1}-{last_epoch}, unfreeze={phase.unfreeze}, "
-                  f"lr={phase.learning_rate:g}, {trainable:,} trainable parameters")
+            log.info("phase %s: epochs %d-%d, unfreeze=%s, lr=%g, %s trainable parameters", phase.name,
+                     first_epoch + 1, last_epoch, phase.unfreeze, phase.learning_rate, f"{trainable:,}")
         # A restored backup leaves its epoch on the model, which would override the next
         # phase's initial_epoch; only a restore inside this phase may set it.
         fitted._initial_epoch = None

@@ -23,7 +23,7 @@ from typing import Any
 
 import keras
 
-from catsdogs.errors import UserError
+from catsdogs.errors import UserError, parameter
 
 # Each backend's own library is installed where it is the backend, and maybe only there (JAX trains without
 # TensorFlow): TensorFlow's strategies live in their own module, imported only on TensorFlow.
@@ -33,9 +33,9 @@ if keras.backend.backend() == "tensorflow":
     from catsdogs.training import tf_strategy
 
 MULTI_WORKER_REFUSAL = (
-    "--strategy multi-worker: TensorFlow's MultiWorkerMirroredStrategy fails with Keras 3's fit "
-    "(keras-team/keras#20585, open); train across machines with KERAS_BACKEND=jax and --strategy data-parallel "
-    "(README: Beyond one machine)")
+    f"{parameter('strategy', 'multi-worker')}: TensorFlow's MultiWorkerMirroredStrategy fails with Keras 3's fit "
+    f"(keras-team/keras#20585, open); train across machines with KERAS_BACKEND=jax and "
+    f"{parameter('strategy', 'data-parallel')} (README: Beyond one machine)")
 # What keras.distribution.initialize reads when its arguments are not given.
 PROCESS_VARIABLES = ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES",
                      "KERAS_DISTRIBUTION_PROCESS_ID")
@@ -78,14 +78,15 @@ def start_processes(coordinator: str | None, num_processes: int | None, process_
         return 1
     if keras.backend.backend() != "jax":
         raise UserError("training on several processes needs the JAX backend: run with KERAS_BACKEND=jax "
-                        f"(this process uses {keras.backend.backend()}); on TensorFlow, --strategy mirrored spreads "
-                        "over one machine's GPUs")
+                        f"(this process uses {keras.backend.backend()}); on TensorFlow, "
+                        f"{parameter('strategy', 'mirrored')} spreads over one machine's GPUs")
     if given and (coordinator is None or num_processes is None or process_id is None):
-        raise UserError("--coordinator HOST:PORT, --num-processes N and --process-id I go together; pass all three "
-                        "(or set the KERAS_DISTRIBUTION_* variables)")
-    if num_processes is not None and not 0 <= process_id < num_processes:
-        raise UserError(f"--process-id {process_id} is not one of 0..{num_processes - 1} (--num-processes "
-                        f"{num_processes})")
+        raise UserError(f"{parameter('coordinator', 'HOST:PORT')}, {parameter('num_processes', 'N')} and "
+                        f"{parameter('process_id', 'I')} go together; pass all three (or set the "
+                        "KERAS_DISTRIBUTION_* variables)")
+    if num_processes is not None and process_id is not None and not 0 <= process_id < num_processes:
+        raise UserError(f"{parameter('process_id', process_id)} is not one of 0..{num_processes - 1} "
+                        f"({parameter('num_processes', num_processes)})")
     keras.distribution.initialize(coordinator, num_processes, process_id)
     return jax.process_count()
 
@@ -97,8 +98,9 @@ def make_strategy(name: str = "auto", devices: Sequence[str] = ()) -> Any:
     if keras.backend.backend() != "tensorflow":
         return _keras_distribution_strategy(name, devices)
     if name == "data-parallel":
-        raise UserError("--strategy data-parallel is keras.distribution on the JAX backend: run with "
-                        "KERAS_BACKEND=jax; on TensorFlow, --strategy mirrored spreads over one machine's GPUs")
+        raise UserError(f"{parameter('strategy', 'data-parallel')} is keras.distribution on the JAX backend: run "
+                        f"with KERAS_BACKEND=jax; on TensorFlow, {parameter('strategy', 'mirrored')} spreads over one "
+                        "machine's GPUs")
     return tf_strategy.tensorflow_strategy(name, devices)
 
 
@@ -113,11 +115,11 @@ def has_accelerator() -> bool:
 
 def _keras_distribution_strategy(name: str, devices: Sequence[str]) -> DataParallelStrategy:
     if name not in ("auto", "data-parallel", "default"):
-        raise UserError(f"--strategy {name} is TensorFlow's; on the {keras.backend.backend()} backend use "
+        raise UserError(f"{parameter('strategy', name)} is TensorFlow's; on the {keras.backend.backend()} backend use "
                         "data-parallel (the default there) or default")
     if devices:
-        raise UserError("--devices names TensorFlow devices; on the JAX backend data-parallel uses every device of "
-                        "every process (limit them with CUDA_VISIBLE_DEVICES)")
+        raise UserError(f"{parameter('devices')} names TensorFlow devices; on the JAX backend data-parallel uses "
+                        "every device of every process (limit them with CUDA_VISIBLE_DEVICES)")
     if name == "default":
         return DataParallelStrategy(num_replicas_in_sync=1)
     every_device = keras.distribution.list_devices()

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
-from catsdogs.errors import UserError
+from catsdogs.errors import UserError, parameter
 
 
 def gpu_count() -> int:
@@ -59,7 +59,7 @@ def configure_logical_cpus(count: int) -> None:
     except RuntimeError:
         if len(tf.config.list_logical_devices("CPU")) < count:
             raise UserError(f"{count} CPU devices were asked for after TensorFlow started; "
-                            "pass --devices on the command line (it configures them first)") from None
+                            f"pass {parameter('devices')} on the command line (it configures them first)") from None
 
 
 def keep_tensorflow_off_the_gpus() -> None:

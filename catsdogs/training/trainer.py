@@ -10,9 +10,9 @@ scores the test split and saves the model with its metadata in the run directory
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -27,7 +27,7 @@ from catsdogs.config import SPLITS, TrainConfig
 from catsdogs.data.files import Failure, ImageFolder, data_fingerprint, describe_data, read_splits
 from catsdogs.data.images import check_folder
 from catsdogs.data.sources import pipeline_module
-from catsdogs.errors import UserError
+from catsdogs.errors import UserError, parameter
 from catsdogs.metadata import ModelInfo
 from catsdogs.metrics import compute_metrics
 from catsdogs.modelcard import write_card
@@ -57,6 +57,8 @@ except ModuleNotFoundError as missing:
         raise
     train_with_cached_features = None  # type: ignore[assignment]
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class Run:
@@ -65,15 +67,12 @@ class Run:
     config: TrainConfig
     run_dir: Path
     model: keras.Model
+    class_names: tuple[str, ...]  # the model's outputs, in order: in every process
     history: dict[str, list[float]]
     metrics: dict[str, Any]
     model_path: Path | None  # None in the processes other than 0 of a multi-process run: they save nothing
     info: ModelInfo | None  # what the saved model carries: classes, image size, preprocessing, metrics
     saved_model_path: Path | None = None
-
-    @property
-    def class_names(self) -> tuple[str, ...]:
-        return tuple(self.info.class_names)
 
 
 def _cache_setting(config: TrainConfig, folders: dict[str, ImageFolder]) -> bool | str:
@@ -89,8 +88,19 @@ def _cache_setting(config: TrainConfig, folders: dict[str, ImageFolder]) -> bool
         return config.cache
     images = sum(len(folder) for folder in folders.values())
     needed = images * config.image_size**2 * 3
-    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    return needed < total / 5
+    return needed < (physical_memory() or ASSUMED_MEMORY) / 5
+
+
+ASSUMED_MEMORY = 8 * 2**30  # where the machine's memory cannot be read: a modest laptop's
+
+
+def physical_memory() -> int | None:
+    """The machine's memory in bytes (POSIX ``sysconf``), or None where it cannot be read: Windows has no
+    ``os.sysconf``."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def _augment_in_model(config: TrainConfig) -> bool:
@@ -146,10 +156,10 @@ def check_splits(folders: dict[str, ImageFolder], image_size: int,
             raise UserError(f"{folder.root / empty[0]} holds no usable image ({len(bad)} unusable in {split}/, "
                             f"e.g. {bad[0] if bad else 'none'}); add images or remove the folder")
     for failure in failures:
-        print(f"skipped {failure}", file=sys.stderr)
+        log.warning("skipped %s", failure)
     if failures:
         total = sum(len(folder) for folder in folders.values())
-        print(f"{len(failures)} of {total} files skipped; training goes on with the others", file=sys.stderr)
+        log.warning("%d of %d files skipped; training goes on with the others", len(failures), total)
     return checked, failures
 
 
@@ -202,8 +212,8 @@ def train(config: TrainConfig, resume_dir: str | Path | None = None,
                 "cache": _cache_setting(config, folders), "phases": [phase.__dict__ for phase in phases],
                 "started": datetime.now().isoformat(timespec="seconds")})
         if config.verbose:
-            print(f"run directory: {run_dir} ({replicas} replica(s), global batch {global_batch})")
-            print(describe_recipe(config))
+            log.info("run directory: %s (%d replica(s), global batch %d)", run_dir, replicas, global_batch)
+            log.info("%s", describe_recipe(config))
         try:
             _fit(model, config, phases, folders, datasets, run_dir, strategy, callbacks, writes=not process_id)
         except BaseException:
@@ -211,12 +221,12 @@ def train(config: TrainConfig, resume_dir: str | Path | None = None,
                 shutil.rmtree(run_dir, ignore_errors=True)  # no epoch finished: nothing to resume or look at
             raise
         if processes > 1:
-            print(f"process {process_id} of {processes}: trained, weights fingerprint {weights_fingerprint(model)}",
-                  flush=True)
+            log.info("process %d of %d: trained, weights fingerprint %s", process_id, processes,
+                     weights_fingerprint(model))
             if process_id:
                 if resume_dir is None:
                     shutil.rmtree(run_dir, ignore_errors=True)  # the scratch folder: nothing was written in it
-                return Run(config, run_dir, model, {}, {}, None, None)
+                return Run(config, run_dir, model, class_names, {}, {}, None, None)
             # Process 0 scores, saves and publishes alone, so the model leaves the processes' distribution.
             model = _single_process_copy(model, config, num_classes, phases[-1], augment_in_model)
             datasets = build_datasets(config, folders, config.batch_size, augment_in_model)
@@ -230,14 +240,14 @@ def check_processes(config: TrainConfig, global_batch: int, processes: int) -> N
     if processes == 1:
         return
     if config.pipeline == "pydataset":
-        raise UserError("--pipeline pydataset feeds one process; train on several with the tf.data pipeline "
-                        "(--pipeline tf.data, which needs TensorFlow installed)")
+        raise UserError(f"{parameter('pipeline', 'pydataset')} feeds one process; train on several with the tf.data "
+                        f"pipeline ({parameter('pipeline', 'tf.data')}, which needs TensorFlow installed)")
     if global_batch % processes:
         raise UserError(f"the global batch ({global_batch}) must divide by the {processes} processes; change "
-                        "--batch-size")
+                        f"{parameter('batch_size')}")
     if config.cache_features:
-        raise UserError("--cache-features writes its cache from one process; train on one process (without "
-                        "--coordinator), or without --cache-features")
+        raise UserError(f"{parameter('cache_features')} writes its cache from one process; train on one process "
+                        f"(without {parameter('coordinator')}), or without {parameter('cache_features')}")
 
 
 def weights_fingerprint(model: keras.Model) -> str:
@@ -268,8 +278,9 @@ def _fit(model: keras.Model, config: TrainConfig, phases: list[Phase], folders: 
     num_classes = len(folders["train"].class_names)
     if config.cache_features:
         if train_with_cached_features is None or config.pipeline != "tf.data":
-            raise UserError("--cache-features stores features through tf.data: train with TensorFlow installed and "
-                            "--pipeline tf.data, or without --cache-features")
+            raise UserError(f"{parameter('cache_features')} stores features through tf.data: train with TensorFlow "
+                            f"installed and {parameter('pipeline', 'tf.data')}, or without "
+                            f"{parameter('cache_features')}")
         train_with_cached_features(model, config, phases, folders, datasets, run_dir, strategy, callbacks)
     else:
         def on_images(phase: Phase) -> tuple[keras.Model, dict[str, Any]]:
@@ -309,11 +320,15 @@ def _finish(model: keras.Model, config: TrainConfig, run_dir: Path, datasets: di
                                                            folders["validation"].labels)
         extra = {TEMPERATURE_KEY: fit["temperature"], "calibration_fit": fit}
         if config.verbose:
-            print(f"calibrated: temperature {fit['temperature']:.3f}, validation NLL {fit['nll_before']:.4f} -> "
-                  f"{fit['nll_after']:.4f}")
+            log.info("calibrated: temperature %.3f, validation NLL %.4f -> %.4f", fit["temperature"],
+                     fit["nll_before"], fit["nll_after"])
+    spec = get_spec(config.model)
+    # The layers the last phase trained: the base's unfrozen part, or every layer of a network without a base.
+    trained_layers = config.unfreeze if spec.is_pretrained_base else "all (trained from scratch)"
     info = ModelInfo(class_names=list(folders["train"].class_names), image_size=config.image_size,
-                     model_name=config.model, preprocessing=get_spec(config.model).preprocessing,
-                     extra={"run_dir": str(run_dir), "unfreeze": config.unfreeze, "alpha": config.alpha,
+                     model_name=config.model, preprocessing=spec.preprocessing,
+                     extra={"run_dir": str(run_dir), "unfreeze": config.unfreeze, "trained_layers": trained_layers,
+                            "alpha": config.alpha,
                             "recipe": config.recipe, "data_fingerprint": data_fingerprint(config.data_dir),
                             "data": describe_data(config.data_dir), **extra,
                             "metrics": metrics, "trained": datetime.now().isoformat(timespec="seconds")})
@@ -323,8 +338,8 @@ def _finish(model: keras.Model, config: TrainConfig, run_dir: Path, datasets: di
                                         folders["test"].labels, info.class_names)
         update_model_info(model_path, info)  # info.extra holds ``metrics``, now with the test scores
         if config.verbose:
-            print(f"test accuracy {metrics['test']['accuracy']:.4f}, loss {metrics['test']['loss']:.4f} "
-                  f"({metrics['test']['images']} images)")
+            log.info("test accuracy %.4f, loss %.4f (%d images)", metrics["test"]["accuracy"],
+                     metrics["test"]["loss"], metrics["test"]["images"])
     write_json(run_dir / "metrics.json", metrics)
     if history:
         plot_history(history, run_dir / "curves.png", title=config.run_label,
@@ -332,7 +347,7 @@ def _finish(model: keras.Model, config: TrainConfig, run_dir: Path, datasets: di
     saved = _publish(model_path, config, run_dir)
     if saved is not None:
         write_card(saved, info)
-    return Run(config, run_dir, model, history, metrics, model_path, info, saved)
+    return Run(config, run_dir, model, tuple(info.class_names), history, metrics, model_path, info, saved)
 
 
 def count_parameters(model: keras.Model) -> dict[str, int]:
@@ -377,5 +392,5 @@ def _publish(model_path: Path, config: TrainConfig, run_dir: Path) -> Path | Non
     write_state(run_dir, {**state, "published": str(saved)})
     if config.verbose:
         taken = "" if saved.stem == config.model_name else f" ({config.model_name}.keras exists and is kept)"
-        print(f"saved {saved}{taken}")
+        log.info("saved %s%s", saved, taken)
     return saved

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from catsdogs.cli import run_cli
@@ -9,9 +11,10 @@ from data_prep.cli import main as data_prep_main
 
 
 def run_command(command_main, argv: list, capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
-    """A CLI's ``main`` as a user runs it (one-line errors included): exit status, stdout, stderr."""
+    """A CLI's ``main`` as a user runs it (one-line errors, naming the command's flags): exit status, stdout, stderr."""
+    flags = getattr(sys.modules[command_main.__module__], "FLAGS", None)
     with pytest.raises(SystemExit) as exit_info:
-        run_cli(command_main, [str(arg) for arg in argv])
+        run_cli(command_main, [str(arg) for arg in argv], flags)
     captured = capsys.readouterr()
     return exit_info.value.code, captured.out, captured.err
 
