@@ -24,9 +24,9 @@ from common import prepare_data, print_table, timed, write_results
 
 from catsdogs.data.files import read_image_folder
 from catsdogs.exporting.exporter import decode_folder, export_model
-from catsdogs.models.catalog import choose_model
 from catsdogs.models.saving import load_model
-from catsdogs.runtime.engines import open_engine
+from catsdogs.runtime.catalog import choose_model
+from catsdogs.runtime.opening import open_classifier
 
 EXPORTS = [("saved_model", "none"), ("litert", "none"), ("litert", "float16"), ("litert", "dynamic"),
            ("litert", "int8"), ("onnx", "none"), ("onnx", "float16"), ("onnx", "int8")]
@@ -43,16 +43,17 @@ def model_bytes(path: Path) -> int:
 def measure(model_path: Path, export_format: str, quantize: str, work: Path, data_dir: Path,
             images: np.ndarray) -> dict[str, Any]:
     seconds, export = timed(lambda: export_model(model_path, export_format, quantize, work, data_dir, len(images)))
-    engine = open_engine(export.model_path)
+    engine = open_classifier(export.model_path)
     engine.predict(images[:32])  # warm-up
     rate_seconds, _ = timed(lambda: [engine.predict(images[i:i + 32]) for i in range(0, len(images), 32)])
     latency = statistics.median(timed(lambda i=i: engine.predict(images[i:i + 1]))[0] for i in range(20))
     parity = export.parity
     return {"format": export_format, "quantize": quantize, "size_mb": model_bytes(export.model_path) / 1e6,
-            "export_and_check_s": seconds, "agreement_percent": 100 * parity["agreement"],
-            "max_abs_dp": f"{parity['max_abs_difference']:.1e}", "accuracy": f"{parity['accuracy']:.4f}",
-            "keras_accuracy": f"{parity['keras_accuracy']:.4f}", "passed": parity["passed"],
-            "images_per_s": len(images) / rate_seconds, "one_image_ms": 1000 * latency, "parity": parity}
+            "export_and_check_s": seconds, "agreement_percent": 100 * parity.agreement,
+            "max_abs_dp": f"{parity.max_abs_difference:.1e}", "accuracy": f"{parity.accuracy:.4f}",
+            "keras_accuracy": f"{parity.keras_accuracy:.4f}", "passed": parity.passed,
+            "images_per_s": len(images) / rate_seconds, "one_image_ms": 1000 * latency,
+            "parity": parity.model_dump(mode="json")}
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from common import RESULTS, print_table, write_results
 
-from catsdogs.cli import quiet_tensorflow
+from catsdogs.outputs import quiet_tensorflow
 
 quiet_tensorflow()
 

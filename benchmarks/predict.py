@@ -15,7 +15,7 @@ Rows, per model:
 - ``one call per file``: what the pipeline replaces, ``model(load_image(path))`` per file;
 - ``Grad-CAM``: ``explain_files`` (maps and overlay PNGs on the original images);
 - the same model exported (``catsdogs.exporting``, float32) to LiteRT and to ONNX: the cold start of
-  ``predict`` on one image (no TensorFlow in that process), the folder through ``predict_images``
+  ``predict`` on one image (no TensorFlow in that process), the folder through ``predict_files``
   (Pillow decoding, batch 32) and the whole command on the folder.
 
 Each figure comes as wall time and as CPU time (user + system over all threads): on a shared
@@ -45,11 +45,10 @@ from catsdogs.data.decode import load_image
 from catsdogs.data.files import expand_inputs
 from catsdogs.explain.gradcam import explain_files
 from catsdogs.exporting.exporter import export_model
-from catsdogs.inference.predict import predict_files
 from catsdogs.models import create_model
-from catsdogs.models.saving import ModelInfo, load_model, save_model
-from catsdogs.runtime.engines import open_engine
-from catsdogs.runtime.predict import predict_images
+from catsdogs.models.saving import ModelInfo, save_model
+from catsdogs.runtime.opening import open_classifier
+from catsdogs.runtime.predict import predict_files
 
 MODELS = {  # row label: (registry name, image size, create_model keywords)
     f"small_cnn {DEFAULT_IMAGE_SIZE} px": ("small_cnn", DEFAULT_IMAGE_SIZE, {}),
@@ -117,10 +116,11 @@ def measure(label: str, model_path: Path, files: list[str], repeats: int, explai
     row["cold_start_s"], row["cold_start_cpu_s"] = median_seconds([*predict, files[0]], repeats)
     row["folder_cli_s"], row["folder_cli_cpu_s"] = run_seconds([*predict, str(Path(files[0]).parent)])
 
-    model, info = load_model(model_path)
-    predict_files(model, info, files[:64])  # traces the predict function, warms the page cache
+    classifier = open_classifier(model_path)
+    model, info = classifier.keras_model(), classifier.info
+    predict_files(classifier, files[:64])  # traces the predict function, warms the page cache
     row["folder_images_per_s"], row["folder_images_per_cpu_s"], _ = rates(
-        len(files), lambda: predict_files(model, info, files))
+        len(files), lambda: predict_files(classifier, files))
 
     sample = files[:PER_FILE_IMAGES]
     model(load_image(sample[0], info.image_size)[None], training=False)
@@ -142,10 +142,10 @@ def measure_export(label: str, model_path: Path, export_format: str, files: list
     row: dict[str, Any] = {"model": f"{label}, {export_format}"}
     row["cold_start_s"], row["cold_start_cpu_s"] = median_seconds([*predict, files[0]], repeats)
     row["folder_cli_s"], row["folder_cli_cpu_s"] = run_seconds([*predict, str(Path(files[0]).parent)])
-    engine = open_engine(exported)
-    predict_images(engine, files[:64])  # warms the page cache and the runtime
+    classifier = open_classifier(exported)
+    predict_files(classifier, files[:64])  # warms the page cache and the runtime
     row["folder_images_per_s"], row["folder_images_per_cpu_s"], _ = rates(
-        len(files), lambda: predict_images(engine, files))
+        len(files), lambda: predict_files(classifier, files))
     return row
 
 

@@ -3,8 +3,8 @@
     python benchmarks/serve.py [--model saved_models/mobilenet-0.25-all.keras] [--clients 8] [--images 1000]
 
 For the ``.keras`` model and its LiteRT export (made here, float32): first the in-process batched rate
-of the same model on the same files (``benchmarks/predict.py``'s library row: ``predict_files`` for
-``.keras``, ``predict_images`` for LiteRT, batch 32), in a fresh process; then ``python -m
+of the same model on the same files (``benchmarks/predict.py``'s library row: ``runtime.predict.predict_files``,
+batch 32), in a fresh process; then ``python -m
 catsdogs.serve --port 0`` in another, warmed up, and the clients (asyncio connections, in this process)
 sending each file once as the raw body of ``POST /predict``. Reported: throughput, p50 and p99
 latency, the mean batch size during the run (from ``/metrics``), errors, and the ratio of the
@@ -33,23 +33,17 @@ import numpy as np
 from common import prepare_data, print_table, write_results
 
 from catsdogs.data.files import expand_inputs
-from catsdogs.models.catalog import choose_model
+from catsdogs.runtime.catalog import choose_model
 
 RUN_LIMIT_S = 600
 LIBRARY_RATE = """
 import json, sys, time
 from catsdogs.data.files import expand_inputs
 files, _ = expand_inputs([sys.argv[2]])
-if sys.argv[1].endswith(".keras"):
-    from catsdogs.inference.predict import predict_files
-    from catsdogs.models.saving import load_model
-    model, info = load_model(sys.argv[1])
-    run = lambda paths: predict_files(model, info, paths)
-else:
-    from catsdogs.runtime.engines import open_engine
-    from catsdogs.runtime.predict import predict_images
-    engine = open_engine(sys.argv[1])
-    run = lambda paths: predict_images(engine, paths)
+from catsdogs.runtime.opening import open_classifier
+from catsdogs.runtime.predict import predict_files
+classifier = open_classifier(sys.argv[1])
+run = lambda paths: predict_files(classifier, paths)
 run(files[:64])
 start = time.perf_counter()
 run(files)

@@ -6,11 +6,11 @@ The public Python API, what notebooks and users call (each name is imported on f
     import catsdogs
     config = catsdogs.resolve_config({"model": "mobilenet", "alpha": 0.25})   # the model's recipe beneath
     run = catsdogs.train_model(config)
-    model, info = catsdogs.load_model(run.saved_model_path)   # any saved model, with its metadata
-    report = catsdogs.predict_files(model, info, ["cat.jpg", "dog.jpg"])    # files; expand folders first
-    catsdogs.save_gradcam(model, info, ["cat.jpg"], "heatmaps/")
+    classifier = catsdogs.open_classifier(run.saved_model_path)   # any model: .keras, .tflite, .onnx, SavedModel
+    report = catsdogs.predict_files(classifier, ["cat.jpg", "dog.jpg"], tta="flip")  # files; expand folders first
+    catsdogs.save_gradcam(classifier.keras_model(), classifier.info, ["cat.jpg"], "heatmaps/")
     export = catsdogs.export_model(run.saved_model_path, "litert")     # checked against the Keras model
-    report = catsdogs.predict_images(catsdogs.open_engine(export.model_path), ["cat.jpg"])  # no TensorFlow
+    report = catsdogs.predict_files(catsdogs.open_classifier(export.model_path), ["cat.jpg"])  # no TensorFlow
 
 ``train_model`` and ``evaluate_folder`` are the library's ``train`` and ``evaluate``: the plain names
 belong to the command modules (``python -m catsdogs.train``), and Python binds a package attribute to
@@ -47,8 +47,9 @@ _API = {
     "train_model": ("catsdogs.training.trainer", "train"),
     "resolve_config": ("catsdogs.training.settings", "resolve_config"),
     "find_learning_rate": ("catsdogs.training.lr_finder", "find_learning_rate"),
-    "list_saved_models": ("catsdogs.models.catalog", "list_saved_models"),
-    "predict_files": ("catsdogs.inference.predict", "predict_files"),
+    "list_saved_models": ("catsdogs.runtime.catalog", "list_saved_models"),
+    "open_classifier": ("catsdogs.runtime.opening", "open_classifier"),
+    "predict_files": ("catsdogs.runtime.predict", "predict_files"),
     "evaluate_folder": ("catsdogs.inference.evaluation", "evaluate_folder"),
     "compute_metrics": ("catsdogs.metrics", "compute_metrics"),
     "grad_cam": ("catsdogs.explain.gradcam", "grad_cam"),
@@ -56,8 +57,6 @@ _API = {
     "save_activation_grids": ("catsdogs.explain.activations", "save_activation_grids"),
     "save_filter_grid": ("catsdogs.explain.filters", "save_filter_grid"),
     "export_model": ("catsdogs.exporting.exporter", "export_model"),
-    "open_engine": ("catsdogs.runtime.engines", "open_engine"),
-    "predict_images": ("catsdogs.runtime.predict", "predict_images"),
 }
 
 __all__ = ["__version__", *_API]

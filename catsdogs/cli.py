@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
 import logging
-import os
 import sys
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -20,7 +18,6 @@ from typing import Any, NoReturn
 
 from catsdogs.config import DEFAULT_SAVED_MODELS_DIR
 from catsdogs.errors import EXIT_INTERRUPTED, EXIT_NOTHING_DONE, EXIT_OK, EXIT_USER_ERROR, UserError, flag_for
-from catsdogs.outputs import captured_native_output
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -51,28 +48,6 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-TENSORFLOW_FREE = "without it, KERAS_BACKEND=jax trains with --pipeline pydataset, predicts and evaluates"
-
-
-def quiet_tensorflow(needed_by: str | None = None) -> None:
-    """Import TensorFlow without its C++ start-up chatter (CUDA probing, CPU-feature notices).
-
-    Some of those lines are written before any log level applies, so stderr is captured while
-    TensorFlow loads and replayed only if the import fails. ``TF_CPP_MIN_LOG_LEVEL`` set by the
-    user wins (0 shows everything). Where TensorFlow is not installed (the JAX backend alone), nothing
-    is loaded, and ``needed_by`` (a command that cannot run without it) is a one-line UserError.
-    """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if "tensorflow" in sys.modules:
-        return
-    if importlib.util.find_spec("tensorflow") is None:
-        if needed_by:
-            raise UserError(f"{needed_by} needs TensorFlow, which is not installed here; pip install tensorflow "
-                            f"({TENSORFLOW_FREE})")
-        return
-    with captured_native_output((2,)):
-        import tensorflow  # deferred: the one place a command pays TensorFlow's start-up
-    tensorflow.get_logger().setLevel("ERROR")  # retracing notices and the like are for developers
 
 
 class ConsoleHandler(logging.Handler):

@@ -19,14 +19,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from catsdogs.cli import ArgumentParser, add_model_arguments, quiet_tensorflow, report_failures, run_cli
+from catsdogs.cli import ArgumentParser, add_model_arguments, report_failures, run_cli
 from catsdogs.config import DEFAULT_DATA_DIR, SPLITS, TTA_MODES
 from catsdogs.errors import UserError
+from catsdogs.metadata import ModelInfo
 from catsdogs.outputs import claim_output_dir
-from catsdogs.runtime.engines import exported_format, open_engine
-from catsdogs.runtime.tta import chosen_mode
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,40 +58,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.batch_size < 1 or args.mistakes < 0:
         raise UserError("--batch-size must be at least 1 and --mistakes at least 0")
     tuning = args.calibrate or args.choose_tta
-    if tuning and exported_format(args.model or ""):
-        raise UserError("--calibrate and --choose-tta tune a .keras model; tune that one, then export it again "
-                        "(the export carries what was chosen)")
     if tuning and not (Path(args.data_dir) / SPLITS[1]).is_dir():
         raise UserError(f"--calibrate and --choose-tta fit on the validation split; {args.data_dir} has no "
                         f"{SPLITS[1]}/ folder: pass --data-dir a data_prep output")
-    quiet_tensorflow()
-    # deferred: the library imports TensorFlow, which --help and flag errors should not wait for
+    # deferred: the library, which --help and flag errors should not wait for (an export's needs no TensorFlow)
     from catsdogs.data.files import read_image_folder, resolve_split_folder
-    from catsdogs.inference.evaluation import evaluate_folder, tune_on_validation
+    from catsdogs.inference.evaluation import evaluate_folder
     from catsdogs.inference.reports import summary, write_evaluation
-    from catsdogs.models.catalog import load_chosen_model, model_line
+    from catsdogs.runtime.opening import open_classifier
+    from catsdogs.runtime.tta import chosen_mode
 
     folder = read_image_folder(resolve_split_folder(args.data_dir, args.split))
+    # without --model: the best model for these classes
+    classifier = open_classifier(args.model, args.saved_models_dir, args.unsafe, folder.class_names)
+    if tuning and not classifier.can_explain:
+        raise UserError("--calibrate and --choose-tta tune a .keras model; tune that one, then export it again "
+                        "(the export carries what was chosen)")
     claim_output_dir(args.output, [folder.root])  # before any work: results never land among the images
-    if exported_format(args.model or ""):  # LiteRT, ONNX or SavedModel, read with its runtime
-        model = open_engine(args.model)
-        info, model_path, line = model.info, model.path, f"model: {model.describe()}"
-    else:  # without --model: the best model for these classes
-        model, info, model_path = load_chosen_model(args.model, args.saved_models_dir, args.unsafe,
-                                                    folder.class_names)
-        line = model_line(model_path, info, not args.model)
+    line = classifier.describe()
     requested_tta = args.tta or ("auto" if args.choose_tta else None)
     if tuning:
+        from catsdogs.inference.tuning import tune_on_validation  # deferred: Keras, which exports do without
+
         validation = read_image_folder(resolve_split_folder(args.data_dir, SPLITS[1]))
-        info, model_path, failures = tune_on_validation(model, info, model_path, validation, args.calibrate,
-                                                        args.choose_tta, requested_tta, args.batch_size)
-        report_tuning(info, failures)
-        line = f"model: {model_path} (tuned on {validation.root})"
-    tta = chosen_mode(requested_tta, info, model_path)
-    evaluation = evaluate_folder(model, info, folder, args.batch_size, args.top_k, args.mistakes, progress=None,
+        classifier, failures = tune_on_validation(classifier, validation, args.calibrate, args.choose_tta,
+                                                  requested_tta, args.batch_size)
+        report_tuning(classifier.info, failures)
+        line = f"model: {classifier.path} (tuned on {validation.root})"
+    info = classifier.info
+    tta = chosen_mode(requested_tta, info, classifier.path)
+    evaluation = evaluate_folder(classifier, folder, args.batch_size, args.top_k, args.mistakes, progress=None,
                                  tta=tta)
     evaluation.metrics["tta"] = tta
-    evaluation.metrics["model"] = str(model_path)
+    evaluation.metrics["model"] = str(classifier.path)
     files = write_evaluation(evaluation, args.output, info.image_size)
     print(line, file=sys.stderr)
     print(summary(evaluation.metrics))
@@ -101,18 +98,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     return report_failures(evaluation.report.failures, len(evaluation.report.results))
 
 
-def report_tuning(info: Any, failures: Sequence[object]) -> None:
+def report_tuning(info: ModelInfo, failures: Sequence[object]) -> None:
     """What ``--calibrate`` and ``--choose-tta`` found, on stderr (the unusable validation files first)."""
     for failure in failures:
         print(f"skipped {failure}", file=sys.stderr)
-    fit, choice = info.extra.get("calibration_fit"), info.extra.get("tta")
+    fit, choice = info.extra.calibration_fit, info.extra.tta
     if fit:
-        print(f"calibrated on {fit['images']} validation images (test-time augmentation {fit.get('tta', 'none')}): "
-              f"temperature {fit['temperature']:.3f}, NLL {fit['nll_before']:.4f} -> {fit['nll_after']:.4f}",
-              file=sys.stderr)
+        print(f"calibrated on {fit.images} validation images (test-time augmentation {fit.tta}): "
+              f"temperature {fit.temperature:.3f}, NLL {fit.nll_before:.4f} -> {fit.nll_after:.4f}", file=sys.stderr)
     if choice:
-        scores = ", ".join(f"{mode} {accuracy:.4f}" for mode, accuracy in choice["accuracy"].items())
-        print(f"test-time augmentation on {choice['images']} validation images: {scores}; chose {choice['mode']}",
+        scores = ", ".join(f"{mode} {accuracy:.4f}" for mode, accuracy in choice.accuracy.items())
+        print(f"test-time augmentation on {choice.images} validation images: {scores}; chose {choice.mode}",
               file=sys.stderr)
 
 

@@ -33,10 +33,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from catsdogs.cli import ArgumentParser, quiet_tensorflow, report_failures, run_cli
+from catsdogs.cli import ArgumentParser, report_failures, run_cli
 from catsdogs.config import COMPARE_SORT_KEYS, DEFAULT_DATA_DIR, DEFAULT_IMAGE_SIZE, LADDER_BUDGETS
 from catsdogs.errors import UserError
-from catsdogs.outputs import new_folder, write_json, write_text
+from catsdogs.outputs import new_folder, quiet_tensorflow, write_json, write_text
 
 
 def build_parser() -> argparse.ArgumentParser:

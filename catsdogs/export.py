@@ -20,9 +20,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from catsdogs.cli import ArgumentParser, add_model_arguments, quiet_tensorflow, report_failures, run_cli
+from catsdogs.cli import ArgumentParser, add_model_arguments, report_failures, run_cli
 from catsdogs.config import DEFAULT_EXPORT_CHECK_IMAGES, EXPORT_FORMATS, QUANTIZATIONS
 from catsdogs.errors import EXIT_CHECK_FAILED, EXIT_OK, UserError
+from catsdogs.outputs import quiet_tensorflow
 
 # The library's parameters whose flags have other names (its errors name parameters; this command, flags).
 FLAGS = {"export_format": "--format"}
@@ -56,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # deferred: the library imports TensorFlow, which --help and flag errors should not wait for
     from catsdogs.exporting.exporter import export_model
     from catsdogs.exporting.parity import describe
-    from catsdogs.models.catalog import choose_model
+    from catsdogs.runtime.catalog import choose_model
 
     source = args.model or choose_model(args.saved_models_dir)
     print(f"exporting {source} to {args.format}" + ("" if args.quantize == "none" else f" ({args.quantize})"),

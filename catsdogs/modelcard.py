@@ -38,19 +38,17 @@ def _table(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> list[str]:
 
 
 def _data_section(info: ModelInfo) -> list[str]:
-    data = info.extra.get("data") or {}
-    images = info.metrics.get("images") or {}
+    data, metrics = info.extra.data, info.metrics
     lines = ["## Data", ""]
-    if not data and not images:
+    if data is None and not metrics.images:
         return lines + ["Not recorded (the model was saved outside `catsdogs.train`).", ""]
-    lines += [f"- Folder: `{data.get('dir', 'not recorded')}`"]
-    if data.get("source"):
-        lines += [f"- Source: `{data['source']}` ({data.get('kind', 'unknown kind')}, split {data.get('split', '?')})"]
-    fingerprint = data.get("fingerprint") or info.extra.get("data_fingerprint")
-    lines += [f"- Manifest hash (sha256): `{fingerprint or 'not recorded'}`"]
-    if images:
-        lines += [f"- Images: {', '.join(f'{split} {count}' for split, count in images.items())}"
-                  + (f"; {info.metrics['skipped']} unreadable files skipped" if info.metrics.get("skipped") else "")]
+    lines += [f"- Folder: `{(data.dir if data else None) or 'not recorded'}`"]
+    if data and data.source:
+        lines += [f"- Source: `{data.source}` ({data.kind or 'unknown kind'}, split {data.split or '?'})"]
+    lines += [f"- Manifest hash (sha256): `{info.data_fingerprint or 'not recorded'}`"]
+    if metrics.images:
+        lines += [f"- Images: {', '.join(f'{split} {count}' for split, count in metrics.images.items())}"
+                  + (f"; {metrics.skipped} unreadable files skipped" if metrics.skipped else "")]
     return lines + [f"- Classes: {', '.join(info.class_names)}", ""]
 
 
@@ -58,77 +56,76 @@ def _recipe_section(info: ModelInfo) -> list[str]:
     extra, metrics = info.extra, info.metrics
     lines = ["## Model and recipe", "",
              f"- Architecture: `{info.model_name or 'not recorded'}`"
-             + (f" (alpha {extra['alpha']})" if extra.get("alpha") not in (None, 1.0) else ""),
+             + (f" (alpha {extra.alpha})" if extra.alpha not in (None, 1.0) else ""),
              f"- Input: raw RGB 0-255, {info.image_size} x {info.image_size}; preprocessing "
              f"`{info.preprocessing or 'none'}` inside the model",
              f"- Output: one probability per class ({', '.join(info.class_names)})"]
-    if extra.get("recipe"):
-        trained = extra.get("trained_layers", extra.get("unfreeze", "?"))  # files from before trained_layers
-        lines += [f"- Recipe: `{extra['recipe']}`, layers trained: `{trained}`"]
-    if metrics.get("epochs"):
-        best = (f", best validation accuracy {metrics['best_val_accuracy']:.4f} at epoch {metrics['best_epoch']}"
-                if metrics.get("best_epoch") else "")
-        lines += [f"- Epochs: {metrics['epochs']}{best}"]
-    if extra.get("trained"):
-        lines += [f"- Trained: {extra['trained']}, run folder `{extra.get('run_dir', '?')}`"]
+    if extra.recipe:
+        trained = extra.trained_layers or extra.unfreeze or "?"  # files from before trained_layers have unfreeze
+        lines += [f"- Recipe: `{extra.recipe}`, layers trained: `{trained}`"]
+    if metrics.epochs:
+        best = (f", best validation accuracy {metrics.best_val_accuracy:.4f} at epoch {metrics.best_epoch}"
+                if metrics.best_epoch and metrics.best_val_accuracy is not None else "")
+        lines += [f"- Epochs: {metrics.epochs}{best}"]
+    if extra.trained:
+        lines += [f"- Trained: {extra.trained}, run folder `{extra.run_dir or '?'}`"]
     return lines + [""]
 
 
 def _metrics_section(info: ModelInfo) -> list[str]:
-    test = info.metrics.get("test") or {}
+    test = info.metrics.test
     lines = ["## Test metrics", ""]
-    if "accuracy" not in test:
+    if test is None:
         return lines + ["No test split was scored: no test figure exists for this model.", ""]
-    total = int(test.get("images", 0))
-    correct = round(test["accuracy"] * total)
-    lines += [f"- Accuracy: {_interval(correct, total) if total else _percent(test['accuracy'])}"]
-    if "loss" in test:
-        lines += [f"- Cross-entropy: {test['loss']:.4f}"]
-    if test.get("roc_auc") is not None:
-        lines += [f"- ROC AUC: {test['roc_auc']:.4f}"]
-    calibration = test.get("calibration")
+    total = test.images
+    correct = round(test.accuracy * total)
+    lines += [f"- Accuracy: {_interval(correct, total) if total else _percent(test.accuracy)}"]
+    if test.loss is not None:
+        lines += [f"- Cross-entropy: {test.loss:.4f}"]
+    if test.roc_auc is not None:
+        lines += [f"- ROC AUC: {test.roc_auc:.4f}"]
+    calibration = test.calibration
     if calibration:
-        low, high = calibration["ece_interval_95"]
-        lines += [f"- Calibration: expected calibration error {calibration['ece']:.4f} (bootstrap 95 % interval "
-                  f"{low:.4f} to {high:.4f}), Brier score {calibration['brier']:.4f}"]
-    per_class = test.get("per_class") or {}
-    if per_class:
+        low, high = calibration.ece_interval_95
+        lines += [f"- Calibration: expected calibration error {calibration.ece:.4f} (bootstrap 95 % interval "
+                  f"{low:.4f} to {high:.4f}), Brier score {calibration.brier:.4f}"]
+    if test.per_class:
         rows = []
-        for name, scores in per_class.items():
-            support = int(scores["support"])
-            recalled = round(scores["recall"] * support)
+        for name, scores in test.per_class.items():
+            support = scores.support
+            recalled = round(scores.recall * support)
             low, high = wilson_interval(recalled, support) if support else (0.0, 1.0)
-            rows.append([name, support, f"{scores['precision']:.3f}", f"{scores['recall']:.3f}",
-                         f"{low:.3f} to {high:.3f}", f"{scores['f1']:.3f}"])
+            rows.append([name, support, f"{scores.precision:.3f}", f"{scores.recall:.3f}",
+                         f"{low:.3f} to {high:.3f}", f"{scores.f1:.3f}"])
         lines += ["", *_table(["class", "images", "precision", "recall", "recall 95 % interval", "F1"], rows)]
     return lines + [""]
 
 
 def _export_section(info: ModelInfo) -> list[str]:
-    export = info.extra.get("export")
-    if not export:
+    export = info.extra.export
+    if export is None:
         return []
-    lines = ["## Export", "", f"- Format: {export['format']}, quantization `{export.get('quantize', 'none')}`",
-             f"- From: `{export.get('source', '?')}` (sha256 `{export.get('source_sha256', '?')}`)",
-             f"- Input `{export.get('input', 'image')}`: float32 (N, {info.image_size}, {info.image_size}, 3) RGB "
-             f"0-255; output `{export.get('output', 'probabilities')}`: (N, {len(info.class_names)})"]
-    parity = export.get("parity")
+    lines = ["## Export", "", f"- Format: {export.format}, quantization `{export.quantize}`",
+             f"- From: `{export.source or '?'}` (sha256 `{export.source_sha256 or '?'}`)",
+             f"- Input `{export.input}`: float32 (N, {info.image_size}, {info.image_size}, 3) RGB "
+             f"0-255; output `{export.output}`: (N, {len(info.class_names)})"]
+    parity = export.parity
     if parity:
-        verdict = "passed" if parity.get("passed") else "FAILED"
-        lines += [f"- Parity with the Keras model on {parity['images']} held-out images: {verdict}; label agreement "
-                  f"{_percent(parity['agreement'])}, max |dp| {parity['max_abs_difference']:.2e}"
-                  + (f", accuracy {parity['accuracy']:.4f} against {parity['keras_accuracy']:.4f}"
-                     if parity.get("accuracy") is not None else "")]
+        verdict = "passed" if parity.passed else "FAILED"
+        lines += [f"- Parity with the Keras model on {parity.images} held-out images: {verdict}; label agreement "
+                  f"{_percent(parity.agreement)}, max |dp| {parity.max_abs_difference:.2e}"
+                  + (f", accuracy {parity.accuracy:.4f} against {parity.keras_accuracy:.4f}"
+                     if parity.accuracy is not None and parity.keras_accuracy is not None else "")]
     return lines + [""]
 
 
 def _calibration_note(info: ModelInfo) -> str:
-    fit = info.extra.get("calibration_fit")
-    if not fit:
+    fit = info.extra.calibration_fit
+    if fit is None:
         return "Its probabilities are not calibrated (train with --calibrate, or evaluate --calibrate)."
-    views = "" if fit.get("tta", "none") == "none" else f" seen through --tta {fit['tta']}"
-    return (f"Its probabilities are temperature-scaled (T = {fit['temperature']:.3f}, fitted on {fit['images']} "
-            f"{fit['split']} images{views}: NLL {fit['nll_before']:.4f} to {fit['nll_after']:.4f}); every runtime "
+    views = "" if fit.tta == "none" else f" seen through --tta {fit.tta}"
+    return (f"Its probabilities are temperature-scaled (T = {fit.temperature:.3f}, fitted on {fit.images} "
+            f"{fit.split} images{views}: NLL {fit.nll_before:.4f} to {fit.nll_after:.4f}); every runtime "
             "applies it.")
 
 

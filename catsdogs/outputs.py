@@ -21,6 +21,7 @@ This module imports nothing of catsdogs but the errors, so every layer can write
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import secrets
@@ -221,3 +222,29 @@ def check_output_file(path: str | Path, inputs: Iterable[str | Path] = (), name:
     if path.exists() and not force:
         raise UserError(f"{given} exists; give a new file name (or pass {parameter('force')} to replace it)")
     return path
+
+
+TENSORFLOW_FREE = "without it, KERAS_BACKEND=jax trains with --pipeline pydataset, predicts and evaluates"
+
+
+def quiet_tensorflow(needed_by: str | None = None) -> None:
+    """Import TensorFlow without its C++ start-up chatter (CUDA probing, CPU-feature notices).
+
+    Some of those lines are written before any log level applies, so stderr is captured while
+    TensorFlow loads and replayed only if the import fails. ``TF_CPP_MIN_LOG_LEVEL`` set by the
+    user wins (0 shows everything). Where TensorFlow is not installed (the JAX backend alone), nothing
+    is loaded, and ``needed_by`` (a command that cannot run without it) is a one-line UserError.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" in sys.modules:
+        return
+    if importlib.util.find_spec("tensorflow") is None:
+        if needed_by:
+            raise UserError(f"{needed_by} needs TensorFlow, which is not installed here; pip install tensorflow "
+                            f"({TENSORFLOW_FREE})")
+        return
+    with captured_native_output((2,)):
+        # By name: the import-linter contracts say which modules use TensorFlow; this one only loads it, quietly,
+        # for whichever is about to (and works without it, above).
+        tensorflow = importlib.import_module("tensorflow")
+    tensorflow.get_logger().setLevel("ERROR")  # retracing notices and the like are for developers

@@ -8,7 +8,7 @@ Examples:
     python -m catsdogs.predict photo.jpg --model exports/mobilenet-litert/mobilenet.tflite   # no TensorFlow
 
 The model is ``--model`` or the default in ``--saved-models-dir`` (the best validation accuracy,
-``catsdogs.models.catalog``), named on stderr's first line; its metadata gives
+``catsdogs.runtime.catalog``), named on stderr's first line; its metadata gives
 the class names, the image size and the preprocessing, so no training flag is needed here. Paths
 may be files, folders (searched recursively for images) or glob patterns (expanded here too, since
 Windows shells leave them alone). An input that cannot be read or decoded is named on stderr with
@@ -28,14 +28,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from catsdogs.cli import ArgumentParser, add_model_arguments, quiet_tensorflow, report_failures, run_cli
+from catsdogs.cli import ArgumentParser, add_model_arguments, report_failures, run_cli
 from catsdogs.config import TTA_MODES
 from catsdogs.data.files import Failure, expand_inputs
 from catsdogs.errors import UserError
 from catsdogs.metadata import ModelInfo
 from catsdogs.outputs import check_output_file, claim_output_dir
-from catsdogs.runtime.engines import exported_format, open_engine
-from catsdogs.runtime.predict import predict_images
+from catsdogs.runtime.opening import open_classifier
+from catsdogs.runtime.predict import predict_files
 from catsdogs.runtime.results import Prediction
 from catsdogs.runtime.tta import chosen_mode
 from catsdogs.runtime.writers import write_csv, write_json, write_kaggle_submission
@@ -77,8 +77,8 @@ def check_kaggle(submission: str | None, info: ModelInfo, model_path: Path) -> N
         raise UserError(f"--kaggle-submission needs a binary model; {model_path} has classes {info.class_names}")
 
 
-def check_flags(args: argparse.Namespace) -> str | None:
-    """One-line errors for flags that cannot work together, before any work; the export format of ``--model``."""
+def check_flags(args: argparse.Namespace) -> None:
+    """One-line errors for flags that cannot work together, before any work."""
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, not {args.batch_size}")
     if args.top_k < 1:
@@ -88,15 +88,7 @@ def check_flags(args: argparse.Namespace) -> str | None:
     for flag, value in (("--layer", args.layer), ("--class", args.explain_class)):
         if value and not args.explain:
             raise UserError(f"{flag} chooses what --explain explains; pass --explain DIR too")
-    exported = exported_format(args.model) if args.model else None
-    if exported and args.explain:
-        raise UserError(f"--explain draws Grad-CAM, which needs the model's gradients: it works with .keras models "
-                        f"only, and {args.model} is an exported ({exported}) model")
-    if args.explain:
-        from catsdogs.explain.backend import require_gradients_backend  # deferred: Keras, only for --explain
 
-        require_gradients_backend("--explain (Grad-CAM)")
-    return exported
 
 
 def print_results(items: list[Prediction | Failure], info: ModelInfo, model_path: Path,
@@ -117,36 +109,31 @@ def print_results(items: list[Prediction | Failure], info: ModelInfo, model_path
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    exported = check_flags(args)
+    check_flags(args)
     files, problems = expand_inputs(args.paths)
+    # An export (LiteRT, ONNX) opens without TensorFlow; a .keras model or a SavedModel through it.
+    classifier = open_classifier(args.model, args.saved_models_dir, args.unsafe)
+    info, model_path = classifier.info, classifier.path
+    check_kaggle(args.kaggle_submission, info, model_path)
+    if args.explain:  # a wrong --layer or --class fails before any work
+        if not classifier.can_explain:
+            raise UserError(f"--explain draws Grad-CAM, which needs the model's gradients: it works with .keras models "
+                            f"only, and {model_path} is an exported ({classifier.kind}) model")
+        # deferred: Grad-CAM needs TensorFlow, which prediction alone does not (KERAS_BACKEND=jax without it)
+        from catsdogs.explain.backend import require_gradients_backend
+        from catsdogs.explain.gradcam import explain_files, resolve_target_layer
+
+        require_gradients_backend("--explain (Grad-CAM)")
+        resolve_target_layer(classifier.keras_model(), args.layer)
+        explained = info.class_index(args.explain_class)
     # Outputs are checked before any work: they never replace an input, nor land among the inputs.
     if args.kaggle_submission:
         check_output_file(args.kaggle_submission, files, "kaggle_submission", args.force)
     if args.explain:
         claim_output_dir(args.explain, args.paths, "explain")
-    if exported:  # LiteRT and ONNX without TensorFlow; a SavedModel through it
-        engine = open_engine(args.model)
-        info, model_path, line = engine.info, engine.path, f"model: {engine.describe()}"
-        check_kaggle(args.kaggle_submission, info, model_path)
-        report = predict_images(engine, files, args.batch_size, None, chosen_mode(args.tta, info, model_path))
-    else:
-        quiet_tensorflow()
-        # deferred: the library imports TensorFlow, which --help and flag errors should not wait for
-        from catsdogs.inference.predict import predict_files
-        from catsdogs.models.catalog import load_chosen_model, model_line
-
-        model, info, model_path = load_chosen_model(args.model, args.saved_models_dir, args.unsafe)
-        line = model_line(model_path, info, not args.model)
-        check_kaggle(args.kaggle_submission, info, model_path)
-        if args.explain:  # a wrong --layer or --class fails before any work
-            # deferred: Grad-CAM needs TensorFlow, which prediction alone does not (KERAS_BACKEND=jax without it)
-            from catsdogs.explain.gradcam import explain_files, resolve_target_layer
-
-            resolve_target_layer(model, args.layer)
-            explained = info.class_index(args.explain_class)
-        report = predict_files(model, info, files, args.batch_size, None, chosen_mode(args.tta, info, model_path))
+    report = predict_files(classifier, files, args.batch_size, None, chosen_mode(args.tta, info, model_path))
     if report.results:  # the first line says which model made the results
-        print(line, file=sys.stderr)
+        print(classifier.describe(), file=sys.stderr)
 
     answered: list[Prediction | Failure] = [*report.results, *report.failures]
     by_path = {item.path: item for item in answered}
@@ -158,8 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         failures += left_out
         print(f"wrote {path}", file=sys.stderr)
     if args.explain and report.results:
-        written, _ = explain_files(model, info, [r.path for r in report.results], args.explain, args.layer,
-                                   args.batch_size, explained)
+        written, _ = explain_files(classifier.keras_model(), info, [r.path for r in report.results], args.explain,
+                                   args.layer, args.batch_size, explained)
         print(f"wrote {len(written)} Grad-CAM overlays to {args.explain}", file=sys.stderr)
     return report_failures(failures, len(report.results))
 

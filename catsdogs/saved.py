@@ -5,7 +5,7 @@ Examples:
     python -m catsdogs.saved --saved-models-dir elsewhere/ --format json
 
 One row per model, the default first (marked ``*``: the one predict, evaluate and visualize use without
-``--model``, see ``catsdogs.models.catalog``): file, model, classes, image size, the data it was trained
+``--model``, see ``catsdogs.runtime.catalog``): file, model, classes, image size, the data it was trained
 on (fingerprint), best validation accuracy, test accuracy, and when it was trained. Only the metadata
 inside each archive is read, so listing is instant whatever the models' sizes.
 """
@@ -16,8 +16,9 @@ import argparse
 import json
 from collections.abc import Sequence
 
-from catsdogs.cli import ArgumentParser, quiet_tensorflow, run_cli
+from catsdogs.cli import ArgumentParser, run_cli
 from catsdogs.config import DEFAULT_SAVED_MODELS_DIR
+from catsdogs.outputs import quiet_tensorflow
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     quiet_tensorflow()
-    from catsdogs.models.catalog import list_saved_models  # deferred: the catalog imports Keras
+    from catsdogs.runtime.catalog import list_saved_models  # deferred: the catalog imports Keras
 
     models = list_saved_models(args.saved_models_dir)
     rows = [model.record(default=index == 0 and model.info is not None) for index, model in enumerate(models)]

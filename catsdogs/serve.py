@@ -22,7 +22,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from catsdogs.cli import ArgumentParser, add_model_arguments, quiet_tensorflow, run_cli
+from catsdogs.cli import ArgumentParser, add_model_arguments, run_cli
 from catsdogs.errors import UserError, require_optional
 from catsdogs.serving.limits import Limits
 
@@ -59,18 +59,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError("--max-body-mb, --max-images, --max-batch and --timeout must be positive, "
                         "--batch-window-ms at least 0")
     require_optional("uvicorn", "the serve extra", "python -m catsdogs.serve", "pip install 'catsdogs[serve]'")
-    quiet_tensorflow("python -m catsdogs.serve")
-    # deferred: the library imports TensorFlow, which --help and flag errors should not wait for
+    # deferred: the server's own packages, which --help and flag errors should not wait for
+    from catsdogs.runtime.opening import open_classifier
     from catsdogs.serving.app import bind, create_app, run
-    from catsdogs.serving.predictors import open_predictor
 
-    predictor = open_predictor(args.model, args.saved_models_dir, args.unsafe)
+    classifier = open_classifier(args.model, args.saved_models_dir, args.unsafe)
     limits = Limits(max_body_bytes=int(args.max_body_mb * 2**20), max_images=args.max_images,
                     max_batch=args.max_batch, batch_window_s=args.batch_window_ms / 1000, timeout_s=args.timeout)
-    app = create_app(predictor, args.name, limits)
+    app = create_app(classifier, args.name, limits)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     listening = bind(args.host, args.port)  # bound first, so that --port 0 can say which port it got
-    print(predictor.description, file=sys.stderr)
+    print(classifier.describe(), file=sys.stderr)
     print(f"serving {args.name} on http://{args.host}:{listening.getsockname()[1]}/ (the page), /predict, "
           f"/v1/models/{args.name}:predict; Ctrl-C stops", file=sys.stderr, flush=True)
     run(app, listening)

@@ -21,8 +21,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from catsdogs.cli import ArgumentParser, add_settings_arguments, quiet_tensorflow, run_cli, settings_from_args
+from catsdogs.cli import ArgumentParser, add_settings_arguments, run_cli, settings_from_args
 from catsdogs.config import DISTRIBUTION, OUTPUT, TrainConfig, read_settings_file
+from catsdogs.outputs import quiet_tensorflow
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -27,11 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from catsdogs.cli import ArgumentParser, add_model_arguments, quiet_tensorflow, report_failures, run_cli
+from catsdogs.cli import ArgumentParser, add_model_arguments, report_failures, run_cli
 from catsdogs.config import DEFAULT_IMAGE_SIZE, DEFAULT_VISUALIZATIONS_DIR, AugmentParams, TrainConfig
 from catsdogs.data.files import require_image_file
 from catsdogs.errors import UserError
-from catsdogs.outputs import claim_output_dir
+from catsdogs.outputs import claim_output_dir, quiet_tensorflow
 
 
 def _run_curves(args: argparse.Namespace) -> int:
@@ -46,15 +46,16 @@ def _run_activations(args: argparse.Namespace) -> int:
     # deferred: TensorFlow
     from catsdogs.data.decode import read_image_file
     from catsdogs.explain.activations import check_activation_layers, save_activation_grids
-    from catsdogs.models.catalog import load_chosen_model, model_line
+    from catsdogs.runtime.opening import open_classifier
 
     require_image_file(args.image)  # before the model is loaded
-    model, info, path = load_chosen_model(args.model, args.saved_models_dir, args.unsafe)
+    classifier = open_classifier(args.model, args.saved_models_dir, args.unsafe)
+    model, info = classifier.keras_model(), classifier.info
     layers = [name.strip() for name in args.layers.split(",") if name.strip()] if args.layers else None
     check_activation_layers(model, layers)  # before the image is decoded
     grids = save_activation_grids(model, read_image_file(args.image, info.image_size), args.output, layers,
                                   args.max_channels)
-    print(model_line(path, info, not args.model), file=sys.stderr)
+    print(classifier.describe(), file=sys.stderr)
     for grid in grids:
         print(f"{grid.layer}: {grid.shape[0]}x{grid.shape[1]}, {grid.tiles} of {grid.shape[2]} channels -> "
               f"{grid.path}")
@@ -65,13 +66,14 @@ def _run_filters(args: argparse.Namespace) -> int:
     # deferred: TensorFlow
     from catsdogs.explain.backend import require_gradients_backend
     from catsdogs.explain.filters import STRUCTURE_THRESHOLD, check_filter_layer, save_filter_grid
-    from catsdogs.models.catalog import load_chosen_model, model_line
+    from catsdogs.runtime.opening import open_classifier
 
     require_gradients_backend("Filter ascent")  # before the model loads
-    model, info, model_path = load_chosen_model(args.model, args.saved_models_dir, args.unsafe)
+    classifier = open_classifier(args.model, args.saved_models_dir, args.unsafe)
+    model = classifier.keras_model()
     check_filter_layer(model, args.layer)
     path, ascent = save_filter_grid(model, args.layer, args.output, args.filters, args.method, args.steps, args.seed)
-    print(model_line(model_path, info, not args.model), file=sys.stderr)
+    print(classifier.describe(), file=sys.stderr)
     rise = float(np.mean(ascent.objective_after - ascent.objective_before))
     print(f"{ascent.layer_name} ({args.method}): {len(ascent.filters)} filters, mean activation rose by {rise:.3g}; "
           f"{ascent.structured_fraction:.0%} of the tiles structured (low-frequency share > "
@@ -83,16 +85,17 @@ def _run_gradcam(args: argparse.Namespace) -> int:
     # deferred: TensorFlow
     from catsdogs.explain.backend import require_gradients_backend
     from catsdogs.explain.gradcam import save_gradcam
-    from catsdogs.models.catalog import load_chosen_model, model_line
+    from catsdogs.runtime.opening import open_classifier
 
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, not {args.batch_size}")
     require_gradients_backend("Grad-CAM")  # before the model loads
-    model, info, path = load_chosen_model(args.model, args.saved_models_dir, args.unsafe)
+    classifier = open_classifier(args.model, args.saved_models_dir, args.unsafe)
+    model, info = classifier.keras_model(), classifier.info
     written, failures = save_gradcam(model, info, args.image, args.output, args.layer, args.batch_size,
                                      info.class_index(args.explain_class))
     if written:
-        print(model_line(path, info, not args.model), file=sys.stderr)
+        print(classifier.describe(), file=sys.stderr)
     print(f"wrote {len(written)} Grad-CAM overlays to {args.output}")
     return report_failures(failures, len(written))
 

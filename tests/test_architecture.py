@@ -93,12 +93,19 @@ def _function_imports(path: Path) -> list[tuple[int, str]]:
     return found
 
 
+# The library modules that may defer an import: the prediction interface's one way in to Keras (a .keras file), the
+# Keras classifier's TensorFlow graphs (prediction from files also runs on JAX alone), the server's Grad-CAM.
+LIBRARY_DEFERRALS = {"catsdogs/runtime/opening.py", "catsdogs/runtime/keras_classifier.py",
+                     "catsdogs/serving/overlays.py"}
+
+
 def test_imports_inside_functions_only_defer_tensorflow_in_commands():
     offences = []
     for path in python_files([ROOT / "catsdogs", ROOT / "data_prep"]):
         is_command = path.parent == ROOT / "catsdogs" and path.stem in COMMANDS | {"cli"}
+        may_defer = is_command or str(path.relative_to(ROOT)) in LIBRARY_DEFERRALS
         for line, context in _function_imports(path):
-            if not is_command:
+            if not may_defer:
                 offences.append(f"{path.relative_to(ROOT)}:{line}: an import inside a function in a library module")
             elif "deferred" not in context:
                 offences.append(f"{path.relative_to(ROOT)}:{line}: a deferred import needs a '# deferred: why' comment")

@@ -27,7 +27,7 @@ from catsdogs.models.calibration import (
 )
 from catsdogs.models.saving import ModelInfo, load_model
 from catsdogs.predict import main as predict_main
-from catsdogs.runtime.engines import open_engine
+from catsdogs.runtime.opening import open_classifier
 from catsdogs.training.trainer import train
 
 
@@ -125,7 +125,7 @@ def test_training_with_calibrate_stores_the_temperature_and_predict_applies_it(c
     root, data, run = calibrated_run
     model, info = load_model(run.saved_model_path)
     fit = json.loads((run.run_dir / "metrics.json").read_text())["calibration_fit"]
-    assert info.extra["temperature"] == fit["temperature"] > 0 and fit["images"] == 12
+    assert info.extra.temperature == fit["temperature"] > 0 and fit["images"] == 12
     assert fit["nll_after"] <= fit["nll_before"]
     assert "temperature-scaled (T = " in run.saved_model_path.with_suffix(".md").read_text()
     image = sorted((data / "test" / "dogs").iterdir())[0]
@@ -145,22 +145,20 @@ def test_an_export_carries_the_temperature_and_its_parity_check_covers_it(calibr
     images = np.stack([np.asarray(keras.utils.load_img(p, target_size=(48, 48)), np.float32)
                        for p in sorted((data / "test" / "cats").iterdir())[:3]])
     expected = keras.ops.convert_to_numpy(calibrated(model, info)(images))[:, 0]
-    np.testing.assert_allclose(open_engine(export.model_path).predict(images)[:, 1], expected, atol=1e-5)
+    np.testing.assert_allclose(open_classifier(export.model_path).predict(images)[:, 1], expected, atol=1e-5)
 
 
 def test_the_server_answers_the_calibrated_probabilities(calibrated_run, tmp_path):
-    from dataclasses import replace
-
     from catsdogs.models.saving import save_model
-    from catsdogs.serving.predictors import open_predictor
 
     root, data, run = calibrated_run
     model, info = load_model(run.saved_model_path)
-    hot = save_model(model, tmp_path / "hot.keras", replace(info, extra={**info.extra, "temperature": 3.0}))
-    predictor = open_predictor(hot, tmp_path)
+    hot = save_model(model, tmp_path / "hot.keras", info.with_extra(temperature=3.0))
+    classifier = open_classifier(hot)
     path = sorted((data / "test" / "dogs").iterdir())[0]
-    served = predictor.predict_items([predictor.prepare(path.read_bytes())])[0]
-    image = predictor._decode(*[np.array([path.read_bytes()]), np.array([1], np.int32)]).numpy()
+    served = classifier.predict_items([classifier.prepare(path.read_bytes())])[0]
+    decode, _ = classifier._graphs
+    image = decode(*[np.array([path.read_bytes()]), np.array([1], np.int32)]).numpy()
     logit = float(logits_model(model)(image).numpy()[0, 0])
     assert served[1] == pytest.approx(1 / (1 + np.exp(-logit / 3.0)), abs=1e-5)
     assert abs(served[1] - 1 / (1 + np.exp(-logit))) > 1e-3  # the raw model would answer otherwise
@@ -175,7 +173,7 @@ def test_evaluate_calibrate_saves_a_new_model_beside_the_original_and_reports_re
     assert hashlib.sha256(run.saved_model_path.read_bytes()).hexdigest() == original  # the user's file untouched
     calibrated_path = run.saved_model_path.with_name(f"{run.saved_model_path.stem}-calibrated.keras")
     _, info = load_model(calibrated_path)
-    assert info.extra["calibration_fit"]["split"] == "validation" and info.extra["temperature"] > 0
+    assert info.extra.calibration_fit.split == "validation" and info.extra.temperature > 0
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["model"] == str(calibrated_path)
     calibration = metrics["calibration"]
@@ -185,17 +183,17 @@ def test_evaluate_calibrate_saves_a_new_model_beside_the_original_and_reports_re
     rows = (tmp_path / "eval" / "risk_coverage.csv").read_text().splitlines()
     assert rows[0] == "threshold,coverage,risk" and len(rows) == 13
     assert "calibration: ECE" in capsys.readouterr().out
-    assert info.extra["calibration_fit"]["tta"] == "none"
+    assert info.extra.calibration_fit.tta == "none"
     # Through the views evaluate is given, and the fit says which.
     assert evaluate_main(["--model", str(run.saved_model_path), "--data-dir", str(data), "--calibrate", "--tta",
                           "crops", "--output", str(tmp_path / "crops")]) == 0
     crops_path = Path(json.loads((tmp_path / "crops" / "metrics.json").read_text())["model"])
     _, crops = load_model(crops_path)
-    assert crops.extra["calibration_fit"]["tta"] == "crops"
+    assert crops.extra.calibration_fit.tta == "crops"
     assert "images seen through --tta crops: NLL" in crops_path.with_suffix(".md").read_text()
     # The tiny model is sure of these few images (either fit may end at the range's end), but the likelihood it
     # started from is that of 12 views averaged, not one.
-    assert crops.extra["calibration_fit"]["nll_before"] != pytest.approx(info.extra["calibration_fit"]["nll_before"],
+    assert crops.extra.calibration_fit.nll_before != pytest.approx(info.extra.calibration_fit.nll_before,
                                                                           rel=1e-5)
     assert "(test-time augmentation crops)" in capsys.readouterr().err
 

@@ -17,10 +17,10 @@ from catsdogs import predict, saved
 from catsdogs.cli import run_cli
 from catsdogs.config import ConfigError, TrainConfig, read_settings_file
 from catsdogs.errors import UserError
-from catsdogs.models.catalog import choose_model, list_saved_models
 from catsdogs.models.recipes import DEFAULT_RECIPE, SMALL_CNN, TRANSFER, VGG
 from catsdogs.models.registry import create_model, get_spec
 from catsdogs.models.saving import ModelInfo, save_model
+from catsdogs.runtime.catalog import choose_model, list_saved_models
 from catsdogs.train import build_parser, config_from_args
 from catsdogs.train import main as train_main
 from catsdogs.training.lr_finder import find_learning_rate, suggest_rate

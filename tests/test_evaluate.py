@@ -20,7 +20,8 @@ from catsdogs.evaluate import main
 from catsdogs.inference.evaluation import evaluate_folder
 from catsdogs.metrics import per_class_scores, roc_auc, top_k_accuracy
 from catsdogs.models import create_model
-from catsdogs.models.saving import ModelInfo, load_model, save_model
+from catsdogs.models.saving import ModelInfo, save_model
+from catsdogs.runtime.opening import open_classifier
 
 SIZE = 48
 
@@ -103,9 +104,8 @@ def test_three_classes_report_top_k_and_one_vs_rest_auc(setup, tmp_path, capsys)
     code, _, err = run_evaluate([*argv, "--top-k", "4"], capsys)
     assert code == 2 and "error: --top-k must be between 1 and the number of classes (3), not 4" in err
     # The library names its parameter to a Python caller; the command above named its flag.
-    model, info = load_model(setup["model3"])
     with pytest.raises(UserError, match=r"^top_k must be between 1 and the number of classes \(3\), not 4$"):
-        evaluate_folder(model, info, setup["three"] / "test", top_k=4)
+        evaluate_folder(open_classifier(setup["model3"]), setup["three"] / "test", top_k=4)
 
 
 def test_roc_auc_is_the_share_of_correctly_ordered_pairs_with_ties_counting_half():

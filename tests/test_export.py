@@ -29,7 +29,8 @@ from catsdogs.models import calibration, create_model
 from catsdogs.models.heads import class_probabilities
 from catsdogs.models.saving import load_model, save_model
 from catsdogs.predict import main as predict_main
-from catsdogs.runtime.engines import BYTES_SIGNATURE, SERVING_DEFAULT, open_engine
+from catsdogs.runtime.engines import BYTES_SIGNATURE, SERVING_DEFAULT
+from catsdogs.runtime.opening import open_classifier
 from catsdogs.runtime.tfserving import request_values, response_body
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,7 +51,7 @@ def test_every_format_and_quantization_round_trips_with_parity(trained, tmp_path
     model_path, data = trained[case]
     export = export_model(model_path, export_format, quantize, tmp_path / "exports")  # data from the metadata
     assert export.passed, export.parity
-    engine = open_engine(export.model_path)
+    engine = open_classifier(export.model_path)
     # Independently of the exporter's own check: the Keras model and the export on the test images.
     model, info = load_model(model_path)
     images, labels, _ = decode_folder(read_image_folder(data / "test"), info.image_size, 100)
@@ -85,7 +86,7 @@ def test_the_export_leaves_augmentation_out_and_names_its_input(trained, tmp_pat
     assert [value.name for value in graph.input] == ["image"]
     assert not {node.op_type for node in graph.node} & {"ImageProjectiveTransformV3", "StatelessRandomUniformV2",
                                                           "RandomUniform"}
-    litert = open_engine(export_model(model_path, "litert", output=tmp_path).model_path)
+    litert = open_classifier(export_model(model_path, "litert", output=tmp_path).model_path)
     assert list(litert._runner.get_input_details()) == ["image"]
 
 
@@ -98,7 +99,7 @@ def test_a_network_with_skip_connections_exports_with_its_temperature(tmp_path):
     images, _, _ = decode_folder(read_image_folder(data / "test"), 48, 100)
     logits = calibration.logits_model(model).predict(images, verbose=0)[:, 0]
     expected = keras.ops.convert_to_numpy(keras.ops.sigmoid(logits / 0.05))  # a sharp temperature: it shows
-    np.testing.assert_allclose(open_engine(export.model_path).predict(images)[:, 1], expected, atol=1e-4)
+    np.testing.assert_allclose(open_classifier(export.model_path).predict(images)[:, 1], expected, atol=1e-4)
 
 
 def test_tf_servings_rest_json_feeds_the_saved_models_signatures(trained, tmp_path):
@@ -106,7 +107,7 @@ def test_tf_servings_rest_json_feeds_the_saved_models_signatures(trained, tmp_pa
     model_path, data = trained["three"]
     export = export_model(model_path, "saved_model", output=tmp_path)
     assert (export.folder / "1" / "saved_model.pb").is_file()  # <base>/<version>/, TF Serving's layout
-    engine = open_engine(export.folder)
+    engine = open_classifier(export.folder)
     signatures = engine.loaded.signatures
     assert set(signatures) == {SERVING_DEFAULT, BYTES_SIGNATURE}
     model, info = load_model(model_path)
@@ -127,7 +128,7 @@ def test_tf_servings_rest_json_feeds_the_saved_models_signatures(trained, tmp_pa
     body = json.loads(json.dumps({"signature_name": BYTES_SIGNATURE, "instances": [{"b64": e} for e in encoded]}))
     values, _ = request_values(body, "image_bytes")
     from_bytes = engine.predict_bytes(values)  # decoded inside the graph by the training pipeline's decoder
-    from_files = open_engine(export.folder).predict(
+    from_files = open_classifier(export.folder).predict(
         np.stack([decode_folder(read_image_folder(data / "test"), info.image_size, 100)[0][0]]))
     assert from_bytes.shape == (4, 3) and np.allclose(from_bytes.sum(1), 1, atol=1e-5)
     assert from_bytes.argmax(1).tolist() == [["birds", "cats", "dogs"].index(p.parent.name) for p in paths]
@@ -154,6 +155,37 @@ def test_predict_with_an_exported_model_never_imports_tensorflow(trained, tmp_pa
     assert status == {"code": 0, "tensorflow": False, "keras": False}
     assert [p["predicted"] for p in predictions["predictions"]] == [p.parent.name for p in images]
     assert predictions["class_names"] == ["cats", "dogs"] and predictions["image_size"] == 48
+
+
+# Each command as a user runs it, in a fresh process that then says what it imported; serve's socket loop is
+# replaced by one request through Starlette's test client.
+COMMANDS_ON_AN_EXPORT = {
+    "predict": "from catsdogs.predict import main\ncode = main([IMAGE, '--model', MODEL])",
+    "evaluate": "from catsdogs.evaluate import main\ncode = main(['--model', MODEL, '--data-dir', DATA, '--output', OUT])",
+    "serve": ("from starlette.testclient import TestClient\nimport catsdogs.serving.app as app\nanswers = []\n"
+              "def run(application, sock):\n    with TestClient(application) as client:\n"
+              "        answers.append(client.post('/predict', content=open(IMAGE, 'rb').read()).status_code)\n"
+              "app.run = run\nfrom catsdogs.serve import main\n"
+              "code = main(['--model', MODEL, '--port', '0']) + sum(a != 200 for a in answers) + (not answers)"),
+}
+
+
+@pytest.mark.parametrize("command", COMMANDS_ON_AN_EXPORT)
+@pytest.mark.parametrize("export_format", ["litert", "onnx"])
+def test_no_command_imports_tensorflow_or_keras_for_an_export(trained, tmp_path_factory, export_format, command):
+    model_path, data = trained["binary"]
+    exported = tmp_path_factory.getbasetemp() / f"imports-{export_format}"
+    if not exported.exists():  # one export per format, shared by the commands
+        export_model(model_path, export_format, output=exported, check_images=0)
+    model = next(exported.glob(f"*/*{'.tflite' if export_format == 'litert' else '.onnx'}"))
+    values = {"MODEL": str(model), "IMAGE": str(next((data / "test").rglob("*.jpg"))), "DATA": str(data),
+              "OUT": str(tmp_path_factory.mktemp("evaluation"))}
+    code = ("".join(f"{name} = {value!r}\n" for name, value in values.items()) + COMMANDS_ON_AN_EXPORT[command]
+            + "\nimport sys\nprint(code, sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras'}))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "0 []", result.stdout + result.stderr
 
 
 def test_predict_and_evaluate_read_exports_like_keras_models(trained, tmp_path, capsys):

@@ -116,8 +116,8 @@ _SAVE_FOREVER = textwrap.dedent("""
 
 def test_kill_during_a_model_write_leaves_the_previous_whole_model(tmp_path):
     """kill -9 at moments spread over the writes: the file always loads, and no temporary is left visible."""
-    from catsdogs.models.catalog import saved_model_files
     from catsdogs.models.saving import load_model
+    from catsdogs.runtime.catalog import saved_model_files
 
     path = tmp_path / "saved" / "small.keras"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}

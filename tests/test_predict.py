@@ -24,11 +24,12 @@ from catsdogs.config import DECODABLE_EXTENSIONS, TrainConfig
 from catsdogs.data.decode import load_image
 from catsdogs.data.files import expand_inputs
 from catsdogs.errors import UserError
-from catsdogs.inference.predict import predict_files
-from catsdogs.models.catalog import choose_model
 from catsdogs.models.saving import ModelInfo, load_model, save_model
 from catsdogs.outputs import TEMP_PREFIX
 from catsdogs.predict import main
+from catsdogs.runtime.catalog import choose_model
+from catsdogs.runtime.opening import open_classifier
+from catsdogs.runtime.predict import predict_files
 from catsdogs.training.trainer import train
 
 SIZE = 48
@@ -167,13 +168,12 @@ def test_nothing_to_predict_is_reported_not_a_crash(trained, tmp_path, capsys):
     assert code == 1 and out == "" and len(err.splitlines()) == 2
 
 
-def test_predict_files_aligns_results_and_failures_across_batches(model_and_info, tmp_path):
-    model, info = model_and_info
+def test_predict_files_aligns_results_and_failures_across_batches(trained, tmp_path):
     files = [str(p) for p in good_inputs(tmp_path)]
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"GIF89a not really")
     paths = [files[0], str(broken), *files[1:], str(broken)]
-    report = predict_files(model, info, paths, batch_size=2)
+    report = predict_files(open_classifier(trained["model"]), paths, batch_size=2)
     assert [r.path for r in report.results] == files
     assert [f.path for f in report.failures] == [str(broken)] * 2
     assert report.probabilities.shape == (len(files), 2)

@@ -18,9 +18,9 @@ from catsdogs.data.images import checked_folder
 from catsdogs.data.pipeline import make_dataset as make_tf_dataset
 from catsdogs.data.pydataset import FolderBatches, images_only, make_dataset, mix_batch
 from catsdogs.errors import UserError
-from catsdogs.inference.predict import predict_files
-from catsdogs.metadata import ModelInfo
 from catsdogs.models.saving import load_model
+from catsdogs.runtime.opening import open_classifier
+from catsdogs.runtime.predict import predict_files
 from catsdogs.training.trainer import train
 
 
@@ -135,15 +135,14 @@ def test_prediction_decodes_with_pillow_where_tensorflow_is_absent_and_still_nam
     paths = list(read_image_folder(tiny_split / "test").paths)
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(Path(paths[0]).read_bytes()[:200])
-    model, info = load_model(train(tiny_config(tiny_split, tmp_path, epochs=1)).model_path)
-    with_tf = predict_files(model, info, [*paths, str(broken)])
+    classifier = open_classifier(train(tiny_config(tiny_split, tmp_path, epochs=1)).model_path)
+    with_tf = predict_files(classifier, [*paths, str(broken)])
     monkeypatch.setattr(sources, "pipeline", None)
-    without_tf = predict_files(model, info, [*paths, str(broken)])
+    without_tf = predict_files(classifier, [*paths, str(broken)])
     assert [r.path for r in without_tf.results] == [r.path for r in with_tf.results] == paths
     assert [f.path for f in without_tf.failures] == [str(broken)]
     np.testing.assert_allclose([r.probabilities for r in without_tf.results],
                                [r.probabilities for r in with_tf.results], atol=0.02)
-    assert isinstance(info, ModelInfo)
 
 
 def test_a_folder_given_by_path_is_checked_first(tmp_path):

@@ -14,10 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from catsdogs.inference.predict import predict_files
 from catsdogs.models.saving import load_model
-from catsdogs.runtime.engines import open_engine
-from catsdogs.runtime.predict import predict_images
+from catsdogs.runtime.opening import open_classifier
+from catsdogs.runtime.predict import predict_files
 from catsdogs.runtime.tta import chosen_mode
 
 FIXTURES = Path(__file__).parent / "fixtures" / "release-0.1.0"
@@ -38,14 +37,14 @@ def assert_same(got: dict[str, list[float]], expected: dict[str, list[float]]) -
 
 @pytest.mark.parametrize("mode", ["none", "flip", "crops"])
 def test_a_keras_model_saved_by_release_0_1_0_answers_as_it_did(mode):
-    model, info = load_model(FIXTURES / "legacy.keras")
-    assert_same(answers(predict_files(model, info, IMAGES, tta=mode)), EXPECTED["keras"][mode])
+    classifier = open_classifier(FIXTURES / "legacy.keras")
+    assert_same(answers(predict_files(classifier, IMAGES, tta=mode)), EXPECTED["keras"][mode])
 
 
 @pytest.mark.parametrize("mode", ["none", "flip", "crops"])
 def test_a_litert_export_made_by_release_0_1_0_answers_as_it_did(mode):
-    engine = open_engine(FIXTURES / "legacy-litert" / "legacy-tta-calibrated.tflite")
-    assert_same(answers(predict_images(engine, IMAGES, tta=mode)), EXPECTED["litert"][mode])
+    classifier = open_classifier(FIXTURES / "legacy-litert" / "legacy-tta-calibrated.tflite")
+    assert_same(answers(predict_files(classifier, IMAGES, tta=mode)), EXPECTED["litert"][mode])
 
 
 def test_the_release_models_recorded_choices_still_read():

@@ -14,7 +14,7 @@ from catsdogs.data.decode import load_image
 from catsdogs.data.images import check_image_file
 from catsdogs.data.pillow_decode import decode_checked, resize_bilinear
 from catsdogs.errors import UserError
-from catsdogs.runtime.engines import exported_format, open_engine
+from catsdogs.runtime.opening import model_format, open_classifier
 from catsdogs.runtime.tfserving import RequestError, request_values, response_body
 
 
@@ -105,15 +105,17 @@ def test_a_missing_runtime_is_one_line_naming_the_extra(tmp_path, monkeypatch):
     (tmp_path / "catsdogs.json").write_text('{"class_names": ["cats", "dogs"], "image_size": 32}')
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
     with pytest.raises(UserError, match=r"onnxruntime, which is not installed; pip install 'catsdogs\[runtime\]'"):
-        open_engine(model)
+        open_classifier(model)
 
 
 def test_an_export_without_its_sidecar_or_with_a_foreign_file_is_a_clear_error(tmp_path):
     model = tmp_path / "m.tflite"
     model.write_bytes(b"not a flatbuffer")
     with pytest.raises(UserError, match="no catsdogs.json beside it"):
-        open_engine(model)
+        open_classifier(model)
     (tmp_path / "catsdogs.json").write_text('{"class_names": ["cats", "dogs"], "image_size": 32}')
     with pytest.raises(UserError, match="not a LiteRT model"):
-        open_engine(model)
-    assert exported_format(tmp_path / "x.keras") is None and exported_format(tmp_path) is None
+        open_classifier(model)
+    assert model_format(tmp_path / "x.keras") == "keras" and model_format(model) == "litert"
+    with pytest.raises(UserError, match="a folder without a SavedModel"):
+        model_format(tmp_path)

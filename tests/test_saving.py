@@ -10,6 +10,7 @@ import keras
 import pytest
 
 from catsdogs.errors import UserError
+from catsdogs.metadata import SplitScores, TrainingMetrics
 from catsdogs.models.saving import METADATA_ENTRY, ModelInfo, load_model, save_model, update_model_info
 
 SIZE = 32
@@ -69,10 +70,10 @@ def test_update_model_info_keeps_the_weights_and_replaces_the_metadata(saved, tm
     copy = tmp_path / "copy.keras"
     copy.write_bytes(saved.read_bytes())
     model, info = load_model(copy)
-    info.extra["metrics"] = {"test": {"accuracy": 0.9}}
+    info = info.with_extra(metrics=TrainingMetrics(test=SplitScores(accuracy=0.9)))
     update_model_info(copy, info)
     again, updated = load_model(copy)
-    assert updated.extra["metrics"] == {"test": {"accuracy": 0.9}}
+    assert updated.test_accuracy == 0.9 and updated.extra.metrics == info.extra.metrics
     for a, b in zip(model.weights, again.weights):
         assert (a.numpy() == b.numpy()).all()
     with zipfile.ZipFile(copy) as archive:

@@ -29,11 +29,11 @@ from PIL import Image
 
 from catsdogs.errors import UserError
 from catsdogs.exporting.exporter import export_model
-from catsdogs.runtime.engines import BYTES_SIGNATURE, open_engine
+from catsdogs.runtime.engines import BYTES_SIGNATURE
+from catsdogs.runtime.opening import open_classifier
 from catsdogs.serve import main as serve_main
 from catsdogs.serving.app import create_app
 from catsdogs.serving.limits import Limits
-from catsdogs.serving.predictors import open_predictor
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,7 +69,7 @@ def split_images(data: Path) -> list[Path]:
 @pytest.fixture(scope="module")
 def keras_server(trained) -> Iterator[str]:
     model, _ = trained
-    with serving(create_app(open_predictor(model, "unused"), "pets")) as url:
+    with serving(create_app(open_classifier(model), "pets")) as url:
         yield url
 
 
@@ -140,7 +140,7 @@ def test_bad_requests_get_a_4xx_naming_the_problem_and_the_server_goes_on(keras_
 
 def test_tf_serving_json_gets_the_same_answer_here_and_from_the_exported_saved_model(trained, tmp_path):
     model, data = trained
-    engine = open_engine(export_model(model, "saved_model", output=tmp_path, check_images=0).model_path)
+    engine = open_classifier(export_model(model, "saved_model", output=tmp_path, check_images=0).model_path)
     pngs = []
     for index, path in enumerate(split_images(data)[::3]):  # PNGs decode identically in Pillow and TensorFlow
         pngs.append(write_image(tmp_path / f"{index}.png", np.asarray(Image.open(path).convert("RGB")), "PNG"))
@@ -148,7 +148,7 @@ def test_tf_serving_json_gets_the_same_answer_here_and_from_the_exported_saved_m
     tensors = np.stack([np.asarray(Image.open(p).convert("RGB").resize((48, 48), Image.BILINEAR)) for p in pngs])
     bodies = [{"signature_name": BYTES_SIGNATURE, "instances": encoded},
               {"instances": tensors.astype(float).tolist()}, {"inputs": {"image": tensors.astype(float).tolist()}}]
-    with serving(create_app(open_predictor(model, "unused"), "catsdogs")) as url:
+    with serving(create_app(open_classifier(model), "catsdogs")) as url:
         for body in bodies:
             ours = post_json(f"{url}/v1/models/catsdogs:predict", body).json()
             if "signature_name" in body:
@@ -162,7 +162,7 @@ def test_tf_serving_json_gets_the_same_answer_here_and_from_the_exported_saved_m
 
 def test_concurrent_requests_are_batched_and_counted_in_metrics(trained):
     model, data = trained
-    app = create_app(open_predictor(model, "unused"), "catsdogs", Limits(batch_window_s=0.05))
+    app = create_app(open_classifier(model), "catsdogs", Limits(batch_window_s=0.05))
     images = [p.read_bytes() for p in split_images(data)]
 
     async def clients(url: str) -> list[int]:
@@ -182,15 +182,15 @@ def test_concurrent_requests_are_batched_and_counted_in_metrics(trained):
 
 def test_a_slow_model_gets_503_within_the_time_limit(trained):
     model, data = trained
-    predictor = open_predictor(model, "unused")
-    slow = predictor.predict
+    classifier = open_classifier(model)
+    slow = classifier.predict_items
 
-    def sleepy(images):
+    def sleepy(items):
         time.sleep(0.5)
-        return slow(images)
+        return slow(items)
 
-    predictor.predict = sleepy
-    with serving(create_app(predictor, "catsdogs", Limits(timeout_s=0.1))) as url:
+    classifier.predict_items = sleepy
+    with serving(create_app(classifier, "catsdogs", Limits(timeout_s=0.1))) as url:
         response = httpx.post(f"{url}/predict", content=split_images(data)[0].read_bytes())
         assert response.status_code == 503 and "no answer within 0.1 s" in response.json()["error"]
         assert httpx.get(f"{url}/healthz").status_code == 200
@@ -207,14 +207,14 @@ def test_an_exported_model_is_served_without_grad_cam(trained, tmp_path):
                                              for i in range(24)))
         return [a.status_code for a in answers]
 
-    with serving(create_app(open_predictor(exported, "unused"), "catsdogs", Limits(batch_window_s=0.001))) as url:
+    with serving(create_app(open_classifier(exported), "catsdogs", Limits(batch_window_s=0.001))) as url:
         answer = httpx.post(f"{url}/predict?gradcam=1", content=images[-1]).json()
         assert answer["results"][0]["label"] == "dogs" and "gradcam_png" not in answer["results"][0]
         assert "exported (LiteRT) model" in answer["gradcam"]
         assert httpx.get(f"{url}/healthz").json()["format"] == "LiteRT"
         assert asyncio.run(clients(url)) == [200] * 24
-    assert open_predictor(exported, "unused").concurrent_batches == 1  # and a .keras model's batches may overlap
-    assert open_predictor(model, "unused").concurrent_batches == 2
+    assert not open_classifier(exported).thread_safe  # so the server runs one batch at a time
+    assert open_classifier(model).thread_safe  # and a .keras model's batches may overlap
 
 
 def test_the_command_serves_on_localhost_and_refuses_bad_flags(trained):

@@ -78,16 +78,16 @@ def test_choose_tta_records_every_modes_validation_accuracy_and_predict_uses_the
                           "--output", str(tmp_path / "chosen")]) == 0
     tuned = run.saved_model_path.with_name(f"{run.saved_model_path.stem}-tta.keras")
     _, info = load_model(tuned)
-    record = info.extra["tta"]
-    assert set(record["accuracy"]) == set(VIEWS) and record["split"] == "validation" and record["images"] == 12
-    best = max(record["accuracy"].values())
-    assert record["accuracy"][record["mode"]] == best
-    assert all(VIEWS[mode] >= VIEWS[record["mode"]] for mode, value in record["accuracy"].items() if value == best)
-    for mode, accuracy in record["accuracy"].items():  # each figure is what evaluate --tta MODE measures there
+    record = info.extra.tta
+    assert set(record.accuracy) == set(VIEWS) and record.split == "validation" and record.images == 12
+    best = max(record.accuracy.values())
+    assert record.accuracy[record.mode] == best
+    assert all(VIEWS[mode] >= VIEWS[record.mode] for mode, value in record.accuracy.items() if value == best)
+    for mode, accuracy in record.accuracy.items():  # each figure is what evaluate --tta MODE measures there
         assert evaluate_main(["--model", str(run.saved_model_path), "--data-dir", str(data), "--split", "validation",
                               "--tta", mode, "--output", str(tmp_path / mode)]) == 0
         assert json.loads((tmp_path / mode / "metrics.json").read_text())["accuracy"] == accuracy
-    assert json.loads((tmp_path / "chosen" / "metrics.json").read_text())["tta"] == record["mode"]
+    assert json.loads((tmp_path / "chosen" / "metrics.json").read_text())["tta"] == record.mode
     capsys.readouterr()
     path = str(sorted((data / "test" / "cats").iterdir())[0])
     assert predict_main([path, "--model", str(tuned), "--tta", "--format", "json"]) == 0

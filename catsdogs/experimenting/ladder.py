@@ -31,9 +31,9 @@ from catsdogs.experimenting.compare import csv_table, markdown_table
 from catsdogs.experimenting.runs import run_once
 from catsdogs.inference.evaluation import evaluate_folder
 from catsdogs.metrics import mcnemar, wilson_interval
-from catsdogs.models.saving import load_model
 from catsdogs.outputs import write_json, write_text
 from catsdogs.plots import ladder_figure, save_figure
+from catsdogs.runtime.opening import open_classifier
 from catsdogs.training.rundir import read_history, read_json
 from catsdogs.training.settings import resolve_config
 
@@ -107,8 +107,8 @@ def run_steps(folder: Path, base: str, budget: str, seeds: int, common: Mapping[
 
 def score_run(run_dir: Path, test_dir: Path) -> tuple[np.ndarray, list[str], dict[str, Any]]:
     """A run's model on the test split: correctness per image (sorted by path), the paths, the metrics."""
-    model, info = load_model(run_dir / "model.keras")
-    evaluation = evaluate_folder(model, info, read_image_folder(test_dir, info.class_names))
+    classifier = open_classifier(run_dir / "model.keras")
+    evaluation = evaluate_folder(classifier, read_image_folder(test_dir, classifier.info.class_names))
     order = np.argsort([result.path for result in evaluation.report.results])
     predicted = np.array([result.class_index for result in evaluation.report.results])
     correct = (predicted == evaluation.labels)[order]

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import keras
 import numpy as np
@@ -28,18 +27,12 @@ from catsdogs.errors import UserError, parameter
 from catsdogs.exporting.formats import ONNX_REFUSED, Representative, write_litert, write_onnx, write_saved_model
 from catsdogs.exporting.graph import inference_model
 from catsdogs.exporting.parity import compare
-from catsdogs.metadata import ModelInfo, write_sidecar
+from catsdogs.metadata import ExportRecord, ModelInfo, Parity, write_sidecar
 from catsdogs.modelcard import write_card
-from catsdogs.models.saving import load_model
 from catsdogs.outputs import new_folder, write_json
-from catsdogs.runtime.engines import (
-    BYTES_INPUT,
-    BYTES_SIGNATURE,
-    INPUT_NAME,
-    OUTPUT_NAME,
-    SERVING_DEFAULT,
-    open_engine,
-)
+from catsdogs.runtime.classifier import Classifier
+from catsdogs.runtime.engines import BYTES_INPUT, BYTES_SIGNATURE, INPUT_NAME, OUTPUT_NAME, SERVING_DEFAULT
+from catsdogs.runtime.opening import open_classifier
 
 REPRESENTATIVE_IMAGES = 200  # int8 calibration: TFLite's guide suggests 100-500
 
@@ -51,16 +44,16 @@ class Export:
     folder: Path
     model_path: Path
     info: ModelInfo
-    parity: dict[str, Any] | None
+    parity: Parity | None
     skipped: list[Failure]
 
     @property
     def passed(self) -> bool:
-        return self.parity is None or bool(self.parity["passed"])
+        return self.parity is None or self.parity.passed
 
 
 def _data_dir(data_dir: str | Path | None, info: ModelInfo, purpose: str) -> Path:
-    recorded = (info.extra.get("data") or {}).get("dir")
+    recorded = info.extra.data.dir if info.extra.data else None
     chosen = Path(data_dir) if data_dir else Path(recorded) if recorded else None
     if chosen is None or not chosen.is_dir():
         where = f"{chosen} (recorded in the model) does not exist" if chosen else "the model records no data folder"
@@ -93,6 +86,11 @@ def decode_folder(folder: ImageFolder, image_size: int, limit: int) -> tuple[np.
     images = np.concatenate([batch for _, batch in batches])
     labels = np.array([label_of[path] for batch_paths, _ in batches for path in batch_paths], int)
     return images, labels, failures
+
+
+def predict_arrays(classifier: Classifier, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """``classifier``'s probabilities for decoded ``images``, in batches."""
+    return np.concatenate([classifier.predict(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
 
 
 def _representative(images: np.ndarray) -> Representative:
@@ -130,7 +128,8 @@ def export_model(model_path: str | Path, export_format: str, quantize: str = "no
         raise UserError(f"{parameter('quantize')} is for litert and onnx; a SavedModel keeps float32 (TF Serving "
                         "runs it as is)")
     source = Path(model_path)
-    model, info = load_model(source, unsafe=unsafe)
+    keras_classifier = open_classifier(source, unsafe=unsafe)
+    model, info = keras_classifier.keras_model(), keras_classifier.info
     skipped: list[Failure] = []
     held_out = representative = None
     if check_images > 0:
@@ -149,25 +148,24 @@ def export_model(model_path: str | Path, export_format: str, quantize: str = "no
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)  # ours, just made: nothing half-exported stays
         raise
-    record: dict[str, Any] = {
-        "format": export_format, "quantize": quantize, "source": str(source), "source_sha256": _sha256(source),
-        "input": INPUT_NAME, "output": OUTPUT_NAME, "exported": datetime.now().isoformat(timespec="seconds"),
-        "input_description": "float32 (N, size, size, 3) RGB 0-255; the model preprocesses itself"}
-    if export_format == "saved_model":
-        record["signatures"] = {SERVING_DEFAULT: INPUT_NAME, BYTES_SIGNATURE: BYTES_INPUT}
-    if representative is not None:
-        record["representative_data"] = {"folder": str(train.root), "images": len(calibration)}
-    exported_info = replace(info, extra={**info.extra, "export": record})
+    record = ExportRecord(
+        format=export_format, quantize=quantize, source=str(source), source_sha256=_sha256(source),
+        input=INPUT_NAME, output=OUTPUT_NAME, exported=datetime.now().isoformat(timespec="seconds"),
+        input_description="float32 (N, size, size, 3) RGB 0-255; the model preprocesses itself",
+        signatures={SERVING_DEFAULT: INPUT_NAME, BYTES_SIGNATURE: BYTES_INPUT} if export_format == "saved_model"
+        else None,
+        representative_data={"folder": str(train.root), "images": len(calibration)} if representative is not None
+        else None)
+    exported_info = info.with_extra(export=record)
     write_sidecar(folder, exported_info)  # before opening: the engines read it
     parity = None
     if held_out is not None:
         images, labels, _, root = held_out
-        engine = open_engine(exported_path)
-        reference = graph.predict(images, batch_size=32, verbose=0)[OUTPUT_NAME]
-        exported_probabilities = np.concatenate([engine.predict(images[i:i + 32]) for i in range(0, len(images), 32)])
-        parity = {**compare(reference, exported_probabilities, labels, quantize), "data": str(root)}
-        record["parity"] = parity
+        reference = predict_arrays(keras_classifier, images)
+        parity = compare(reference, predict_arrays(open_classifier(exported_path), images), labels, quantize,
+                         str(root))
+        exported_info = info.with_extra(export=record.model_copy(update={"parity": parity}))
         write_sidecar(folder, exported_info)
-        write_json(folder / "parity.json", parity)
+        write_json(folder / "parity.json", parity.model_dump(mode="json", exclude_none=True))
     write_card(exported_path, exported_info)
     return Export(folder, exported_path, exported_info, parity, skipped)

@@ -13,9 +13,10 @@ quantization, not decoding. What must hold depends on the quantization:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
 
 import numpy as np
+
+from catsdogs.metadata import Parity
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,10 @@ CRITERIA = {"none": Criteria(min_agreement=1.0, max_abs_difference=1e-4),
             "int8": Criteria(max_accuracy_drop=0.01)}
 
 
-def compare(reference: np.ndarray, exported: np.ndarray, labels: np.ndarray, quantize: str) -> dict[str, Any]:
-    """Label agreement, max and mean |dp|, both accuracies, the criteria and whether they hold (``passed``)."""
+def compare(reference: np.ndarray, exported: np.ndarray, labels: np.ndarray, quantize: str,
+            data: str | None = None) -> Parity:
+    """Label agreement, max and mean |dp|, both accuracies, the criteria and whether they hold (``passed``), on
+    the images of ``data``."""
     reference, exported = np.asarray(reference, np.float64), np.asarray(exported, np.float64)
     criteria = CRITERIA[quantize]
     difference = np.abs(reference - exported)
@@ -47,15 +50,15 @@ def compare(reference: np.ndarray, exported: np.ndarray, labels: np.ndarray, qua
     if criteria.max_accuracy_drop is not None and keras_accuracy - accuracy > criteria.max_accuracy_drop:
         problems.append(f"accuracy {accuracy:.4f} is more than {criteria.max_accuracy_drop:.0%} under the Keras "
                         f"model's {keras_accuracy:.4f}")
-    return {"images": len(labels), "quantize": quantize, "agreement": agreement,
-            "max_abs_difference": float(difference.max()), "mean_abs_difference": float(difference.mean()),
-            "accuracy": accuracy, "keras_accuracy": keras_accuracy, "criteria": asdict(criteria),
-            "passed": not problems, "problems": problems}
+    return Parity(images=len(labels), quantize=quantize, agreement=agreement,
+                  max_abs_difference=float(difference.max()), mean_abs_difference=float(difference.mean()),
+                  accuracy=accuracy, keras_accuracy=keras_accuracy, criteria=asdict(criteria), passed=not problems,
+                  problems=problems, data=data)
 
 
-def describe(parity: dict[str, Any]) -> str:
+def describe(parity: Parity) -> str:
     """One line: ``parity on 1000 images: passed; labels 100.00 % the same, max |dp| 3.1e-06, accuracy ...``."""
-    verdict = "passed" if parity["passed"] else "FAILED (" + "; ".join(parity["problems"]) + ")"
-    return (f"parity on {parity['images']} held-out images: {verdict}; labels {parity['agreement']:.2%} the same, "
-            f"max |dp| {parity['max_abs_difference']:.1e}, accuracy {parity['accuracy']:.4f} "
-            f"(Keras {parity['keras_accuracy']:.4f})")
+    verdict = "passed" if parity.passed else "FAILED (" + "; ".join(parity.problems) + ")"
+    return (f"parity on {parity.images} held-out images: {verdict}; labels {parity.agreement:.2%} the same, "
+            f"max |dp| {parity.max_abs_difference:.1e}, accuracy {parity.accuracy:.4f} "
+            f"(Keras {parity.keras_accuracy:.4f})")

@@ -14,7 +14,6 @@
 - ``calibration``: logits from the output layer's weights; temperature scaling fitted, stored and applied.
 - ``saving``: ``.keras`` files with their metadata, safe loading. Loading must know the custom layers, so it
   lives with them; training and inference both reach it from above.
-- ``catalog``: the saved-models folder and the default model (the best validation accuracy).
 """
 
 from catsdogs.models import applications, classic, mini_xception, small_cnn  # noqa: F401  (the built-in entries register themselves)

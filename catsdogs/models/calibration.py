@@ -5,32 +5,29 @@ log-likelihood on held-out images leaves every predicted class as it was and rem
 overconfidence (``T > 1`` softens, ``T < 1`` sharpens). The logits are the output layer's pre-activation,
 computed from its kernel and bias, never recovered by inverting a sigmoid that float32 has saturated to 1.0.
 
-The temperature lives in the model's metadata (``ModelInfo.extra["temperature"]``); ``calibrated`` gives
+The temperature lives in the model's metadata (``ModelExtra.temperature``); ``calibrated`` gives
 the model that applies it, which prediction, evaluation, the server and the exports use. Grad-CAM and
 the other explanations keep the raw model: a temperature changes no class and no gradient's direction.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import keras
 import numpy as np
 
 from catsdogs.errors import UserError
-from catsdogs.metadata import ModelInfo
+from catsdogs.metadata import ModelInfo, TemperatureFit
 from catsdogs.models.introspection import chain, dense_logits, inference_body
 
-TEMPERATURE_KEY = "temperature"
 TEMPERATURE_RANGE = (0.05, 20.0)  # searched on a log scale; a fit at either end means something is wrong
 _GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0
 
 
 def temperature_of(info: ModelInfo) -> float | None:
     """The model's fitted temperature, or None when it has none."""
-    value = info.extra.get(TEMPERATURE_KEY)
-    return float(value) if value is not None else None
+    return info.extra.temperature
 
 
 def _output_layer(model: keras.Model) -> keras.layers.Dense:
@@ -126,15 +123,15 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, tolerance: float = 1
     return float(np.exp((low + high) / 2))
 
 
-def calibration_record(logits: np.ndarray, labels: np.ndarray, split: str, tta: str = "none") -> dict[str, Any]:
+def calibration_record(logits: np.ndarray, labels: np.ndarray, split: str, tta: str = "none") -> TemperatureFit:
     """The fitted temperature and what it did to ``split``'s likelihood (seen as ``tta``'s views): what metadata
     and metrics record."""
     temperature = fit_temperature(logits, labels)
-    return {"temperature": temperature, "split": split, "images": int(len(labels)), "tta": tta,
-            "nll_before": negative_log_likelihood(logits, labels),
-            "nll_after": negative_log_likelihood(logits, labels, temperature)}
+    return TemperatureFit(temperature=temperature, split=split, images=int(len(labels)), tta=tta,
+                          nll_before=negative_log_likelihood(logits, labels),
+                          nll_after=negative_log_likelihood(logits, labels, temperature))
 
 
-def with_temperature(info: ModelInfo, record: dict[str, Any]) -> ModelInfo:
+def with_temperature(info: ModelInfo, fit: TemperatureFit) -> ModelInfo:
     """``info`` with the fitted temperature and its record."""
-    return replace(info, extra={**info.extra, TEMPERATURE_KEY: record["temperature"], "calibration_fit": record})
+    return info.with_extra(temperature=fit.temperature, calibration_fit=fit)

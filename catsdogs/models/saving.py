@@ -20,9 +20,8 @@ from pathlib import Path
 import keras
 
 import catsdogs.models.layers  # noqa: F401  (registers Preprocess and RandomAffine for deserialisation)
-from catsdogs.config import EXPORT_SUFFIXES
 from catsdogs.errors import UserError, parameter
-from catsdogs.metadata import METADATA_ENTRY, ModelInfo, check_info_values, info_from_json
+from catsdogs.metadata import METADATA_ENTRY, ModelInfo, check_info_values, read_archive_info
 from catsdogs.modelcard import write_card
 from catsdogs.outputs import atomic_path
 
@@ -83,7 +82,7 @@ def check_archive(path: Path) -> None:
 def check_model_info(info: ModelInfo, model: keras.Model, path: Path) -> ModelInfo:
     """The metadata, checked against sense and against the model; a UserError names the wrong value."""
     fix = "re-save the model with catsdogs (or fix catsdogs.json inside the archive)"
-    check_info_values(info, path)
+    check_info_values(info.class_names, info.image_size, path)
     names = info.class_names
     input_size = model.input_shape[1] if len(model.input_shape) == 4 else None
     if input_size is not None and input_size != info.image_size:
@@ -97,13 +96,9 @@ def check_model_info(info: ModelInfo, model: keras.Model, path: Path) -> ModelIn
 
 def read_model_info(path: str | Path, model: keras.Model | None = None) -> ModelInfo:
     """The stored ``ModelInfo``; for a plain Keras file, what can be inferred from the model itself."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            if METADATA_ENTRY in archive.namelist():
-                info = info_from_json(archive.read(METADATA_ENTRY), path)
-                return check_model_info(info, model, Path(path)) if model is not None else info
-    except zipfile.BadZipFile:
-        pass
+    info = read_archive_info(path)
+    if info is not None:
+        return check_model_info(info, model, Path(path)) if model is not None else info
     if model is None:
         raise UserError(f"{path} has no catsdogs metadata; load it with load_model()")
     size = model.input_shape[1]
@@ -115,10 +110,6 @@ def read_model_info(path: str | Path, model: keras.Model | None = None) -> Model
 def load_model(path: str | Path, unsafe: bool = False) -> tuple[keras.Model, ModelInfo]:
     """Load a classifier and its ``ModelInfo``. Safe mode is on unless ``unsafe``; any failure is a UserError."""
     path = Path(path)
-    if path.is_dir() or path.suffix.lower() in EXPORT_SUFFIXES.values():
-        raise UserError(f"{path} is {'a folder' if path.is_dir() else 'an exported model'}; this needs a .keras file "
-                        "(saved_models/ holds them): Grad-CAM, activations and filters need the Keras model, while "
-                        "predict and evaluate also read exports")
     if not path.is_file():
         raise UserError(f"model file {path} does not exist")
     if not zipfile.is_zipfile(path):

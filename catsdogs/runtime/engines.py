@@ -1,4 +1,4 @@
-"""Exported models behind one interface: ``Engine.predict(raw RGB batch) -> class probabilities``.
+"""Exported models as ``runtime.classifier.Classifier``s: ``forward(raw RGB batch) -> class probabilities``.
 
 Every export (``catsdogs.exporting``) takes float32 ``(N, size, size, 3)`` RGB in 0-255 under the input
 name ``image`` and answers ``(N, classes)`` probabilities, whatever the format; the sidecar
@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from catsdogs.config import EXPORT_SUFFIXES
 from catsdogs.errors import UserError, require_optional
 from catsdogs.metadata import ModelInfo, read_sidecar
 from catsdogs.outputs import captured_native_output
+from catsdogs.runtime.classifier import Classifier
 
 INPUT_NAME = "image"  # every export's input: raw RGB 0-255, (N, size, size, 3) float32
 OUTPUT_NAME = "probabilities"  # and its output, (N, classes), in class_names order
@@ -31,48 +31,32 @@ BYTES_INPUT = "image_bytes"  # TF Serving's convention: a string input named *_b
 RUNTIME_EXTRA = "pip install 'catsdogs[runtime]'"
 
 
-def exported_format(path: str | Path) -> str | None:
-    """``litert``, ``onnx`` or ``saved_model`` for an exported model's path; None for anything else
-    (a ``.keras`` file, or a path that does not exist)."""
-    path = Path(path)
-    if path.is_dir():
-        versions = [p for p in path.iterdir() if p.name.isdigit() and (p / SAVED_MODEL_FILE).is_file()]
-        return "saved_model" if (path / SAVED_MODEL_FILE).is_file() or versions else None
-    return next((name for name, suffix in EXPORT_SUFFIXES.items() if path.suffix.lower() == suffix), None)
-
-
 def require_module(module: str, package: str, purpose: str, fix: str = RUNTIME_EXTRA) -> ModuleType:
     """``errors.require_optional`` with the runtime extra as the fix."""
     return require_optional(module, package, purpose, fix)
 
 
-class Engine:
-    """A loaded exported model. ``predict`` takes float32 ``(N, size, size, 3)`` RGB 0-255."""
-
-    format = ""
-    thread_safe = True  # whether two threads may call predict at once
+class Engine(Classifier):
+    """A loaded exported model: its temperature is inside its graph, so ``forward`` is the runtime's answer."""
 
     def __init__(self, path: Path, info: ModelInfo, threads: int | None = None) -> None:
-        self.path, self.info = path, info
-
-    def predict(self, images: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        super().__init__(path, info)
 
     def describe(self) -> str:
-        """``exports/m-litert-int8/m.tflite (LiteRT int8 export of mobilenet, 224 px, cats/dogs, test 0.958)``."""
-        export = self.info.extra.get("export") or {}
-        quantize = export.get("quantize", "none")
+        """``model: exports/m-litert-int8/m.tflite (LiteRT int8 export of mobilenet, 224 px, cats/dogs, test 0.958
+        (of the Keras model))``."""
+        quantize = self.info.extra.export.quantize if self.info.extra.export else "none"
         flavour = "" if quantize == "none" else f" {quantize}"
-        kind = f"{self.format}{flavour} export of {self.info.model_name or 'a model'}"
-        test = (self.info.metrics.get("test") or {}).get("accuracy")
-        scores = f", test {test:.3f} (of the Keras model)" if isinstance(test, (int, float)) else ""
-        return f"{self.path} ({kind}, {self.info.image_size} px, {'/'.join(self.info.class_names)}{scores})"
+        kind = f"{self.kind}{flavour} export of {self.info.model_name or 'a model'}"
+        test = self.info.test_accuracy
+        scores = f", test {test:.3f} (of the Keras model)" if test is not None else ""
+        return f"model: {self.path} ({kind}, {self.info.image_size} px, {'/'.join(self.info.class_names)}{scores})"
 
 
 class LiteRTEngine(Engine):
     """A ``.tflite`` file through ``ai-edge-litert``'s interpreter (its signature runner resizes the batch)."""
 
-    format = "LiteRT"
+    kind = "LiteRT"
     thread_safe = False  # one interpreter holds one set of tensors
 
     def __init__(self, path: Path, info: ModelInfo, threads: int | None = None) -> None:
@@ -88,7 +72,7 @@ class LiteRTEngine(Engine):
             raise UserError(f"{path} is not a LiteRT model LiteRT can load: {str(exc).splitlines()[0]}") from None
         self._input = next(iter(self._runner.get_input_details()))
 
-    def predict(self, images: np.ndarray) -> np.ndarray:
+    def forward(self, images: np.ndarray) -> np.ndarray:
         outputs = self._runner(**{self._input: np.asarray(images, np.float32)})
         return np.asarray(next(iter(outputs.values())), np.float32)
 
@@ -96,7 +80,7 @@ class LiteRTEngine(Engine):
 class OnnxEngine(Engine):
     """An ``.onnx`` file through ``onnxruntime`` on the CPU."""
 
-    format = "ONNX"
+    kind = "ONNX"
 
     def __init__(self, path: Path, info: ModelInfo, threads: int | None = None) -> None:
         super().__init__(path, info)
@@ -111,7 +95,7 @@ class OnnxEngine(Engine):
             raise UserError(f"{path} is not an ONNX model onnxruntime can load: {str(exc).splitlines()[0]}") from None
         self._input = self._session.get_inputs()[0].name
 
-    def predict(self, images: np.ndarray) -> np.ndarray:
+    def forward(self, images: np.ndarray) -> np.ndarray:
         return np.asarray(self._session.run(None, {self._input: np.asarray(images, np.float32)})[0], np.float32)
 
 
@@ -130,7 +114,7 @@ class SavedModelEngine(Engine):
     """A catsdogs SavedModel folder through TensorFlow: ``serving_default``, and ``serving_bytes`` for encoded
     images (``predict_bytes``). TensorFlow is imported here, when such a folder is opened, like the other runtimes."""
 
-    format = "SavedModel"
+    kind = "SavedModel"
 
     def __init__(self, path: Path, info: ModelInfo, threads: int | None = None) -> None:
         super().__init__(path, info)
@@ -144,7 +128,7 @@ class SavedModelEngine(Engine):
         if SERVING_DEFAULT not in self.loaded.signatures:
             raise UserError(f"{folder} has no {SERVING_DEFAULT} signature; re-export it with catsdogs")
 
-    def predict(self, images: np.ndarray) -> np.ndarray:
+    def forward(self, images: np.ndarray) -> np.ndarray:
         signature = self.loaded.signatures[SERVING_DEFAULT]
         return signature(**{INPUT_NAME: self._tf.constant(images, self._tf.float32)})[OUTPUT_NAME].numpy()
 
@@ -157,20 +141,13 @@ class SavedModelEngine(Engine):
 ENGINES: dict[str, type[Engine]] = {"litert": LiteRTEngine, "onnx": OnnxEngine, "saved_model": SavedModelEngine}
 
 
-def open_engine(path: str | Path, threads: int | None = None) -> Engine:
-    """The exported model at ``path`` (``.tflite``, ``.onnx``, SavedModel folder) with its sidecar metadata;
-    a UserError names any problem."""
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"model {path} does not exist")
-    kind = exported_format(path)
-    if kind not in ENGINES:
-        raise UserError(f"{path}: exported models are .tflite or .onnx files or SavedModel folders, not "
-                        f"{path.suffix or 'this'}")
+def open_engine(path: Path, kind: str, threads: int | None = None) -> Engine:
+    """The exported model at ``path`` of ``kind`` (``litert``, ``onnx``, ``saved_model``: ``runtime.opening``
+    tells) with its sidecar metadata; a UserError names any problem."""
     info = read_sidecar(path)
     engine = ENGINES[kind](path, info, threads)
     with captured_native_output((2,)):  # LiteRT announces its CPU delegate on the first call
-        probe = engine.predict(np.zeros((1, info.image_size, info.image_size, 3), np.float32))
+        probe = engine.forward(np.zeros((1, info.image_size, info.image_size, 3), np.float32))
     if probe.shape != (1, len(info.class_names)):
         raise UserError(f"{path} answers shape {probe.shape[1:]} for {len(info.class_names)} classes in its "
                         "catsdogs.json; re-export the model")

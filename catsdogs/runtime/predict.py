@@ -1,23 +1,25 @@
-"""Batched prediction over image files with an exported model, without TensorFlow.
+"""Batched prediction over image files with any ``Classifier``: each file gets class probabilities or a
+``Failure`` that says why not.
 
-The same rules as ``catsdogs.inference.predict``: every file is checked first (empty, truncated, not
-an image, over the pixel limit) and a bad one becomes a ``Failure`` that says why, while the others
-are still predicted; the decoding is ``runtime.images``' Pillow copy of the TensorFlow decoder.
+Every file is checked first (``catsdogs.data.images``: empty, truncated, not an image, over the pixel
+limit), then the usable ones are decoded upright in batches by the classifier's decoder
+(``Classifier.decoded_batches``: the tf.data pipeline training used for a ``.keras`` model where TensorFlow is
+installed, Pillow's copy of it otherwise). A file that still fails to decode is described on its own; the
+others are still predicted.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from tqdm import tqdm
 
+from catsdogs.data.files import Failure
 from catsdogs.data.images import check_files
-from catsdogs.data.pillow_decode import decoded_batches
-from catsdogs.runtime.engines import Engine
+from catsdogs.runtime.classifier import Classifier
 from catsdogs.runtime.results import Prediction, PredictionReport
-from catsdogs.runtime.tta import averaged
 
 PROGRESS_MIN_IMAGES = 200  # fewer finish before a progress bar would tell anything
 
@@ -31,19 +33,34 @@ def progress_bar(total: int, progress: bool | None) -> tqdm:
     return tqdm(total=total, unit="image", file=sys.stderr, disable=disable, leave=False)
 
 
-def predict_images(engine: Engine, paths: Sequence[str], batch_size: int = 32,
-                   progress: bool | None = False, tta: str = "none") -> PredictionReport:
-    """Predict ``paths`` with ``engine`` (averaged over the ``tta`` views); unusable files become failures, in
-    input order among the results."""
-    info = engine.info
-    report = PredictionReport(list(info.class_names))
-    checks = check_files(paths, info.image_size)
-    report.failures.extend(check.failure() for check in checks if not check.ok)
+def run_batches(classifier: Classifier, forward: Callable[[np.ndarray], np.ndarray], paths: Sequence[str],
+                batch_size: int = 32, progress: bool | None = False) -> tuple[list[str], np.ndarray, list[Failure]]:
+    """``forward`` over ``paths`` decoded in batches for ``classifier``: the paths that decoded, their rows (in that
+    order) and a ``Failure`` for each file that did not, whether the check or the decoder refused it."""
+    checks = check_files(paths, classifier.info.image_size)
+    failures = [check.failure() for check in checks if not check.ok]
     usable = [check for check in checks if check.ok]
+    kept: list[str] = []
+    rows: list[np.ndarray] = []
     with progress_bar(len(usable), progress) as bar:
-        for batch_paths, images in decoded_batches(usable, info.image_size, batch_size, report.failures):
-            for path, row in zip(batch_paths, averaged(engine.predict, images, tta)):
-                index = int(np.argmax(row))
-                report.results.append(Prediction(path, row, index, info.class_names[index]))
-            bar.update(len(batch_paths))
+        for batch, images in classifier.decoded_batches(usable, batch_size, failures):
+            kept += batch
+            rows.append(np.asarray(forward(images)))
+            bar.update(len(batch))
+    return kept, (np.concatenate(rows) if rows else np.zeros((0, 0))), failures
+
+
+def predict_files(classifier: Classifier, paths: Sequence[str], batch_size: int = 32,
+                  progress: bool | None = False, tta: str = "none") -> PredictionReport:
+    """Predict ``paths`` in batches, averaged over ``tta``'s views; unusable files become failures.
+
+    ``progress``: a tqdm bar on stderr (None: only for large inputs on a terminal).
+    """
+    info = classifier.info
+    kept, probabilities, failures = run_batches(classifier, lambda images: classifier.predict(images, tta), paths,
+                                                batch_size, progress)
+    report = PredictionReport(list(info.class_names), failures=failures)
+    for path, row in zip(kept, probabilities):
+        index = int(np.argmax(row))
+        report.results.append(Prediction(path, row, index, info.class_names[index]))
     return report

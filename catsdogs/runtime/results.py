@@ -1,7 +1,7 @@
 """A prediction run's results: per-file class probabilities, and the files that failed.
 
-Shared by the TensorFlow path (``catsdogs.inference.predict``) and the exported-model runtime
-(``catsdogs.runtime.predict``), and free of TensorFlow so that the runtime stays so.
+Shared by every prediction run (``runtime.predict``: any classifier, a .keras model or an export),
+and free of TensorFlow so that the runtime stays so.
 """
 
 from __future__ import annotations

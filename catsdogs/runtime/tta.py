@@ -24,7 +24,6 @@ from catsdogs.metadata import ModelInfo
 
 CROP_FRACTION = 0.875  # the side of each crop: the classic 224-of-256
 VIEWS = {"none": 1, "flip": 2, "crops": 12}  # one per TTA_MODES
-TTA_KEY = "tta"  # ModelInfo.extra: the mode chosen on validation and every mode's validation scores
 
 
 def _crops(images: np.ndarray) -> list[np.ndarray]:
@@ -60,9 +59,9 @@ def chosen_mode(requested: str | None, info: ModelInfo, model_path: Path | str) 
         return "none"
     if requested != "auto":
         return requested
-    record = info.extra.get(TTA_KEY)
-    if not record:
+    record = info.extra.tta
+    if record is None:
         raise UserError(f"{model_path} has no test-time augmentation chosen on validation; run python -m "
                         f"catsdogs.evaluate --choose-tta on it, or name the mode: {parameter('tta', 'flip')} or "
                         f"{parameter('tta', 'crops')}")
-    return record["mode"]
+    return record.mode

@@ -28,10 +28,10 @@ from catsdogs.data.files import Failure, ImageFolder, data_fingerprint, describe
 from catsdogs.data.images import check_folder
 from catsdogs.data.sources import pipeline_module
 from catsdogs.errors import UserError, parameter
-from catsdogs.metadata import ModelInfo
+from catsdogs.metadata import DataRecord, ModelExtra, ModelInfo, TemperatureFit, TrainingMetrics
 from catsdogs.metrics import compute_metrics
 from catsdogs.modelcard import write_card
-from catsdogs.models.calibration import TEMPERATURE_KEY, calibrated, calibration_record, logits_model
+from catsdogs.models.calibration import calibrated, calibration_record, logits_model
 from catsdogs.models.heads import class_probabilities
 from catsdogs.models.registry import get_spec, set_trainable
 from catsdogs.models.saving import save_model, update_model_info
@@ -314,29 +314,30 @@ def _finish(model: keras.Model, config: TrainConfig, run_dir: Path, datasets: di
         best_index = int(np.nanargmax(history["val_accuracy"]))
         metrics["best_epoch"] = best_index + 1
         metrics["best_val_accuracy"] = history["val_accuracy"][best_index]
-    extra: dict[str, Any] = {}
+    fit = None
     if config.calibrate and "validation" in datasets:
-        fit = metrics["calibration_fit"] = fit_calibration(model, images_only(config, datasets["validation"]),
-                                                           folders["validation"].labels)
-        extra = {TEMPERATURE_KEY: fit["temperature"], "calibration_fit": fit}
+        fit = fit_calibration(model, images_only(config, datasets["validation"]), folders["validation"].labels)
+        metrics["calibration_fit"] = fit.model_dump()
         if config.verbose:
-            log.info("calibrated: temperature %.3f, validation NLL %.4f -> %.4f", fit["temperature"],
-                     fit["nll_before"], fit["nll_after"])
+            log.info("calibrated: temperature %.3f, validation NLL %.4f -> %.4f", fit.temperature, fit.nll_before,
+                     fit.nll_after)
     spec = get_spec(config.model)
     # The layers the last phase trained: the base's unfrozen part, or every layer of a network without a base.
     trained_layers = config.unfreeze if spec.is_pretrained_base else "all (trained from scratch)"
+    extra = ModelExtra(run_dir=str(run_dir), unfreeze=config.unfreeze, trained_layers=trained_layers,
+                       alpha=config.alpha, recipe=config.recipe, data_fingerprint=data_fingerprint(config.data_dir),
+                       data=DataRecord.model_validate(describe_data(config.data_dir)),
+                       temperature=fit.temperature if fit else None, calibration_fit=fit,
+                       metrics=TrainingMetrics.model_validate(metrics),
+                       trained=datetime.now().isoformat(timespec="seconds"))
     info = ModelInfo(class_names=list(folders["train"].class_names), image_size=config.image_size,
-                     model_name=config.model, preprocessing=spec.preprocessing,
-                     extra={"run_dir": str(run_dir), "unfreeze": config.unfreeze, "trained_layers": trained_layers,
-                            "alpha": config.alpha,
-                            "recipe": config.recipe, "data_fingerprint": data_fingerprint(config.data_dir),
-                            "data": describe_data(config.data_dir), **extra,
-                            "metrics": metrics, "trained": datetime.now().isoformat(timespec="seconds")})
+                     model_name=config.model, preprocessing=spec.preprocessing, extra=extra)
     model_path = save_model(model, run_dir / "model.keras", info)
     if "test" in datasets:
         metrics["test"] = score_dataset(calibrated(model, info), images_only(config, datasets["test"]),
                                         folders["test"].labels, info.class_names)
-        update_model_info(model_path, info)  # info.extra holds ``metrics``, now with the test scores
+        info = info.with_extra(metrics=TrainingMetrics.model_validate(metrics))
+        update_model_info(model_path, info)  # now with the test scores
         if config.verbose:
             log.info("test accuracy %.4f, loss %.4f (%d images)", metrics["test"]["accuracy"],
                      metrics["test"]["loss"], metrics["test"]["images"])
@@ -361,7 +362,7 @@ def images_only(config: TrainConfig, dataset: Any) -> Any:
     return pipeline_module(config.pipeline).images_only(dataset)
 
 
-def fit_calibration(model: keras.Model, images: Any, labels: Sequence[int]) -> dict[str, Any]:
+def fit_calibration(model: keras.Model, images: Any, labels: Sequence[int]) -> TemperatureFit:
     """The temperature that makes the validation split's likelihood highest, and that likelihood before and after.
 
     ``images``: the split's batches without labels; ``labels``: the folder's, in the same order (never shuffled).

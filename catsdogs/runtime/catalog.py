@@ -7,7 +7,8 @@ other model has. ``predict``, ``evaluate`` and ``visualize`` take ``--model PATH
     classes from its data; ``predict`` and ``visualize`` consider every model); models without a
     recorded validation accuracy come after those with one; ties go to the one published last.
 
-Listing reads only each archive's metadata (``catsdogs.json``), never the weights.
+Listing reads only each archive's metadata (``catsdogs.json``), never the weights, and imports no Keras:
+``runtime.classifier.open_classifier`` chooses the default here before it knows whether Keras is needed.
 """
 
 from __future__ import annotations
@@ -17,11 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import keras
-
 from catsdogs.errors import UserError, parameter
-from catsdogs.metadata import ModelInfo
-from catsdogs.models.saving import load_model, read_model_info
+from catsdogs.metadata import ModelInfo, read_archive_info
 from catsdogs.outputs import TEMP_PREFIX
 
 
@@ -34,18 +32,12 @@ class SavedModel:
     modified_ns: int
 
     @property
-    def metrics(self) -> dict[str, Any]:
-        return (self.info.extra.get("metrics") or {}) if self.info else {}
-
-    @property
     def val_accuracy(self) -> float | None:
-        value = self.metrics.get("best_val_accuracy")
-        return float(value) if isinstance(value, (int, float)) else None
+        return self.info.val_accuracy if self.info else None
 
     @property
     def test_accuracy(self) -> float | None:
-        value = (self.metrics.get("test") or {}).get("accuracy")
-        return float(value) if isinstance(value, (int, float)) else None
+        return self.info.test_accuracy if self.info else None
 
     def rank(self) -> tuple[bool, float, int, str]:
         """The default model has the highest rank: a validation accuracy, the best one, the latest, the name."""
@@ -54,12 +46,12 @@ class SavedModel:
     def record(self, default: bool = False) -> dict[str, Any]:
         """What ``python -m catsdogs.saved`` lists about it (JSON-ready)."""
         info = self.info
-        extra = info.extra if info else {}
         return {"default": default, "file": self.path.name, "path": str(self.path),
                 "model": (info.model_name if info else "") or "", "classes": list(info.class_names) if info else [],
-                "image_size": info.image_size if info else None, "data_fingerprint": extra.get("data_fingerprint"),
+                "image_size": info.image_size if info else None,
+                "data_fingerprint": info.data_fingerprint if info else None,
                 "val_accuracy": self.val_accuracy, "test_accuracy": self.test_accuracy,
-                "trained": extra.get("trained")}
+                "trained": info.extra.trained if info else None}
 
     def describe(self) -> str:
         """``saved_models/x.keras (mobilenet, 224 px, cats/dogs, validation 0.966, test 0.958)``."""
@@ -78,7 +70,7 @@ def saved_model_files(directory: str | Path) -> list[Path]:
 
 def read_saved_model(path: Path) -> SavedModel:
     try:
-        info: ModelInfo | None = read_model_info(path)
+        info = read_archive_info(path)
     except UserError:  # a plain Keras file, or one whose metadata does not read: listed, never the default
         info = None
     return SavedModel(path, info, path.stat().st_mtime_ns)
@@ -100,14 +92,6 @@ def choose_model(directory: str | Path, class_names: Sequence[str] | None = None
         raise UserError(f"no .keras model{for_classes} in {directory}/; train one with `python -m catsdogs.train` "
                         f"or pass {parameter('model', 'PATH')}")
     return models[0].path
-
-
-def load_chosen_model(model: str | Path | None, saved_models_dir: str | Path, unsafe: bool = False,
-                      class_names: Sequence[str] | None = None) -> tuple[keras.Model, ModelInfo, Path]:
-    """The model at ``model``, or the default one in ``saved_models_dir``; loaded in safe mode unless ``unsafe``."""
-    path = Path(model) if model else choose_model(saved_models_dir, class_names)
-    loaded, info = load_model(path, unsafe=unsafe)
-    return loaded, info, path
 
 
 def model_line(path: Path, info: ModelInfo, by_default: bool) -> str:
