@@ -199,6 +199,10 @@ def test_predict_and_evaluate_read_exports_like_keras_models(trained, tmp_path, 
     assert export_metrics["images"] == keras_metrics["images"] == 18
     assert abs(export_metrics["accuracy"] - keras_metrics["accuracy"]) <= 1 / 18  # one image may cross
     assert "LiteRT export of small_cnn" in capsys.readouterr().err
+    with pytest.raises(UserError, match="tune a .keras model; tune that one, then export it again"):
+        evaluate_main(["--model", str(export.model_path), "--data-dir", str(data), "--calibrate",
+                       "--output", str(tmp_path / "tuned")])
+    assert not (tmp_path / "tuned").exists()  # refused before any output
     with pytest.raises(UserError, match="needs the model's gradients"):
         predict_main([str(next((data / "test").rglob("*.jpg"))), "--model", str(export.model_path),
                       "--explain", str(tmp_path / "cam")])

@@ -16,7 +16,7 @@ from catsdogs.data import sources
 from catsdogs.data.files import read_image_folder
 from catsdogs.data.images import checked_folder
 from catsdogs.data.pipeline import make_dataset as make_tf_dataset
-from catsdogs.data.pydataset import FolderBatches, images_only, make_dataset, mix_batch
+from catsdogs.data.pydataset import FolderBatches, images_only, make_dataset
 from catsdogs.errors import UserError
 from catsdogs.models.saving import load_model
 from catsdogs.runtime.opening import open_classifier
@@ -89,20 +89,6 @@ def test_augmentation_in_the_pydataset_draws_anew_each_epoch_and_repeats_for_a_s
     assert np.abs(epoch_one - plain[0][0]).mean() > 1  # augmented
     first.on_epoch_end()
     assert np.abs(first[0][0] - epoch_one).mean() > 1  # new draws
-
-
-def test_mixup_blends_pixels_and_targets_by_the_same_weight_and_cutmix_weighs_targets_by_the_box():
-    images = np.stack([np.full((8, 8, 3), 200.0, np.float32), np.full((8, 8, 3), 40.0, np.float32)])
-    labels = np.array([0, 1], np.int32)
-    mixed, targets = mix_batch(images, labels, 2, 0.4, 0.0, np.random.default_rng(0))
-    lam = (mixed[0, 0, 0, 0] - 40.0) / 160.0  # image 0 blended with its partner, image 1
-    assert 0 < lam < 1 and targets[0] == pytest.approx(1 - lam, abs=1e-5)  # target: the share of class 1
-    np.testing.assert_allclose(mixed[0], np.full((8, 8, 3), 200 * lam + 40 * (1 - lam)), rtol=1e-5)
-    cut, cut_targets = mix_batch(images, labels, 2, 0.0, 1.0, np.random.default_rng(1))
-    pasted = float((cut[0, ..., 0] == 40.0).mean())
-    assert cut_targets[0] == pytest.approx(pasted, abs=1e-6)
-    three, three_targets = mix_batch(images, np.array([0, 2], np.int32), 3, 0.4, 0.0, np.random.default_rng(0))
-    assert three_targets.shape == (2, 3) and np.allclose(three_targets.sum(axis=1), 1)
 
 
 def test_the_pipeline_module_is_chosen_by_name_and_tf_data_without_tensorflow_is_a_one_line_error(monkeypatch):

@@ -21,7 +21,7 @@ from catsdogs.data.augment import augment_dataset, augment_sources_dataset
 from catsdogs.data.decode import decode_and_resize, decode_known, decode_upright, describe_decode_failure
 from catsdogs.data.files import Failure, ImageFolder
 from catsdogs.data.images import ImageCheck, checked_folder
-from catsdogs.data.mixing import mix_dataset
+from catsdogs.data.mixing import mix_batch
 from catsdogs.errors import UserError
 
 # A fused batch holds each image as decoded; one decoding to more than this many squares of the output size is
@@ -151,8 +151,21 @@ def images_only(dataset: tf.data.Dataset) -> tf.data.Dataset:
 
 
 def mixed(dataset: tf.data.Dataset, num_classes: int, mixup: float, cutmix: float, seed: int) -> tf.data.Dataset:
-    """The training batches blended by mixup or CutMix (``data.mixing``)."""
-    return mix_dataset(dataset, num_classes, mixup, cutmix, seed)
+    """The training batches blended by mixup or CutMix: ``data.mixing.mix_batch`` through ``tf.numpy_function``,
+    each batch drawing from a generator seeded by ``seed`` and its place in the epoch (so the k-th batch of every
+    epoch draws the same blend; its images differ, since the order is reshuffled)."""
+    def blend(index: np.ndarray, images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        generator = np.random.default_rng([seed % 2**63, int(index)])
+        return mix_batch(images, labels, num_classes, mixup, cutmix, generator)
+
+    def mix(index: tf.Tensor, batch: tuple[tf.Tensor, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+        images, labels = batch
+        blended, targets = tf.numpy_function(blend, [index, images, labels], [tf.float32, tf.float32], stateful=False)
+        blended.set_shape(images.shape)
+        targets.set_shape(labels.shape if num_classes == 2 else labels.shape.concatenate([num_classes]))
+        return blended, targets
+
+    return dataset.enumerate().map(mix, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def padded_with_blanks(dataset: tf.data.Dataset, blanks: int, image_size: int) -> tf.data.Dataset:

@@ -8,8 +8,9 @@ that the JAX backend trains, evaluates and predicts where TensorFlow is not inst
 - float32 RGB in 0-255 and int32 labels; ``drop_remainder`` and ``pad_remainder`` as there (blanks weighing 0);
 - a new order each epoch, drawn from the seed and the epoch's number, so a run repeats exactly (a run
   continued with ``--resume`` counts its epochs from the restart, so its orders are drawn anew);
-- augmentation with ``affine_ops`` (the ``RandomAffine`` layer's ``keras.ops`` maths) and mixup / CutMix in
-  NumPy with ``data.mixing``'s rules (a Beta draw per batch, the batch's reversed order as partners).
+- augmentation with ``affine_ops`` (the ``RandomAffine`` layer's ``keras.ops`` maths) and mixup / CutMix by
+  ``data.mixing``, the one implementation both pipelines call (a Beta draw per batch, the batch's reversed
+  order as partners).
 
 It is slower than tf.data (Python threads decode, no XLA-fused warp), which is why the trainer augments
 inside the model with this pipeline unless ``--augment-in pipeline`` is asked for. ``cache=True`` keeps
@@ -29,6 +30,7 @@ from catsdogs.affine_ops import augment_batch
 from catsdogs.config import DEFAULT_IMAGE_SIZE, DEFAULT_SEED, AugmentParams
 from catsdogs.data.files import ImageFolder
 from catsdogs.data.images import ImageCheck, checked_folder
+from catsdogs.data.mixing import mix_batch
 from catsdogs.data.pillow_decode import decode_checked
 
 WORKERS = min(4, os.cpu_count() or 1)  # threads: Pillow decodes and NumPy resizes outside the GIL
@@ -100,40 +102,6 @@ def padded(images: np.ndarray, labels: np.ndarray, batch_size: int) -> tuple[np.
     weights = np.concatenate([np.ones(len(images), np.float32), np.zeros(blanks, np.float32)])
     images = np.concatenate([images, np.zeros((blanks, *images.shape[1:]), np.float32)])
     return images, np.concatenate([labels, np.zeros(blanks, np.int32)]), weights
-
-
-def soft_targets(labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """``data.mixing.soft_targets`` in NumPy: float ``(N,)`` for two classes, one-hot otherwise."""
-    if num_classes == 2:
-        return labels.astype(np.float32)
-    return np.eye(num_classes, dtype=np.float32)[labels]
-
-
-def cutmix_mask(height: int, width: int, lam: float, rng: np.random.Generator) -> tuple[np.ndarray, float]:
-    """``data.mixing.cutmix_mask`` in NumPy: a box of about ``1 - lam`` of the image at a uniform centre, clipped."""
-    ratio = math.sqrt(1.0 - lam)
-    centre_y, centre_x = rng.uniform(size=2) * (height, width)
-    top, bottom = (round(float(np.clip(centre_y + side * ratio * height / 2, 0, height))) for side in (-1, 1))
-    left, right = (round(float(np.clip(centre_x + side * ratio * width / 2, 0, width))) for side in (-1, 1))
-    mask = np.zeros((height, width, 1), np.float32)
-    mask[top:bottom, left:right] = 1.0
-    return mask, float(mask.mean())
-
-
-def mix_batch(images: np.ndarray, labels: np.ndarray, num_classes: int, mixup: float, cutmix: float,
-              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """``data.mixing.mix_batch`` in NumPy: mixup or CutMix (one at random when both are on), partners reversed."""
-    targets = soft_targets(labels, num_classes)
-    partner_images, partner_targets = images[::-1], targets[::-1]
-    use_mixup = bool(mixup) and (not cutmix or rng.uniform() < 0.5)
-    if use_mixup:
-        lam = float(rng.beta(mixup, mixup))
-        mixed = lam * images + (1 - lam) * partner_images
-    else:
-        mask, covered = cutmix_mask(images.shape[1], images.shape[2], float(rng.beta(cutmix, cutmix)), rng)
-        lam = 1.0 - covered
-        mixed = images * (1 - mask) + partner_images * mask
-    return mixed.astype(np.float32), (lam * targets + (1 - lam) * partner_targets).astype(np.float32)
 
 
 def make_dataset(folder: ImageFolder | str | Path, image_size: int = DEFAULT_IMAGE_SIZE, batch_size: int = 32,
