@@ -121,6 +121,16 @@ def _comma_list(text: str) -> list[str]:
 
 def _argument_type(hint: Any) -> Callable[[str], Any]:
     """The argparse ``type`` for a field's annotation (the config validates the value afterwards)."""
+    if typing.get_origin(hint) is typing.Annotated:  # a bounded type (pydantic): the type it bounds
+        return _argument_type(typing.get_args(hint)[0])
+    if typing.get_origin(hint) is tuple:  # a model option's sizes: typed here, since pydantic keeps what it gets
+        item = _argument_type(typing.get_args(hint)[0])
+
+        def items(text: str) -> list[Any]:
+            return [item(part) for part in _comma_list(text)]
+
+        items.__name__ = f"comma-separated {getattr(item, '__name__', 'list')}"  # argparse's error names it
+        return items
     if typing.get_origin(hint) is list:
         return _comma_list
     options = [arg for arg in typing.get_args(hint) if arg is not type(None)] or [hint]
@@ -158,6 +168,8 @@ def add_settings_arguments(parser: argparse.ArgumentParser, settings: type, pref
         if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             add_settings_arguments(parser, hint, f"{prefix}{item.name}.", groups)
             continue
+        if typing.get_origin(hint) is dict:  # model_options: its flags come from the models (add_option_arguments)
+            continue
         group = groups.get(meta["group"]) or groups.setdefault(meta["group"], parser.add_argument_group(meta["group"]))
         help_text = meta["help"]
         if "(default" not in help_text:  # a help text may say in words what an empty default means
@@ -170,6 +182,21 @@ def add_settings_arguments(parser: argparse.ArgumentParser, settings: type, pref
                                metavar=meta.get("metavar") or (None if meta.get("choices") else item.name.upper()),
                                **common)
     return groups
+
+
+def add_option_arguments(parser: argparse.ArgumentParser, group: Any, options: Mapping[str, Any],
+                         dest: str = "model_options") -> None:
+    """A flag per model option (``models.registry.option_fields``: name -> ``OptionField``), into ``dest.<name>``:
+    the models declare their options, and the flags follow (``--alpha``, ``--units``, ...)."""
+    for name, option in options.items():
+        defaults = {str(_display(option.info.default))}
+        default = defaults.pop() if len(option.models) == 1 else "each model's own"
+        help_text = f"{option.info.description} (default: {default}; models: {', '.join(option.models)})"
+        common = {"dest": f"{dest}.{name}", "default": argparse.SUPPRESS, "help": help_text}
+        if option.annotation is bool:
+            group.add_argument(flag_for(name), action=argparse.BooleanOptionalAction, **common)
+        else:
+            group.add_argument(flag_for(name), type=_argument_type(option.annotation), metavar=name.upper(), **common)
 
 
 def settings_from_args(args: argparse.Namespace, settings: type) -> dict[str, Any]:

@@ -144,6 +144,8 @@ def _describe_type(hint: Any) -> str:
         return " or ".join("none" if arg is type(None) else _describe_type(arg) for arg in typing.get_args(hint))
     if typing.get_origin(hint) in (list, tuple):
         return f"a list of {_describe_type(typing.get_args(hint)[0])}"
+    if typing.get_origin(hint) is dict:
+        return "a mapping of names to values"
     return getattr(hint, "__name__", str(hint))
 
 
@@ -173,6 +175,9 @@ def _conform(value: Any, hint: Any) -> Any:
     elif typing.get_origin(hint) is list:
         if isinstance(value, (list, tuple)):
             return [_conform(item, typing.get_args(hint)[0]) for item in value]
+    elif typing.get_origin(hint) is dict:
+        if isinstance(value, Mapping) and all(isinstance(key, str) for key in value):
+            return dict(value)
     elif typing.get_origin(hint) is tuple:
         if isinstance(value, (list, tuple)) and len(value) == len(typing.get_args(hint)):
             return tuple(_conform(item, arg) for item, arg in zip(value, typing.get_args(hint)))
@@ -288,6 +293,21 @@ NO_AUGMENTATION = AugmentParams(
 
 
 # ----------------------------------------------------------------------------------------- training
+# Model options that were settings of their own before each model declared its options, and the values that
+# meant "the model's own" (each model's default): a config.json from before says alpha 1.0 for every model.
+LEGACY_MODEL_OPTIONS: dict[str, Any] = {"alpha": 1.0, "batchnorm": False, "units": [], "depth": 0}
+
+
+def with_model_options(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` with the options of before (``alpha``, ``batchnorm``, ``units``, ``depth`` at the top level)
+    moved into ``model_options`` (``models.registry.model_options`` leaves out those at their neutral value)."""
+    moved = {key: value for key, value in values.items() if key in LEGACY_MODEL_OPTIONS}
+    if not moved:
+        return dict(values)
+    kept = {key: value for key, value in values.items() if key not in LEGACY_MODEL_OPTIONS}
+    kept["model_options"] = {**moved, **dict(values.get("model_options") or {})}
+    return kept
+
 DATA, MODEL, OPTIMISATION, PERFORMANCE, DISTRIBUTION, OUTPUT = (
     "data", "model", "optimisation", "performance", "distribution", "output")
 
@@ -314,14 +334,10 @@ class TrainConfig:
                                                    "or none (ignored by models trained from scratch)", group=MODEL)
     unfreeze: str = setting("none", help="base layers to fine-tune: none, all, blockK (K and above), a fraction, "
                                          "or a layer name", group=MODEL)
-    alpha: float = setting(1.0, help="width multiplier (MobileNet, mini_xception)", group=MODEL, above=0)
     dropout: float = setting(0.5, help="dropout rate before the output", group=MODEL, minimum=0, below=1)
-    batchnorm: bool = setting(False, help="BatchNormalization after each convolution (small_cnn, the LeNets)",
-                              group=MODEL)
-    units: list[int] = setting(help="hidden layer sizes of an MLP, e.g. 400,200 (default: the model's own)",
-                               group=MODEL, factory=list)
-    depth: int = setting(0, help="residual blocks per stage of resnet_small (0: the model's own, 2)", group=MODEL,
-                         minimum=0)
+    model_options: dict[str, Any] = setting(help="the model's own options, e.g. {\"alpha\": 0.25}: each model "
+                                                 "declares its own (models.registry.ModelOptions); a flag each, "
+                                                 "e.g. --alpha", group=MODEL, factory=dict)
     # optimisation
     recipe: str = setting("default", help="the model's preset optimisation settings, below a --config file and the "
                                           "flags; e.g. report (small_cnn, VGG), modern (small_cnn) or frozen "
@@ -418,8 +434,9 @@ class TrainConfig:
     @property
     def run_label(self) -> str:
         label = self.model
-        if self.alpha != 1.0:
-            label += f"-{self.alpha:g}"
+        alpha = self.model_options.get("alpha", 1.0)
+        if alpha != 1.0:
+            label += f"-{alpha:g}"
         if self.unfreeze != "none":
             label += f"-{self.unfreeze}"
         return label
@@ -435,15 +452,15 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], source: str = "the settings") -> TrainConfig:
-        return cls(**_known(cls, values, source))
+        return cls(**_known(cls, with_model_options(values), source))
 
     @classmethod
     def resolve(cls, *layers: Mapping[str, Any], source: str = "the settings") -> TrainConfig:
         """The config from layers of settings, later layers winning (defaults <- recipe <- file <- flags)."""
         merged: dict[str, Any] = {}
         for layer in layers:
-            for key, value in layer.items():
-                if key == "augment_params":
+            for key, value in with_model_options(layer).items():
+                if key in ("augment_params", "model_options"):  # nested: a layer changes only what it names
                     value = value.to_dict() if isinstance(value, AugmentParams) else dict(value)
                     merged[key] = {**merged.get(key, {}), **value}
                 else:

@@ -148,7 +148,8 @@ class ModelExtra(Record):
     run_dir: str | None = None
     unfreeze: str | None = None
     trained_layers: str | None = None
-    alpha: float | None = None
+    alpha: float | None = None  # the width multiplier, for files from before model_options
+    model_options: dict[str, Any] | None = None  # the model's own options (models.registry.ModelOptions)
     recipe: str | None = None
     data_fingerprint: str | None = None
     data: DataRecord | None = None

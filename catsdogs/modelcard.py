@@ -12,7 +12,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from catsdogs.metadata import ModelInfo
+from catsdogs.config import LEGACY_MODEL_OPTIONS
+from catsdogs.metadata import ModelExtra, ModelInfo
 from catsdogs.metrics import wilson_interval
 from catsdogs.outputs import write_text
 
@@ -52,11 +53,18 @@ def _data_section(info: ModelInfo) -> list[str]:
     return lines + [f"- Classes: {', '.join(info.class_names)}", ""]
 
 
+def _options_note(extra: ModelExtra) -> str:
+    """`` (alpha 0.25)``: the model's own options as given (files from before them record only alpha)."""
+    options = extra.model_options if extra.model_options is not None else {"alpha": extra.alpha}
+    shown = {name: value for name, value in options.items()
+             if value is not None and not (name in LEGACY_MODEL_OPTIONS and value == LEGACY_MODEL_OPTIONS[name])}
+    return f" ({', '.join(f'{name} {value}' for name, value in shown.items())})" if shown else ""
+
+
 def _recipe_section(info: ModelInfo) -> list[str]:
     extra, metrics = info.extra, info.metrics
     lines = ["## Model and recipe", "",
-             f"- Architecture: `{info.model_name or 'not recorded'}`"
-             + (f" (alpha {extra.alpha})" if extra.alpha not in (None, 1.0) else ""),
+             f"- Architecture: `{info.model_name or 'not recorded'}`" + _options_note(extra),
              f"- Input: raw RGB 0-255, {info.image_size} x {info.image_size}; preprocessing "
              f"`{info.preprocessing or 'none'}` inside the model",
              f"- Output: one probability per class ({', '.join(info.class_names)})"]

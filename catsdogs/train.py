@@ -18,15 +18,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Sequence
 from typing import Any
 
-from catsdogs.cli import ArgumentParser, add_settings_arguments, run_cli, settings_from_args
-from catsdogs.config import DISTRIBUTION, OUTPUT, TrainConfig, read_settings_file
+from catsdogs.cli import ArgumentParser, add_option_arguments, add_settings_arguments, run_cli, settings_from_args
+from catsdogs.config import DISTRIBUTION, MODEL, OUTPUT, TrainConfig, read_settings_file
 from catsdogs.outputs import quiet_tensorflow
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(model_options: bool = False) -> argparse.ArgumentParser:
+    """The flags; with ``model_options``, also one per option the models declare (``--alpha``, ``--units``...),
+    which imports the registry, and so Keras."""
     parser = ArgumentParser(
         prog="python -m catsdogs.train",
         description="Train an image classifier on a split folder (train/validation/test, one sub-folder per class).",
@@ -44,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="sweep the learning rate of the first phase, plot the loss (lr_find.png), print the "
                              "suggested --lr, and exit")
     groups = add_settings_arguments(parser, TrainConfig)
+    if model_options:
+        quiet_tensorflow()
+        from catsdogs.models.registry import option_fields  # deferred: Keras, only when an option flag is given
+
+        add_option_arguments(parser, groups[MODEL], option_fields())
     groups[OUTPUT].add_argument("--quiet", action="store_true", help="no progress bars: the same as --verbose 0")
     # Where this process stands in a multi-process run: a launch's coordinates, not a run setting (a resumed
     # run is restarted with its own), so they are flags of this command and not of the saved config.
@@ -72,8 +80,19 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return resolve_config(*setting_layers(args))
 
 
+def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The flags, in two passes when needed: the models' option flags need the registry, so Keras, which the other
+    flags' errors should not wait for; they are added for --help (which lists them) and for a flag the first pass
+    does not know."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if any(arg in ("-h", "--help") for arg in argv):
+        return build_parser(model_options=True).parse_args(argv)
+    args, unknown = build_parser().parse_known_args(argv)
+    return build_parser(model_options=True).parse_args(argv) if unknown else args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_arguments(argv)
     setting_layers(args)  # a wrong flag or config file fails before TensorFlow loads
     quiet_tensorflow()
     # deferred: the library imports TensorFlow, which --help and flag errors should not wait for

@@ -9,12 +9,12 @@ import pytest
 
 from catsdogs.config import AugmentParams, ConfigError, TrainConfig
 from catsdogs.errors import UserError, flag_for
-from catsdogs.train import build_parser, config_from_args
+from catsdogs.train import build_parser, config_from_args, parse_arguments
 from catsdogs.training.settings import resolve_config
 
 
 def parse(*flags: str) -> TrainConfig:
-    return config_from_args(build_parser().parse_args(list(flags)))
+    return config_from_args(parse_arguments(list(flags)))
 
 
 def option_help(help_text: str) -> dict[str, str]:
@@ -33,11 +33,14 @@ def option_help(help_text: str) -> dict[str, str]:
     return entries
 
 
-def test_every_field_is_a_flag_with_its_default_shown_once():
-    entries = option_help(build_parser().format_help())
-    nested = [f.name for f in dataclasses.fields(AugmentParams)]
-    names = [f.name for f in dataclasses.fields(TrainConfig) if f.name != "augment_params"] + nested
-    for name in names:
+def test_every_field_and_model_option_is_a_flag_with_its_default_shown_once():
+    from catsdogs.models.registry import option_fields
+
+    entries = option_help(build_parser(model_options=True).format_help())
+    nested = [f.name for f in dataclasses.fields(AugmentParams)] + list(option_fields())
+    names = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("augment_params", "model_options")]
+    assert {"alpha", "batchnorm", "units", "depth", "width"} <= set(option_fields())
+    for name in names + nested:
         flag = flag_for(name)
         assert flag in entries, f"{flag} has no flag"
         assert entries[flag].count("(default:") == 1, entries[flag]

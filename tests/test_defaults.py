@@ -21,7 +21,7 @@ from catsdogs.models.recipes import DEFAULT_RECIPE, SMALL_CNN, TRANSFER, VGG
 from catsdogs.models.registry import create_model, get_spec
 from catsdogs.models.saving import ModelInfo, save_model
 from catsdogs.runtime.catalog import choose_model, list_saved_models
-from catsdogs.train import build_parser, config_from_args
+from catsdogs.train import config_from_args, parse_arguments
 from catsdogs.train import main as train_main
 from catsdogs.training.lr_finder import find_learning_rate, suggest_rate
 from catsdogs.training.settings import describe_recipe, resolve_config
@@ -31,7 +31,7 @@ SIZE = 48
 
 
 def parse(*flags: object) -> TrainConfig:
-    return config_from_args(build_parser().parse_args([str(flag) for flag in flags]))
+    return config_from_args(parse_arguments([str(flag) for flag in flags]))
 
 
 # ------------------------------------------------------------------------------------------ recipes

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -215,7 +217,8 @@ def test_the_classic_networks_train_on_three_classes_and_reload(tmp_path, name):
 
     data = make_split_folder(tmp_path / "data", {"train": 6, "validation": 2, "test": 2}, size=32,
                              classes=("birds", "cats", "dogs"))
-    run = train(tiny_config(data, tmp_path, model=name, image_size=32, epochs=1, batchnorm=name == "lenet5"))
+    run = train(tiny_config(data, tmp_path, model=name, image_size=32, epochs=1,
+                            model_options={"batchnorm": True} if name == "lenet5" else {}))
     model, info = load_model(run.saved_model_path)
     assert info.class_names == ["birds", "cats", "dogs"] and model.output_shape == (None, 3)
     assert run.metrics["test"]["images"] == 6 and len(run.metrics["test"]["confusion_matrix"]["matrix"]) == 3
@@ -233,6 +236,41 @@ def test_units_size_the_mlp_and_depth_sizes_the_resnet_and_other_models_refuse_t
         create_model("lenet5", image_size=32, num_classes=10, units=[10])
     with pytest.raises(UserError, match="depth applies to resnet_small only, not small_cnn"):
         create_model("small_cnn", image_size=64, depth=3)
+
+
+def test_each_model_validates_its_own_options_in_one_line():
+    """Options belong to their models: declared in the model's file, bounds and types checked by create_model."""
+    narrow = create_model("resnet_small", image_size=32, num_classes=2, width=8)  # the option resnet_small added
+    filters = [layer.filters for layer in narrow.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert filters[0] == 8 and max(filters) == 32  # 8-16-32 instead of 32-64-128
+    assert narrow.count_params() < create_model("resnet_small", image_size=32, num_classes=2).count_params() / 10
+    for options, message in (({"width": 2}, r"^width of resnet_small: input should be greater than or equal to 4, "
+                                            r"not 2$"),
+                             ({"depth": "deep"}, r"^depth of resnet_small: input should be a valid integer"),
+                             ({"widht": 8}, r"^widht is no model's option; the options are .*width"),
+                             ({"alpha": 0.5}, r"^alpha applies to mobilenet, mobilenet_v2, mini_xception, "
+                                              r"mini_xception_s2 only, not resnet_small$")):
+        with pytest.raises(UserError, match=message):
+            create_model("resnet_small", image_size=32, num_classes=2, **options)
+    # Before options were the models' own, [] meant "the model's own"; it still does (old config.json files).
+    assert create_model("mlp", image_size=28, num_classes=10, units=[]).count_params() == 396_210
+
+
+def test_a_config_json_from_before_model_options_builds_the_same_model(tmp_path):
+    """Release 0.1.0's config.json had alpha, batchnorm, units and depth at the top: --config and --resume read
+    them as the model's options, and the values that meant "the model's own" build the model's own."""
+    from catsdogs.config import TrainConfig
+    from catsdogs.training.settings import model_from_config
+
+    old = {**TrainConfig(model="small_cnn", image_size=48).to_dict(), "alpha": 1.0, "batchnorm": True, "units": [],
+           "depth": 0}
+    del old["model_options"]
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    config = TrainConfig.load(tmp_path / "config.json")  # what --config and --resume read
+    assert config.model_options == {"alpha": 1.0, "batchnorm": True, "units": [], "depth": 0}
+    built = model_from_config(config, 2, "none")
+    assert [layer.name for layer in built.layers if layer.name.startswith("bn")] == ["bn1", "bn2", "bn3", "bn4"]
+    assert built.count_params() == create_model("small_cnn", image_size=48, batchnorm=True).count_params()
 
 
 def test_the_classic_recipe_is_the_documents_32_px_without_augmentation():

@@ -93,7 +93,7 @@ def test_alpha_widens_every_layer_of_mini_xception_and_only_the_networks_that_ta
     assert widths[1] == [round(width * 1.5) for width in widths[0]]
     assert wide.count_params() < 5_000_000 < create_model("mini_xception_s2", image_size=64, alpha=3.0).count_params()
     recipe = resolve_config({"model": "mini_xception_s2"})  # its default recipe widens it
-    assert (recipe.alpha, recipe.image_size, recipe.epochs, recipe.mixup) == (1.5, 180, 120, 0.2)
+    assert (recipe.model_options, recipe.image_size, recipe.epochs, recipe.mixup) == ({"alpha": 1.5}, 180, 120, 0.2)
     assert recipe.run_label == "mini_xception_s2-1.5"
     assert resolve_config({"model": "mini_xception_s2", "alpha": 1.0}).run_label == "mini_xception_s2"  # a flag wins
     with pytest.raises(UserError, match="alpha applies to .*mini_xception_s2 only, not small_cnn"):

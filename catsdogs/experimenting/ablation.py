@@ -31,6 +31,7 @@ from catsdogs.config import DEFAULT_SEED, AugmentParams, TrainConfig
 from catsdogs.errors import UserError, parameter
 from catsdogs.experimenting.compare import csv_table, markdown_table
 from catsdogs.experimenting.runs import run_once
+from catsdogs.models.registry import option_fields
 from catsdogs.outputs import write_json, write_text
 from catsdogs.plots import effect_figure, save_figure
 from catsdogs.training.rundir import read_history, read_json
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 
 STATE_FILE = "ablate.json"
 TRUE_WORDS, FALSE_WORDS = ("on", "true", "yes", "1"), ("off", "false", "no", "0")
+NESTED = ("augment_params", "model_options")  # settings of settings: varied by their own names
 LIST_SEPARATOR = "+"  # inside one value of a list setting: --vary units=400+200,800
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -54,17 +56,24 @@ class Variation:
 
 
 def _field_types() -> dict[str, Any]:
-    """Every setting ``--vary`` accepts and its type: TrainConfig's fields and ``augment_params.<field>``."""
+    """Every setting ``--vary`` accepts and its type: TrainConfig's fields, ``augment_params.<field>`` and the
+    models' own options by their names (``alpha``, ``units``...)."""
     types = {name: hint for name, hint in typing.get_type_hints(TrainConfig).items()
-             if name in {f.name for f in dataclasses.fields(TrainConfig)} and name != "augment_params"}
+             if name in {f.name for f in dataclasses.fields(TrainConfig)} and name not in NESTED}
     types.update({f"augment_params.{name}": hint for name, hint in typing.get_type_hints(AugmentParams).items()
                   if name in {f.name for f in dataclasses.fields(AugmentParams)}})
+    types.update({name: option.annotation for name, option in option_fields().items()})
     return types
 
 
 def parse_value(text: str, hint: Any, key: str) -> Any:
     """``text`` as a value of type ``hint`` (on/off for booleans, ``none``, ``a+b`` for lists); TrainConfig
     checks the bounds afterwards."""
+    if typing.get_origin(hint) is typing.Annotated:  # a model option's bounded type: the type it bounds
+        return parse_value(text, typing.get_args(hint)[0], key)
+    if typing.get_origin(hint) is tuple:  # a model option's sizes
+        (item, _) = typing.get_args(hint)  # tuple[item, ...]
+        return [parse_value(part, item, key) for part in text.split(LIST_SEPARATOR) if part]
     options = [arg for arg in typing.get_args(hint) if arg is not type(None)] if typing.get_args(hint) else [hint]
     if type(None) in typing.get_args(hint) and text.lower() == "none":
         return None
@@ -112,6 +121,8 @@ def parse_settings(texts: Sequence[str]) -> dict[str, Any]:
 
 
 def _put(settings: dict[str, Any], key: str, value: Any) -> None:
+    if key in option_fields():  # a model's own option
+        key = f"model_options.{key}"
     head, _, tail = key.partition(".")
     if tail:
         settings[head] = {**settings.get(head, {}), tail: value}

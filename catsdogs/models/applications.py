@@ -12,15 +12,21 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import keras
+from pydantic import Field
 
 from catsdogs.errors import UserError
 from catsdogs.models.heads import flatten_dense_head, pooling_head
 from catsdogs.models.recipes import TRANSFER, VGG, Recipe
-from catsdogs.models.registry import ModelOptions, ModelSpec, PretrainedBase, register_model
+from catsdogs.models.registry import BuildContext, ModelOptions, ModelSpec, PretrainedBase, register_model
 from catsdogs.models.unfreeze import BlockMatcher
 from catsdogs.models.weights import KERAS_WEIGHTS_URL, resolve_weights
 
 _ALPHA_TEXT = {1.0: "1_0", 0.75: "7_5", 0.5: "5_0", 0.25: "2_5"}
+
+
+class MobileNetOptions(ModelOptions):
+    alpha: float = Field(1.0, gt=0,
+                         description="width multiplier of every layer (MobileNet's ImageNet weights: 0.25 to 1.0)")
 
 
 def build_base(spec: ModelSpec, image_size: int, weights: str | None = "imagenet", alpha: float = 1.0) -> keras.Model:
@@ -30,7 +36,7 @@ def build_base(spec: ModelSpec, image_size: int, weights: str | None = "imagenet
         raise ValueError(f"{spec.name} is not a keras.applications base")
     resolved = resolve_weights(spec.name, weights, pretrained.weights_files(image_size, alpha), pretrained.weights_url)
     kwargs: dict[str, Any] = {"include_top": False, "weights": resolved, "input_shape": (image_size, image_size, 3)}
-    if spec.takes_alpha:
+    if "alpha" in spec.options.model_fields:
         kwargs["alpha"] = alpha
     constructor = getattr(keras.applications, pretrained.constructor)
     try:
@@ -47,14 +53,14 @@ def build_base(spec: ModelSpec, image_size: int, weights: str | None = "imagenet
     return base
 
 
-def application_features(spec: ModelSpec, x: Any, options: ModelOptions) -> Any:
-    base = build_base(spec, options.image_size, options.weights, options.alpha)
+def application_features(spec: ModelSpec, x: Any, context: BuildContext, options: ModelOptions) -> Any:
+    base = build_base(spec, context.image_size, context.weights, getattr(options, "alpha", 1.0))
     return base(x, training=False)  # BatchNormalization stays in inference mode even when unfrozen
 
 
 def register_application(name: str, constructor: str, preprocessing: str, weights_file: Callable[[int, float], str],
                          weights_url: str, min_size: int = 32, head: Callable[[Any, float], Any] = pooling_head,
-                         blocks: BlockMatcher | None = None, takes_alpha: bool = False,
+                         blocks: BlockMatcher | None = None, options: type[ModelOptions] = ModelOptions,
                          description: str | None = None, recipes: Mapping[str, Recipe] = TRANSFER,
                          trained_sizes: tuple[int, ...] = ()) -> ModelSpec:
     """Register any ``keras.applications`` base by its constructor name (the mechanism all bases use)."""
@@ -63,7 +69,7 @@ def register_application(name: str, constructor: str, preprocessing: str, weight
     return register_model(ModelSpec(
         name=name, description=description or f"keras.applications.{constructor} base, ImageNet-pretrained",
         preprocessing=preprocessing, min_size=min_size, features=application_features, head=head, blocks=blocks,
-        pretrained=PretrainedBase(constructor, weights_file, weights_url, trained_sizes), takes_alpha=takes_alpha,
+        pretrained=PretrainedBase(constructor, weights_file, weights_url, trained_sizes), options=options,
         recipes=recipes))
 
 
@@ -93,10 +99,10 @@ register_application("vgg16", "VGG16", "caffe", fixed_file("vgg16_weights_tf_dim
 register_application("vgg19", "VGG19", "caffe", fixed_file("vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"),
                      KERAS_WEIGHTS_URL + "vgg19/", head=flatten_dense_head, blocks=NUMBERED_BLOCKS, recipes=VGG)
 register_application("mobilenet", "MobileNet", "tf", mobilenet_weights, KERAS_WEIGHTS_URL + "mobilenet/",
-                     blocks=MOBILENET_BLOCKS, takes_alpha=True, trained_sizes=MOBILENET_SIZES,
+                     blocks=MOBILENET_BLOCKS, options=MobileNetOptions, trained_sizes=MOBILENET_SIZES,
                      description="MobileNet v1 (--alpha 0.25/0.5/0.75/1.0), ImageNet-pretrained")
 register_application("mobilenet_v2", "MobileNetV2", "tf", mobilenet_v2_weights, KERAS_WEIGHTS_URL + "mobilenet_v2/",
-                     blocks=BlockMatcher(r"block_(\d+)_"), takes_alpha=True, trained_sizes=MOBILENET_V2_SIZES,
+                     blocks=BlockMatcher(r"block_(\d+)_"), options=MobileNetOptions, trained_sizes=MOBILENET_V2_SIZES,
                      description="MobileNet v2 (--alpha), ImageNet-pretrained")
 register_application("resnet50", "ResNet50", "caffe",
                      fixed_file("resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"), KERAS_WEIGHTS_URL + "resnet/")

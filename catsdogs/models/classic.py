@@ -21,23 +21,45 @@ documents' (LeNet-5 at 32 px: 61,706 for 10 classes; the 400-200 MLP at 28 px: 3
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import keras
+from pydantic import Field
 
 from catsdogs.models.heads import dropout_head, pooling_head
 from catsdogs.models.recipes import CLASSIC, RESNET_SMALL
-from catsdogs.models.registry import ModelOptions, ModelSpec, register_model
+from catsdogs.models.registry import BuildContext, ModelOptions, ModelSpec, register_model
 
 LENET_FILTERS = (6, 16)
 LENET_UNITS = (120, 84)
 MLP_UNITS = (400, 200)  # the MNIST document's two-layer network
 MLP_1LAYER_UNITS = (500,)
-RESNET_FILTERS = (32, 64, 128)
+RESNET_STAGES = 3  # each twice the filters of the one before
+RESNET_WIDTH = 32  # the first stage's filters
 RESNET_BLOCKS_PER_STAGE = 2
 
+HiddenSizes = tuple[Annotated[int, Field(ge=1)], ...]
 
-def _lenet_features(x: Any, options: ModelOptions, activation: str, pooling: type) -> Any:
+
+class LeNetOptions(ModelOptions):
+    batchnorm: bool = Field(False, description="BatchNormalization after each convolution")
+
+
+class MlpOptions(ModelOptions):
+    units: HiddenSizes = Field(MLP_UNITS, min_length=1, description="hidden layer sizes, e.g. 400,200")
+
+
+class Mlp1LayerOptions(ModelOptions):
+    units: HiddenSizes = Field(MLP_1LAYER_UNITS, min_length=1, description="hidden layer sizes, e.g. 400,200")
+
+
+class ResnetSmallOptions(ModelOptions):
+    depth: int = Field(RESNET_BLOCKS_PER_STAGE, ge=1, description="basic residual blocks per stage")
+    width: int = Field(RESNET_WIDTH, ge=4, description="filters of the first stage (the next ones have 2 and 4 "
+                                                        "times as many)")
+
+
+def _lenet_features(x: Any, options: LeNetOptions, activation: str, pooling: type) -> Any:
     for index, filters in enumerate(LENET_FILTERS, start=1):
         x = keras.layers.Conv2D(filters, 5, name=f"conv{index}", activation=None if options.batchnorm else activation,
                                 use_bias=not options.batchnorm)(x)
@@ -48,11 +70,11 @@ def _lenet_features(x: Any, options: ModelOptions, activation: str, pooling: typ
     return x
 
 
-def lenet_features(spec: ModelSpec, x: Any, options: ModelOptions) -> Any:
+def lenet_features(spec: ModelSpec, x: Any, context: BuildContext, options: LeNetOptions) -> Any:
     return _lenet_features(x, options, "relu", keras.layers.MaxPooling2D)
 
 
-def lenet_classic_features(spec: ModelSpec, x: Any, options: ModelOptions) -> Any:
+def lenet_classic_features(spec: ModelSpec, x: Any, context: BuildContext, options: LeNetOptions) -> Any:
     return _lenet_features(x, options, "tanh", keras.layers.AveragePooling2D)
 
 
@@ -68,16 +90,12 @@ def dense_head(units: Sequence[int], activation: str = "relu") -> Any:
     return head
 
 
-def mlp_features(default_units: Sequence[int]) -> Any:
-    """Flatten, then a ReLU Dense layer per hidden size (``--units``, else ``default_units``)."""
-
-    def features(spec: ModelSpec, x: Any, options: ModelOptions) -> Any:
-        x = keras.layers.Flatten(name="flatten")(x)
-        for index, width in enumerate(options.units or default_units, start=1):
-            x = keras.layers.Dense(width, activation="relu", name=f"dense{index}")(x)
-        return x
-
-    return features
+def mlp_features(spec: ModelSpec, x: Any, context: BuildContext, options: MlpOptions | Mlp1LayerOptions) -> Any:
+    """Flatten, then a ReLU Dense layer per hidden size (``--units``)."""
+    x = keras.layers.Flatten(name="flatten")(x)
+    for index, width in enumerate(options.units, start=1):
+        x = keras.layers.Dense(width, activation="relu", name=f"dense{index}")(x)
+    return x
 
 
 def _basic_block(x: Any, filters: int, stride: int, name: str) -> Any:
@@ -93,12 +111,13 @@ def _basic_block(x: Any, filters: int, stride: int, name: str) -> Any:
     return keras.layers.Activation("relu", name=f"{name}_out")(keras.layers.Add(name=f"{name}_add")([y, shortcut]))
 
 
-def resnet_small_features(spec: ModelSpec, x: Any, options: ModelOptions) -> Any:
-    x = keras.layers.Conv2D(RESNET_FILTERS[0], 3, padding="same", use_bias=False, name="stem_conv")(x)
+def resnet_small_features(spec: ModelSpec, x: Any, context: BuildContext, options: ResnetSmallOptions) -> Any:
+    x = keras.layers.Conv2D(options.width, 3, padding="same", use_bias=False, name="stem_conv")(x)
     x = keras.layers.BatchNormalization(name="stem_bn")(x)
     x = keras.layers.Activation("relu", name="stem_relu")(x)
-    for stage, filters in enumerate(RESNET_FILTERS, start=1):
-        for block in range(1, (options.depth or RESNET_BLOCKS_PER_STAGE) + 1):
+    for stage in range(1, RESNET_STAGES + 1):
+        filters = options.width * 2 ** (stage - 1)
+        for block in range(1, options.depth + 1):
             stride = 2 if stage > 1 and block == 1 else 1
             x = _basic_block(x, filters, stride, f"stage{stage}_block{block}")
     return x
@@ -106,22 +125,22 @@ def resnet_small_features(spec: ModelSpec, x: Any, options: ModelOptions) -> Any
 
 register_model(ModelSpec(
     name="lenet5", preprocessing="gray", min_size=28, features=lenet_features, head=dense_head(LENET_UNITS),
-    recipes=CLASSIC,
+    recipes=CLASSIC, options=LeNetOptions,
     description="LeNet-5 with ReLU and max-pooling: conv 6@5x5, pool, conv 16@5x5, pool, FC 120, FC 84; grayscale"))
 register_model(ModelSpec(
     name="lenet5_classic", preprocessing="gray", min_size=28, features=lenet_classic_features,
-    head=dense_head(LENET_UNITS, "tanh"), recipes=CLASSIC,
+    head=dense_head(LENET_UNITS, "tanh"), recipes=CLASSIC, options=LeNetOptions,
     description="LeNet-5 as in 1998: tanh and average pooling; grayscale"))
 register_model(ModelSpec(
-    name="mlp", preprocessing="gray", min_size=8, features=mlp_features(MLP_UNITS), head=dropout_head,
-    recipes=CLASSIC, takes_units=True,
+    name="mlp", preprocessing="gray", min_size=8, features=mlp_features, head=dropout_head,
+    recipes=CLASSIC, options=MlpOptions,
     description="a perceptron, hidden sizes --units (default 400,200: 396,210 weights at 28 px, 10 classes); gray"))
 register_model(ModelSpec(
-    name="mlp_1layer", preprocessing="gray", min_size=8, features=mlp_features(MLP_1LAYER_UNITS), head=dropout_head,
-    recipes=CLASSIC, takes_units=True,
+    name="mlp_1layer", preprocessing="gray", min_size=8, features=mlp_features, head=dropout_head,
+    recipes=CLASSIC, options=Mlp1LayerOptions,
     description="a one-layer perceptron, 500 ReLU units (about the two-layer one's weights); grayscale"))
 register_model(ModelSpec(
     name="resnet_small", preprocessing="rescale", min_size=16, features=resnet_small_features, head=pooling_head,
-    recipes=RESNET_SMALL, takes_depth=True,
-    description="a small ResNet from scratch: 3 stages x --depth basic blocks (default 2), 32-64-128 filters, "
-                "BatchNormalization"))
+    recipes=RESNET_SMALL, options=ResnetSmallOptions,
+    description="a small ResNet from scratch: 3 stages x --depth basic blocks (default 2), --width filters "
+                "doubling per stage (default 32-64-128), BatchNormalization"))

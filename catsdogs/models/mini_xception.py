@@ -21,11 +21,12 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+from pydantic import Field
 
 from catsdogs.models.heads import pooling_head
 from catsdogs.models.layers import SHORT_EPOCH_BN_MOMENTUM
 from catsdogs.models.recipes import MINI_XCEPTION, MINI_XCEPTION_S2
-from catsdogs.models.registry import ModelOptions, ModelSpec, register_model
+from catsdogs.models.registry import BuildContext, ModelOptions, ModelSpec, register_model
 
 STEM_FILTERS = 32
 BLOCK_FILTERS = (32, 64, 128, 256, 512)
@@ -42,6 +43,10 @@ def _block(x: Any, filters: int, name: str) -> Any:
     return keras.layers.Add(name=f"{name}_add")([x, residual])
 
 
+class MiniXceptionOptions(ModelOptions):
+    alpha: float = Field(1.0, gt=0, description="width multiplier: every layer's filters times alpha")
+
+
 def _width(filters: int, alpha: float) -> int:
     return max(1, round(filters * alpha))
 
@@ -52,12 +57,12 @@ def _blocks(x: Any, alpha: float) -> Any:
     return x
 
 
-def mini_xception_features(spec: ModelSpec, x: Any, options: ModelOptions) -> Any:
+def mini_xception_features(spec: ModelSpec, x: Any, context: BuildContext, options: MiniXceptionOptions) -> Any:
     stem = keras.layers.Conv2D(_width(STEM_FILTERS, options.alpha), 5, use_bias=False, name="stem_conv")
     return _blocks(stem(x), options.alpha)
 
 
-def mini_xception_s2_features(spec: ModelSpec, x: Any, options: ModelOptions) -> Any:
+def mini_xception_s2_features(spec: ModelSpec, x: Any, context: BuildContext, options: MiniXceptionOptions) -> Any:
     stem = keras.layers.Conv2D(_width(STEM_FILTERS, options.alpha), 3, strides=2, padding="same", use_bias=False,
                                name="stem_conv")
     return _blocks(stem(x), options.alpha)
@@ -65,10 +70,10 @@ def mini_xception_s2_features(spec: ModelSpec, x: Any, options: ModelOptions) ->
 
 register_model(ModelSpec(
     name="mini_xception", preprocessing="rescale", min_size=32, features=mini_xception_features, head=pooling_head,
-    recipes=MINI_XCEPTION, takes_alpha=True,
+    recipes=MINI_XCEPTION, options=MiniXceptionOptions,
     description="the book's 2nd-edition network from scratch: 5 residual blocks of separable convolutions, "
                 "BatchNormalization, 32-512 filters (--alpha: times alpha)"))
 register_model(ModelSpec(
     name="mini_xception_s2", preprocessing="rescale", min_size=32, features=mini_xception_s2_features,
-    head=pooling_head, recipes=MINI_XCEPTION_S2, takes_alpha=True,
+    head=pooling_head, recipes=MINI_XCEPTION_S2, options=MiniXceptionOptions,
     description="mini_xception with Xception's own strided 3x3 stem: a quarter of the compute at the same size"))

@@ -66,8 +66,8 @@ RESNET_SMALL: dict[str, Recipe] = {DEFAULT_RECIPE: {**SMALL_CNN[DEFAULT_RECIPE],
 MINI_XCEPTION: dict[str, Recipe] = {DEFAULT_RECIPE: MODERN, MODERN_RECIPE: MODERN}
 # The strided stem's quarter of the compute spent on width (--alpha 1.5: 1.6 M weights), the book's 180 px, 120 epochs
 # and mixup: about 87 minutes on 2 CPU cores (BENCHMARKS.md, 16).
-MINI_XCEPTION_S2: dict[str, Recipe] = {DEFAULT_RECIPE: {**MODERN, "alpha": 1.5, "image_size": 180, "epochs": 120,
-                                                        "mixup": 0.2},
+MINI_XCEPTION_S2: dict[str, Recipe] = {DEFAULT_RECIPE: {**MODERN, "model_options": {"alpha": 1.5}, "image_size": 180,
+                                                        "epochs": 120, "mixup": 0.2},
                                        MODERN_RECIPE: MODERN}
 
 

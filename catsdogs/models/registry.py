@@ -6,8 +6,10 @@ Every classifier has the same shape, so that prediction, Grad-CAM and feature ca
 
 A ``ModelSpec`` says how: its preprocessing mode, smallest input, a ``features`` builder (the
 report's convolutions for ``small_cnn``, a nested ``keras.applications`` base for the others), a
-``head`` builder (``catsdogs.models.heads``), a ``BlockMatcher`` for ``--unfreeze blockK``, and its
-training recipes (``catsdogs.models.recipes``: the settings ``train`` starts from for this model).
+``head`` builder (``catsdogs.models.heads``), a ``BlockMatcher`` for ``--unfreeze blockK``, its
+training recipes (``catsdogs.models.recipes``: the settings ``train`` starts from for this model) and
+its own options (``ModelOptions``, declared in the model's file: a width multiplier, hidden sizes, a
+depth...), which ``create_model(name, **options)`` validates and the ``train`` flags are generated from.
 The built-in entries register themselves in ``small_cnn`` and ``applications``; ``register_model``
 adds more. Each base's ImageNet preprocessing is a layer inside the model (no ``Lambda``, so models
 load in Keras safe mode), so every saved model takes raw 0-255 RGB.
@@ -20,8 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import keras
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic.fields import FieldInfo
 
-from catsdogs.config import DEFAULT_IMAGE_SIZE, AugmentParams
+from catsdogs.config import DEFAULT_IMAGE_SIZE, LEGACY_MODEL_OPTIONS, AugmentParams
 from catsdogs.errors import UserError, parameter
 from catsdogs.models.heads import output_layer
 from catsdogs.models.layers import Preprocess, RandomAffine
@@ -29,16 +33,19 @@ from catsdogs.models.recipes import DEFAULT_RECIPE, Recipe
 from catsdogs.models.unfreeze import BlockMatcher, unfreeze_layers
 
 
+class ModelOptions(BaseModel):
+    """A model's own options, declared in its file as a subclass: each field's type, default, bounds
+    (``Field(gt=...)``) and help (``description``). This base declares none: a model without options."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
 @dataclass(frozen=True)
-class ModelOptions:
-    """What a ``features`` builder may use besides the images: ``create_model``'s keywords."""
+class BuildContext:
+    """What every ``features`` builder may use besides the images and its own options."""
 
     image_size: int
     weights: str | None
-    alpha: float
-    batchnorm: bool
-    units: tuple[int, ...] = ()  # hidden layer sizes (MLPs); empty: the model's own
-    depth: int = 0  # blocks per stage (resnet_small); 0: the model's own
 
 
 @dataclass(frozen=True)
@@ -67,14 +74,12 @@ class ModelSpec:
     description: str
     preprocessing: str  # a catsdogs.models.layers.Preprocess mode
     min_size: int
-    features: Callable[[ModelSpec, Any, ModelOptions], Any]  # (spec, preprocessed images, options) -> features
+    features: Callable[[ModelSpec, Any, BuildContext, Any], Any]  # (spec, images, context, options) -> features
     head: Callable[[Any, float], Any]  # (features, dropout) -> what the output layer reads
     blocks: BlockMatcher | None = None  # for --unfreeze blockK
     pretrained: PretrainedBase | None = None
     recipes: Mapping[str, Recipe] = field(default_factory=dict)  # name -> settings (catsdogs.models.recipes)
-    takes_alpha: bool = False  # its features read ModelOptions.alpha (a width multiplier)
-    takes_units: bool = False  # its features read ModelOptions.units
-    takes_depth: bool = False  # its features read ModelOptions.depth
+    options: type[ModelOptions] = ModelOptions  # its own options; the base: none
 
     @property
     def is_pretrained_base(self) -> bool:
@@ -113,7 +118,52 @@ def get_spec(name: str) -> ModelSpec:
 def describe(name: str) -> str:
     spec = get_spec(name)
     recipes = f", recipes: {', '.join(spec.recipes)}" if spec.recipes else ""
-    return f"{spec.name:16s} {spec.description} (min {spec.min_size} px, preprocessing: {spec.preprocessing}{recipes})"
+    options = f", options: {', '.join(spec.options.model_fields)}" if spec.options.model_fields else ""
+    return (f"{spec.name:16s} {spec.description} (min {spec.min_size} px, preprocessing: {spec.preprocessing}"
+            f"{recipes}{options})")
+
+
+@dataclass(frozen=True)
+class OptionField:
+    """One option name across the models that declare it: its type and help (from the first), and who takes it."""
+
+    name: str
+    annotation: Any
+    info: FieldInfo
+    models: tuple[str, ...]
+
+
+def option_fields() -> dict[str, OptionField]:
+    """Every model option by name, its models in the order they registered: what the ``train`` flags are
+    generated from."""
+    found: dict[str, OptionField] = {}
+    for model, spec in _REGISTRY.items():
+        for name, info in spec.options.model_fields.items():
+            known = found.get(name)
+            found[name] = OptionField(name, known.annotation, known.info, (*known.models, model)) if known else (
+                OptionField(name, info.annotation, info, (model,)))
+    return found
+
+
+def model_options(spec: ModelSpec, values: Mapping[str, Any]) -> ModelOptions:
+    """``values`` as ``spec``'s options, validated; a one-line UserError names the option and the fix.
+
+    An option of before at the value that meant "the model's own" (``config.LEGACY_MODEL_OPTIONS``: alpha 1.0,
+    units [], ...) is left out, so a run's old ``config.json`` builds the model it built."""
+    given = {key: value for key, value in values.items()
+             if not (key in LEGACY_MODEL_OPTIONS and value == LEGACY_MODEL_OPTIONS[key])}
+    try:
+        return spec.options.model_validate(given)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = str(error["loc"][0]) if error["loc"] else "options"
+        if error["type"] == "extra_forbidden":
+            takers = option_fields().get(name)
+            if takers is None:
+                raise UserError(f"{parameter(name)} is no model's option; the options are "
+                                f"{', '.join(option_fields()) or 'none'}") from None
+            raise UserError(f"{parameter(name)} applies to {', '.join(takers.models)} only, not {spec.name}") from None
+        raise UserError(f"{parameter(name)} of {spec.name}: {error['msg'].lower()}, not {error['input']!r}") from None
 
 
 def create_model(
@@ -124,20 +174,17 @@ def create_model(
     weights: str | None = "imagenet",
     unfreeze: str = "none",
     dropout: float = 0.5,
-    alpha: float = 1.0,
-    batchnorm: bool = False,
-    units: tuple[int, ...] | list[int] = (),
-    depth: int = 0,
     augmentation: AugmentParams | None = None,
     seed: int | None = None,
+    **options: Any,
 ) -> keras.Model:
     """Build a registered classifier for square RGB images in 0-255.
 
     ``weights``: "imagenet" (Keras's cache, honouring KERAS_HOME), a path to a weights file, or
     None; ignored by models trained from scratch. ``unfreeze``: see ``set_trainable``.
     ``augmentation`` puts a ``RandomAffine`` layer inside the model (for augmenting on the accelerator).
-    ``alpha`` (MobileNets, mini_xception), ``units`` (MLPs) and ``depth`` (resnet_small) change the model's size; a
-    model without them refuses them.
+    ``options`` are the model's own (``ModelSpec.options``: ``alpha`` for the MobileNets and mini_xception,
+    ``units`` for the MLPs, ...); a model refuses another's.
     """
     spec = get_spec(name)
     if image_size < spec.min_size:
@@ -145,18 +192,14 @@ def create_model(
                         f"{parameter('image_size', image_size)}")
     if num_classes < 2:
         raise UserError(f"a classifier needs at least 2 classes, got {num_classes}")
-    for option, value, attribute in (("alpha", alpha != 1.0, "takes_alpha"), ("units", units, "takes_units"),
-                                     ("depth", depth, "takes_depth")):
-        if value and not getattr(spec, attribute):
-            takers = [n for n, s in _REGISTRY.items() if getattr(s, attribute)]
-            raise UserError(f"{parameter(option)} applies to {', '.join(takers)} only, not {name}")
+    own = model_options(spec, options)
 
     inputs = keras.Input((image_size, image_size, 3), name="image")
     x = inputs
     if augmentation is not None and not augmentation.is_identity:
         x = RandomAffine(augmentation, seed=seed, name="augment")(x)
     x = Preprocess(spec.preprocessing, name="preprocess")(x)
-    x = spec.features(spec, x, ModelOptions(image_size, weights, alpha, batchnorm, tuple(units), depth))
+    x = spec.features(spec, x, BuildContext(image_size, weights), own)
     x = spec.head(x, dropout)
     model = keras.Model(inputs, output_layer(num_classes)(x), name=name)
     set_trainable(model, unfreeze)

@@ -10,16 +10,21 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+from pydantic import Field
 
 from catsdogs.models.heads import dropout_dense_head
 from catsdogs.models.layers import SHORT_EPOCH_BN_MOMENTUM
 from catsdogs.models.recipes import SMALL_CNN
-from catsdogs.models.registry import ModelOptions, ModelSpec, register_model
+from catsdogs.models.registry import BuildContext, ModelOptions, ModelSpec, register_model
 
 FILTERS = (32, 64, 128, 128)
 
 
-def small_cnn_features(spec: ModelSpec, x: Any, options: ModelOptions) -> Any:
+class SmallCnnOptions(ModelOptions):
+    batchnorm: bool = Field(False, description="BatchNormalization after each convolution")
+
+
+def small_cnn_features(spec: ModelSpec, x: Any, context: BuildContext, options: SmallCnnOptions) -> Any:
     for index, filters in enumerate(FILTERS, start=1):
         x = keras.layers.Conv2D(filters, 3, use_bias=not options.batchnorm, name=f"conv{index}",
                                 activation=None if options.batchnorm else "relu")(x)
@@ -32,5 +37,5 @@ def small_cnn_features(spec: ModelSpec, x: Any, options: ModelOptions) -> Any:
 
 register_model(ModelSpec(
     name="small_cnn", preprocessing="rescale", min_size=46, features=small_cnn_features, head=dropout_dense_head,
-    recipes=SMALL_CNN,
+    recipes=SMALL_CNN, options=SmallCnnOptions,
     description="the report's CNN from scratch: 4 x (conv 3x3 + max-pool), 32-64-128-128 filters, dense 512"))

@@ -101,7 +101,8 @@ def cache_key(config: TrainConfig, prefix: keras.Model, cut_name: str, split: st
     """Everything the stored features depend on; any change gives another key."""
     augmented = split == "train" and config.augment_copies > 0
     parts = {
-        "format": CACHE_FORMAT, "model": config.model, "alpha": config.alpha, "image_size": config.image_size,
+        "format": CACHE_FORMAT, "model": config.model, "model_options": config.model_options,
+        "image_size": config.image_size,
         "cut": cut_name, "weights": weights_digest(prefix), "data": data_fingerprint(config.data_dir),
         "files": folder.digest(),  # the files used, after the check left out the unusable ones
         "split": split, "copies": config.augment_copies if augmented else 0,

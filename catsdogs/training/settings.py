@@ -14,7 +14,7 @@ import keras
 
 from catsdogs.config import TrainConfig
 from catsdogs.models.recipes import FROZEN_RECIPE
-from catsdogs.models.registry import create_model, get_spec
+from catsdogs.models.registry import create_model, get_spec, model_options
 
 
 def resolve_config(*layers: Mapping[str, Any], source: str = "the settings") -> TrainConfig:
@@ -28,7 +28,9 @@ def resolve_config(*layers: Mapping[str, Any], source: str = "the settings") -> 
     name = chosen.recipe
     if chosen.cache_features and not any("recipe" in layer for layer in layers) and FROZEN_RECIPE in spec.recipes:
         name = FROZEN_RECIPE
-    return TrainConfig.resolve({**spec.recipe(name), "recipe": name}, *layers, source=source)
+    config = TrainConfig.resolve({**spec.recipe(name), "recipe": name}, *layers, source=source)
+    model_options(spec, config.model_options)  # the model's own options, checked before any work
+    return config
 
 
 def describe_recipe(config: TrainConfig) -> str:
@@ -46,6 +48,6 @@ def model_from_config(config: TrainConfig, num_classes: int, unfreeze: str,
                       augment_in_model: bool = False) -> keras.Model:
     """``create_model`` with every model setting of ``config``: the one place a run's settings become a model."""
     return create_model(config.model, image_size=config.image_size, num_classes=num_classes, weights=config.weights,
-                        unfreeze=unfreeze, dropout=config.dropout, alpha=config.alpha, batchnorm=config.batchnorm,
-                        units=config.units, depth=config.depth,
-                        augmentation=config.augment_params if augment_in_model else None, seed=config.seed)
+                        unfreeze=unfreeze, dropout=config.dropout,
+                        augmentation=config.augment_params if augment_in_model else None, seed=config.seed,
+                        **config.model_options)

@@ -325,7 +325,8 @@ def _finish(model: keras.Model, config: TrainConfig, run_dir: Path, datasets: di
     # The layers the last phase trained: the base's unfrozen part, or every layer of a network without a base.
     trained_layers = config.unfreeze if spec.is_pretrained_base else "all (trained from scratch)"
     extra = ModelExtra(run_dir=str(run_dir), unfreeze=config.unfreeze, trained_layers=trained_layers,
-                       alpha=config.alpha, recipe=config.recipe, data_fingerprint=data_fingerprint(config.data_dir),
+                       alpha=config.model_options.get("alpha"), model_options=config.model_options or None,
+                       recipe=config.recipe, data_fingerprint=data_fingerprint(config.data_dir),
                        data=DataRecord.model_validate(describe_data(config.data_dir)),
                        temperature=fit.temperature if fit else None, calibration_fit=fit,
                        metrics=TrainingMetrics.model_validate(metrics),
