@@ -92,5 +92,5 @@ def test_choose_tta_records_every_modes_validation_accuracy_and_predict_uses_the
     path = str(sorted((data / "test" / "cats").iterdir())[0])
     assert predict_main([path, "--model", str(tuned), "--tta", "--format", "json"]) == 0
     by_choice = json.loads(capsys.readouterr().out)["predictions"][0]["probabilities"]
-    assert predict_main([path, "--model", str(tuned), "--tta", record["mode"], "--format", "json"]) == 0
+    assert predict_main([path, "--model", str(tuned), "--tta", record.mode, "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["predictions"][0]["probabilities"] == by_choice
