@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from catsdogs.cli import ArgumentParser, run_cli
 from catsdogs.config import DEFAULT_SAVED_MODELS_DIR
-from catsdogs.outputs import quiet_tensorflow
+from catsdogs.runtime.catalog import list_saved_models
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,9 +32,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    quiet_tensorflow()
-    from catsdogs.runtime.catalog import list_saved_models  # deferred: the catalog imports Keras
-
     models = list_saved_models(args.saved_models_dir)
     rows = [model.record(default=index == 0 and model.info is not None) for index, model in enumerate(models)]
     if args.format == "json":
