@@ -135,6 +135,8 @@ def test_cli_refuses_bad_settings_with_a_user_error(tiny_split, tmp_path, capsys
     code, _, err = run_command(train_main, ["--data-dir", tiny_split, "--output", tmp_path / "runs", "--quiet", *flags],
                                capsys)
     assert code == 2 and message in err and err.count("\n") == 1, err
+    # Refused before anything trains, so no run is left behind (a bad fine-tuning choice once waited for the warm-up).
+    assert not list((tmp_path / "runs").glob("*"))
 
 
 def test_cli_refuses_a_missing_or_empty_data_dir(tmp_path):

@@ -30,7 +30,7 @@ from catsdogs.errors import UserError, parameter
 from catsdogs.models.heads import output_layer
 from catsdogs.models.layers import Preprocess, RandomAffine
 from catsdogs.models.recipes import DEFAULT_RECIPE, Recipe
-from catsdogs.models.unfreeze import BlockMatcher, unfreeze_layers
+from catsdogs.models.unfreeze import BlockMatcher, chosen_layers, unfreeze_layers
 
 
 class ModelOptions(BaseModel):
@@ -210,4 +210,10 @@ def set_trainable(model: keras.Model, unfreeze: str = "none") -> list[str]:
     """``unfreeze_layers`` with the blocks of the model's registry entry (found by the model's name)."""
     spec = _REGISTRY.get(model.name)
     return unfreeze_layers(model, unfreeze, spec.blocks if spec else None)
+
+
+def check_trainable(model: keras.Model, unfreeze: str) -> None:
+    """``set_trainable``'s one-line error for a bad ``unfreeze``, if any, leaving the model as it is."""
+    spec = _REGISTRY.get(model.name)
+    chosen_layers(model, unfreeze, spec.blocks if spec else None)
 

@@ -38,24 +38,35 @@ def unfreeze_layers(model: keras.Model, unfreeze: str = "none", blocks: BlockMat
     BatchNormalization not counted), or a layer name (that layer and every layer above it). The head
     is always trainable. A model without a base (trained from scratch) accepts only none and all.
     """
-    base = find_base(model)
-    unfreeze = str(unfreeze).strip()
-    if base is None:
-        if unfreeze not in ("none", "all"):
-            raise UserError(f"{parameter('unfreeze')} applies to pretrained bases; {model.name} trains all its layers")
-        model.trainable = True
-        return []
+    chosen = chosen_layers(model, unfreeze, blocks)
     model.trainable = True
+    base = find_base(model)
+    if base is None:
+        return []
     base.trainable = True  # set per layer below
-    # The units that unfreezing counts: layers with weights, BatchNormalization aside (it stays frozen).
-    layers = [layer for layer in base.layers
-              if layer.weights and not isinstance(layer, keras.layers.BatchNormalization)]
-    chosen = _layers_to_unfreeze(base, layers, unfreeze, blocks)
     for layer in base.layers:
         layer.trainable = layer.name in chosen and not isinstance(layer, keras.layers.BatchNormalization)
     if not any(layer.trainable for layer in base.layers):
         base.trainable = False
     return [layer.name for layer in base.layers if layer.trainable and layer.weights]
+
+
+def chosen_layers(model: keras.Model, unfreeze: str = "none", blocks: BlockMatcher | None = None) -> set[str]:
+    """The base layers ``unfreeze`` names, or its one-line error, without changing the model.
+
+    Training checks every phase's choice with it before the first phase trains: a bad choice for the
+    fine-tuning phase must not wait for the warm-up to finish.
+    """
+    base = find_base(model)
+    unfreeze = str(unfreeze).strip()
+    if base is None:
+        if unfreeze not in ("none", "all"):
+            raise UserError(f"{parameter('unfreeze')} applies to pretrained bases; {model.name} trains all its layers")
+        return set()
+    # The units that unfreezing counts: layers with weights, BatchNormalization aside (it stays frozen).
+    layers = [layer for layer in base.layers
+              if layer.weights and not isinstance(layer, keras.layers.BatchNormalization)]
+    return _layers_to_unfreeze(base, layers, unfreeze.strip(), blocks)
 
 
 def _layers_to_unfreeze(base: keras.Model, layers: list[keras.layers.Layer], unfreeze: str,

@@ -33,7 +33,7 @@ from catsdogs.metrics import compute_metrics
 from catsdogs.modelcard import write_card
 from catsdogs.models.calibration import calibrated, calibration_record, logits_model
 from catsdogs.models.heads import class_probabilities
-from catsdogs.models.registry import get_spec, set_trainable
+from catsdogs.models.registry import check_trainable, get_spec, set_trainable
 from catsdogs.models.saving import save_model, update_model_info
 from catsdogs.outputs import publish_versioned, write_json
 from catsdogs.plots import plot_history
@@ -196,6 +196,8 @@ def train(config: TrainConfig, resume_dir: str | Path | None = None,
         # The model before the run directory: missing weights or a bad --unfreeze leave no empty run behind.
         with strategy.scope():
             model = model_from_config(config, num_classes, phases[0].unfreeze, augment_in_model)
+        for phase in phases[1:]:
+            check_trainable(model, phase.unfreeze)  # the fine-tuning's choice, refused before the warm-up trains
 
         if resume_dir is None and process_id:
             # Only process 0 writes; the others read the run folder only when resuming (a shared filesystem).
