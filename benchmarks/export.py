@@ -23,7 +23,7 @@ import numpy as np
 from common import prepare_data, print_table, timed, write_results
 
 from catsdogs.data.files import read_image_folder
-from catsdogs.exporting.exporter import decode_folder, export_model
+from catsdogs.exports.exporter import decode_folder, export_model
 from catsdogs.models.saving import load_model
 from catsdogs.runtime.catalog import choose_model
 from catsdogs.runtime.opening import open_classifier

@@ -6,7 +6,7 @@ MobileNet v1, alpha 0.25, 224 px, ImageNet weights (Keras's cache, ``$KERAS_HOME
 mobilenet_2_5_224_tf_no_top.h5``, or ``--weights PATH``), nested in our classifier as ``create_model``
 builds it. For each method: the first N filters of ``--layer`` optimised in one batch from the same
 start (grey + uniform noise, the report's), then per tile the structure measure of
-``catsdogs.explain.filters.low_frequency_share`` (share of the change's power at wavelengths over 8 px; white
+``catsdogs.explanations.filters.low_frequency_share`` (share of the change's power at wavelengths over 8 px; white
 noise 0.049) and the fraction of tiles above ``STRUCTURE_THRESHOLD`` (0.5), the filter's mean
 activation over the whole map before and after (one yardstick for both methods, whatever each
 optimised) and over its centre (the improved method's objective), and the seconds taken.
@@ -30,7 +30,7 @@ from catsdogs.outputs import quiet_tensorflow
 
 quiet_tensorflow()
 
-from catsdogs.explain.filters import (  # noqa: E402
+from catsdogs.explanations.filters import (  # noqa: E402
     LOW_FREQUENCY_CUTOFF,
     SETTINGS,
     STRUCTURE_THRESHOLD,

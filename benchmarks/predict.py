@@ -14,7 +14,7 @@ Rows, per model:
 - ``folder, CLI``: the whole command on the folder, start-up included;
 - ``one call per file``: what the pipeline replaces, ``model(load_image(path))`` per file;
 - ``Grad-CAM``: ``explain_files`` (maps and overlay PNGs on the original images);
-- the same model exported (``catsdogs.exporting``, float32) to LiteRT and to ONNX: the cold start of
+- the same model exported (``catsdogs.exports``, float32) to LiteRT and to ONNX: the cold start of
   ``predict`` on one image (no TensorFlow in that process), the folder through ``predict_files``
   (Pillow decoding, batch 32) and the whole command on the folder.
 
@@ -43,12 +43,12 @@ from common import REAL_SUBSET, print_table, timed, write_results
 from catsdogs.config import DEFAULT_IMAGE_SIZE
 from catsdogs.data.decode import load_image
 from catsdogs.data.files import expand_inputs
-from catsdogs.explain.gradcam import explain_files
-from catsdogs.exporting.exporter import export_model
+from catsdogs.explanations.gradcam import explain_files
+from catsdogs.exports.exporter import export_model
 from catsdogs.models import create_model
 from catsdogs.models.saving import ModelInfo, save_model
 from catsdogs.runtime.opening import open_classifier
-from catsdogs.runtime.predict import predict_files
+from catsdogs.runtime.prediction import predict_files
 
 MODELS = {  # row label: (registry name, image size, create_model keywords)
     f"small_cnn {DEFAULT_IMAGE_SIZE} px": ("small_cnn", DEFAULT_IMAGE_SIZE, {}),

@@ -3,7 +3,7 @@
     python benchmarks/serve.py [--model saved_models/mobilenet-0.25-all.keras] [--clients 8] [--images 1000]
 
 For the ``.keras`` model and its LiteRT export (made here, float32): first the in-process batched rate
-of the same model on the same files (``benchmarks/predict.py``'s library row: ``runtime.predict.predict_files``,
+of the same model on the same files (``benchmarks/predict.py``'s library row: ``runtime.prediction.predict_files``,
 batch 32), in a fresh process; then ``python -m
 catsdogs.serve --port 0`` in another, warmed up, and the clients (asyncio connections, in this process)
 sending each file once as the raw body of ``POST /predict``. Reported: throughput, p50 and p99
@@ -41,7 +41,7 @@ import json, sys, time
 from catsdogs.data.files import expand_inputs
 files, _ = expand_inputs([sys.argv[2]])
 from catsdogs.runtime.opening import open_classifier
-from catsdogs.runtime.predict import predict_files
+from catsdogs.runtime.prediction import predict_files
 classifier = open_classifier(sys.argv[1])
 run = lambda paths: predict_files(classifier, paths)
 run(files[:64])

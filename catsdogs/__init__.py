@@ -18,9 +18,9 @@ its submodule whenever that submodule is imported, so one name cannot be both.
 
 The layout (see ARCHITECTURE.md): commands at the top (``train``, ``predict``, ``evaluate``,
 ``visualize``, ``saved``, ``export``, ``serve``, ``experiments``) and what they share (``cli``); the library in
-sub-packages (``serving``, ``experimenting``, ``explain``, ``inference``, ``training``, ``exporting``, ``runtime``,
-``models``, ``data``); and below them ``modelcard``, ``plots``, ``affine``, ``affine_ops``, ``metrics``,
-``metadata``, ``config``, ``outputs`` and ``errors``.
+sub-packages named for what they hold (``server``, ``studies``, ``explanations``, ``inference``, ``training``,
+``exports``, ``runtime``, ``models``, ``data``); and below them ``modelcard``, ``plots``, ``affine``, ``affine_ops``,
+``metrics``, ``metadata``, ``config``, ``outputs`` and ``errors``.
 """
 
 from __future__ import annotations
@@ -49,14 +49,14 @@ _API = {
     "find_learning_rate": ("catsdogs.training.lr_finder", "find_learning_rate"),
     "list_saved_models": ("catsdogs.runtime.catalog", "list_saved_models"),
     "open_classifier": ("catsdogs.runtime.opening", "open_classifier"),
-    "predict_files": ("catsdogs.runtime.predict", "predict_files"),
+    "predict_files": ("catsdogs.runtime.prediction", "predict_files"),
     "evaluate_folder": ("catsdogs.inference.evaluation", "evaluate_folder"),
     "compute_metrics": ("catsdogs.metrics", "compute_metrics"),
-    "grad_cam": ("catsdogs.explain.gradcam", "grad_cam"),
-    "save_gradcam": ("catsdogs.explain.gradcam", "save_gradcam"),
-    "save_activation_grids": ("catsdogs.explain.activations", "save_activation_grids"),
-    "save_filter_grid": ("catsdogs.explain.filters", "save_filter_grid"),
-    "export_model": ("catsdogs.exporting.exporter", "export_model"),
+    "grad_cam": ("catsdogs.explanations.gradcam", "grad_cam"),
+    "save_gradcam": ("catsdogs.explanations.gradcam", "save_gradcam"),
+    "save_activation_grids": ("catsdogs.explanations.activations", "save_activation_grids"),
+    "save_filter_grid": ("catsdogs.explanations.filters", "save_filter_grid"),
+    "export_model": ("catsdogs.exports.exporter", "export_model"),
 }
 
 __all__ = ["__version__", *_API]

@@ -10,12 +10,12 @@ Examples:
         --vary dropout=0,0.5 --vary batchnorm=off,on --seeds 2
 
 ``ladder`` runs the report's four steps (small CNN, + augmentation, base frozen, top fine-tuned) as
-runs in a new ``experiments/<time>-ladder/`` (``catsdogs.experimenting.ladder``), scores each on the
+runs in a new ``experiments/<time>-ladder/`` (``catsdogs.studies.ladder``), scores each on the
 test split, tests each step against the one below with McNemar's exact test, and writes
 ``results.csv`` / ``.json`` / ``.md`` and ``ladder.png`` (the report's figures as marks beside the bars).
 
 ``ablate`` trains every combination of the ``--vary`` values over ``--seeds`` seeds in a new
-``experiments/<time>-ablate/`` (``catsdogs.experimenting.ablation``) and writes the mean ± std table
+``experiments/<time>-ablate/`` (``catsdogs.studies.ablation``) and writes the mean ± std table
 (``results.md`` / ``.csv`` / ``.json``) and an ``effect-<setting>.png`` per varied setting.
 
 ``compare`` gives one row per run from its ``config.json``, ``metrics.json`` and ``history.csv``: model, recipe, the
@@ -95,7 +95,7 @@ def compare(args: argparse.Namespace) -> int:
         raise UserError("name run folders or pass --all (not both)")
     quiet_tensorflow()
     # deferred: the library imports TensorFlow, which --help and flag errors should not wait for
-    from catsdogs.experimenting.compare import csv_table, find_runs, markdown_table, read_runs, sort_runs
+    from catsdogs.studies.compare import csv_table, find_runs, markdown_table, read_runs, sort_runs
     from catsdogs.plots import curves_overlay_figure, save_figure
 
     paths = find_runs(Path(args.runs_dir)) if args.all else [Path(run) for run in args.runs]
@@ -130,7 +130,7 @@ def ladder(args: argparse.Namespace) -> int:
     folder = resumed_folder(args, "ladder.json", "a ladder")
     quiet_tensorflow()
     # deferred: the library imports TensorFlow, which --help and flag errors should not wait for
-    from catsdogs.experimenting.ladder import results_table, run_steps, summarise, test_split, write_results
+    from catsdogs.studies.ladder import results_table, run_steps, summarise, test_split, write_results
     from catsdogs.training.rundir import read_json
 
     if folder is None:
@@ -157,8 +157,8 @@ def ablate(args: argparse.Namespace) -> int:
         raise UserError("name at least one setting to vary, e.g. --vary dropout=0,0.5")
     quiet_tensorflow()
     # deferred: the library imports TensorFlow, which --help and flag errors should not wait for
-    from catsdogs.experimenting import ablation
-    from catsdogs.experimenting.compare import markdown_table
+    from catsdogs.studies import ablation
+    from catsdogs.studies.compare import markdown_table
     from catsdogs.training.rundir import read_json
 
     if folder is None:

@@ -55,8 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError(f"--check-images must be 0 or more, not {args.check_images}")
     quiet_tensorflow("python -m catsdogs.export")
     # deferred: the library imports TensorFlow, which --help and flag errors should not wait for
-    from catsdogs.exporting.exporter import export_model
-    from catsdogs.exporting.parity import describe
+    from catsdogs.exports.exporter import export_model
+    from catsdogs.exports.parity import describe
     from catsdogs.runtime.catalog import choose_model
 
     source = args.model or choose_model(args.saved_models_dir)

@@ -111,7 +111,7 @@ class TrainingMetrics(Record):
 
 
 class Parity(Record):
-    """An export's parity check against its Keras model (``exporting.parity``)."""
+    """An export's parity check against its Keras model (``exports.parity``)."""
 
     images: int
     quantize: str

@@ -35,7 +35,7 @@ from catsdogs.errors import UserError
 from catsdogs.metadata import ModelInfo
 from catsdogs.outputs import check_output_file, claim_output_dir
 from catsdogs.runtime.opening import open_classifier
-from catsdogs.runtime.predict import predict_files
+from catsdogs.runtime.prediction import predict_files
 from catsdogs.runtime.results import Prediction
 from catsdogs.runtime.tta import chosen_mode
 from catsdogs.runtime.writers import write_csv, write_json, write_kaggle_submission
@@ -120,8 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UserError(f"--explain draws Grad-CAM, which needs the model's gradients: it works with .keras models "
                             f"only, and {model_path} is an exported ({classifier.kind}) model")
         # deferred: Grad-CAM needs TensorFlow, which prediction alone does not (KERAS_BACKEND=jax without it)
-        from catsdogs.explain.backend import require_gradients_backend
-        from catsdogs.explain.gradcam import explain_files, resolve_target_layer
+        from catsdogs.explanations.backend import require_gradients_backend
+        from catsdogs.explanations.gradcam import explain_files, resolve_target_layer
 
         require_gradients_backend("--explain (Grad-CAM)")
         resolve_target_layer(classifier.keras_model(), args.layer)

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 from catsdogs.cli import ArgumentParser, add_model_arguments, run_cli
 from catsdogs.errors import UserError, require_optional
-from catsdogs.serving.limits import Limits
+from catsdogs.server.limits import Limits
 
 DEFAULT_PORT = 8080
 
@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     require_optional("uvicorn", "the serve extra", "python -m catsdogs.serve", "pip install 'catsdogs[serve]'")
     # deferred: the server's own packages, which --help and flag errors should not wait for
     from catsdogs.runtime.opening import open_classifier
-    from catsdogs.serving.app import bind, create_app, run
+    from catsdogs.server.app import bind, create_app, run
 
     classifier = open_classifier(args.model, args.saved_models_dir, args.unsafe)
     limits = Limits(max_body_bytes=int(args.max_body_mb * 2**20), max_images=args.max_images,

@@ -14,7 +14,7 @@ structure scores), a Grad-CAM heatmap ``.npy`` per overlay. The model is ``--mod
 ``--saved-models-dir`` (the best validation accuracy), named on stderr's first line, loaded with its
 metadata (image size, class names), as in ``predict``.
 The pictures come from the library: ``catsdogs.training.rundir.save_curves``,
-``catsdogs.explain`` (activations, filters, Grad-CAM) and ``catsdogs.data.augment``.
+``catsdogs.explanations`` (activations, filters, Grad-CAM) and ``catsdogs.data.augment``.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def _run_curves(args: argparse.Namespace) -> int:
 def _run_activations(args: argparse.Namespace) -> int:
     # deferred: TensorFlow
     from catsdogs.data.decode import read_image_file
-    from catsdogs.explain.activations import check_activation_layers, save_activation_grids
+    from catsdogs.explanations.activations import check_activation_layers, save_activation_grids
     from catsdogs.runtime.opening import open_classifier
 
     require_image_file(args.image)  # before the model is loaded
@@ -64,8 +64,8 @@ def _run_activations(args: argparse.Namespace) -> int:
 
 def _run_filters(args: argparse.Namespace) -> int:
     # deferred: TensorFlow
-    from catsdogs.explain.backend import require_gradients_backend
-    from catsdogs.explain.filters import STRUCTURE_THRESHOLD, check_filter_layer, save_filter_grid
+    from catsdogs.explanations.backend import require_gradients_backend
+    from catsdogs.explanations.filters import STRUCTURE_THRESHOLD, check_filter_layer, save_filter_grid
     from catsdogs.runtime.opening import open_classifier
 
     require_gradients_backend("Filter ascent")  # before the model loads
@@ -83,8 +83,8 @@ def _run_filters(args: argparse.Namespace) -> int:
 
 def _run_gradcam(args: argparse.Namespace) -> int:
     # deferred: TensorFlow
-    from catsdogs.explain.backend import require_gradients_backend
-    from catsdogs.explain.gradcam import save_gradcam
+    from catsdogs.explanations.backend import require_gradients_backend
+    from catsdogs.explanations.gradcam import save_gradcam
     from catsdogs.runtime.opening import open_classifier
 
     if args.batch_size < 1:
@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     filters.add_argument("--filters", type=int, default=64, metavar="N", help="the first N filters")
     filters.add_argument("--method", choices=("report", "improved"), default="improved",
                          help="report: 40 plain steps (Deep Learning with Python 5.4.2); improved: see "
-                              "catsdogs.explain.filters")
+                              "catsdogs.explanations.filters")
     filters.add_argument("--steps", type=int, help="gradient-ascent steps (default: the method's, 40 / 128)")
     filters.add_argument("--seed", type=int, default=0, help="the start's noise and the jitter")
 

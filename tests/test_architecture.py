@@ -96,7 +96,7 @@ def _function_imports(path: Path) -> list[tuple[int, str]]:
 # The library modules that may defer an import: the prediction interface's one way in to Keras (a .keras file), the
 # Keras classifier's TensorFlow graphs (prediction from files also runs on JAX alone), the server's Grad-CAM.
 LIBRARY_DEFERRALS = {"catsdogs/runtime/opening.py", "catsdogs/runtime/keras_classifier.py",
-                     "catsdogs/serving/overlays.py"}
+                     "catsdogs/server/overlays.py"}
 
 
 def test_imports_inside_functions_only_defer_tensorflow_in_commands():

@@ -15,7 +15,7 @@ from helpers.training import tiny_config
 
 from catsdogs.config import AugmentParams
 from catsdogs.evaluate import main as evaluate_main
-from catsdogs.exporting.exporter import export_model
+from catsdogs.exports.exporter import export_model
 from catsdogs.metrics import brier_score, calibration_bins, expected_calibration_error, risk_coverage
 from catsdogs.models import create_model
 from catsdogs.models.calibration import (

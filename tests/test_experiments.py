@@ -137,7 +137,7 @@ def test_ablate_refuses_bad_grids_in_one_line_before_training(tmp_path, capsys, 
 
 
 def test_vary_values_take_the_settings_types():
-    from catsdogs.experimenting.ablation import parse_variation
+    from catsdogs.studies.ablation import parse_variation
 
     assert parse_variation("batchnorm=off,on").values == (False, True)
     assert parse_variation("units=400+200,800").values == ([400, 200], [800])

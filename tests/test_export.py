@@ -21,8 +21,8 @@ from catsdogs.data.files import read_image_folder
 from catsdogs.errors import EXIT_CHECK_FAILED, UserError
 from catsdogs.evaluate import main as evaluate_main
 from catsdogs.export import main as export_main
-from catsdogs.exporting import parity
-from catsdogs.exporting.exporter import decode_folder, export_model
+from catsdogs.exports import parity
+from catsdogs.exports.exporter import decode_folder, export_model
 from catsdogs.metadata import LABELS_FILE, METADATA_ENTRY, ModelInfo
 from catsdogs.modelcard import card_path
 from catsdogs.models import calibration, create_model
@@ -162,7 +162,7 @@ def test_predict_with_an_exported_model_never_imports_tensorflow(trained, tmp_pa
 COMMANDS_ON_AN_EXPORT = {
     "predict": "from catsdogs.predict import main\ncode = main([IMAGE, '--model', MODEL])",
     "evaluate": "from catsdogs.evaluate import main\ncode = main(['--model', MODEL, '--data-dir', DATA, '--output', OUT])",
-    "serve": ("from starlette.testclient import TestClient\nimport catsdogs.serving.app as app\nanswers = []\n"
+    "serve": ("from starlette.testclient import TestClient\nimport catsdogs.server.app as app\nanswers = []\n"
               "def run(application, sock):\n    with TestClient(application) as client:\n"
               "        answers.append(client.post('/predict', content=open(IMAGE, 'rb').read()).status_code)\n"
               "app.run = run\nfrom catsdogs.serve import main\n"

@@ -10,7 +10,7 @@ from PIL import Image
 
 from catsdogs.config import AugmentParams
 from catsdogs.errors import UserError
-from catsdogs.explain.gradcam import default_target_layer, grad_cam, save_overlay
+from catsdogs.explanations.gradcam import default_target_layer, grad_cam, save_overlay
 from catsdogs.models import create_model
 from catsdogs.models.introspection import apply_layers, head_logits, split_at
 from catsdogs.plots import overlay_figure

@@ -80,8 +80,8 @@ STRING_KEY_READ = re.compile(r"""\b(?:extra|metrics|export|parity|fit|record)(?:
 def test_nothing_outside_the_schema_reads_the_metadata_by_key():
     """A model's metadata is read through the records' attributes (metrics.json files and an evaluation's own
     metrics dictionaries are not the metadata, and are read in the modules that write them)."""
-    metadata_readers = ["runtime", "modelcard.py", "exporting", "models", "inference/tuning.py", "training/trainer.py",
-                        "evaluate.py", "predict.py", "serving"]
+    metadata_readers = ["runtime", "modelcard.py", "exports", "models", "inference/tuning.py", "training/trainer.py",
+                        "evaluate.py", "predict.py", "server"]
     offences = []
     for place in metadata_readers:
         root = ROOT / "catsdogs" / place

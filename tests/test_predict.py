@@ -29,7 +29,7 @@ from catsdogs.outputs import TEMP_PREFIX
 from catsdogs.predict import main
 from catsdogs.runtime.catalog import choose_model
 from catsdogs.runtime.opening import open_classifier
-from catsdogs.runtime.predict import predict_files
+from catsdogs.runtime.prediction import predict_files
 from catsdogs.training.trainer import train
 
 SIZE = 48

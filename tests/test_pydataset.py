@@ -20,7 +20,7 @@ from catsdogs.data.pydataset import FolderBatches, images_only, make_dataset
 from catsdogs.errors import UserError
 from catsdogs.models.saving import load_model
 from catsdogs.runtime.opening import open_classifier
-from catsdogs.runtime.predict import predict_files
+from catsdogs.runtime.prediction import predict_files
 from catsdogs.training.trainer import train
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from catsdogs.models.saving import load_model
 from catsdogs.runtime.opening import open_classifier
-from catsdogs.runtime.predict import predict_files
+from catsdogs.runtime.prediction import predict_files
 from catsdogs.runtime.tta import chosen_mode
 
 FIXTURES = Path(__file__).parent / "fixtures" / "release-0.1.0"

@@ -28,12 +28,12 @@ from helpers.training import train_tiny
 from PIL import Image
 
 from catsdogs.errors import UserError
-from catsdogs.exporting.exporter import export_model
+from catsdogs.exports.exporter import export_model
 from catsdogs.runtime.engines import BYTES_SIGNATURE
 from catsdogs.runtime.opening import open_classifier
 from catsdogs.serve import main as serve_main
-from catsdogs.serving.app import create_app
-from catsdogs.serving.limits import Limits
+from catsdogs.server.app import create_app
+from catsdogs.server.limits import Limits
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,8 +13,8 @@ from helpers.images import make_split_folder
 from PIL import Image
 
 from catsdogs.cli import run_cli
-from catsdogs.explain.activations import activation_layers, layer_activations, save_activation_grids
-from catsdogs.explain.filters import (
+from catsdogs.explanations.activations import activation_layers, layer_activations, save_activation_grids
+from catsdogs.explanations.filters import (
     STRUCTURE_THRESHOLD,
     filter_ascent,
     filter_objective,

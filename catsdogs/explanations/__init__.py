@@ -1,4 +1,4 @@
-"""Explaining a trained classifier: what its layers respond to and why it chose a class.
+"""Explanations of a trained classifier: what its layers respond to and why it chose a class.
 
 - ``gradcam``: Grad-CAM heatmaps and overlays (which parts of an image made the choice).
 - ``activations``: one tile per channel of a layer's map, for one image.

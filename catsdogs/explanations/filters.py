@@ -69,7 +69,7 @@ from tqdm import tqdm
 
 from catsdogs.config import DEFAULT_VISUALIZATIONS_DIR
 from catsdogs.errors import UserError, parameter
-from catsdogs.explain.backend import require_gradients_backend
+from catsdogs.explanations.backend import require_gradients_backend
 from catsdogs.models.introspection import check_feature_map_layer, feature_extractor, feature_map_layers, layers_by_name
 from catsdogs.outputs import save_array, write_json
 from catsdogs.plots import save_mosaic

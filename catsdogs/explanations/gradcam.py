@@ -24,7 +24,7 @@ from catsdogs.data.files import Failure, expand_inputs
 from catsdogs.data.images import check_files, open_upright
 from catsdogs.data.pipeline import make_path_dataset
 from catsdogs.errors import UserError, parameter
-from catsdogs.explain.backend import require_gradients_backend
+from catsdogs.explanations.backend import require_gradients_backend
 from catsdogs.metadata import ModelInfo
 from catsdogs.models.heads import class_probabilities
 from catsdogs.models.introspection import (

@@ -1,4 +1,4 @@
-"""Export: a trained ``.keras`` classifier to a SavedModel (TF Serving's layout), LiteRT or ONNX, checked.
+"""Exports: a trained ``.keras`` classifier written as a SavedModel (TF Serving's layout), LiteRT or ONNX, checked.
 
 - ``graph``: the inference graph every format is made from (no augmentation; input ``image``, raw RGB
   0-255; output ``probabilities``, one per class).

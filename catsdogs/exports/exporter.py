@@ -24,9 +24,9 @@ from catsdogs.data.files import Failure, ImageFolder, read_image_folder
 from catsdogs.data.images import check_files
 from catsdogs.data.pillow_decode import decoded_batches
 from catsdogs.errors import UserError, parameter
-from catsdogs.exporting.formats import ONNX_REFUSED, Representative, write_litert, write_onnx, write_saved_model
-from catsdogs.exporting.graph import inference_model
-from catsdogs.exporting.parity import compare
+from catsdogs.exports.formats import ONNX_REFUSED, Representative, write_litert, write_onnx, write_saved_model
+from catsdogs.exports.graph import inference_model
+from catsdogs.exports.parity import compare
 from catsdogs.metadata import ExportRecord, ModelInfo, Parity, write_sidecar
 from catsdogs.modelcard import write_card
 from catsdogs.outputs import new_folder, write_json

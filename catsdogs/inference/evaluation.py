@@ -16,7 +16,7 @@ from catsdogs.data.files import ImageFolder, read_image_folder
 from catsdogs.errors import UserError, parameter
 from catsdogs.metrics import compute_metrics
 from catsdogs.runtime.classifier import Classifier
-from catsdogs.runtime.predict import predict_files
+from catsdogs.runtime.prediction import predict_files
 from catsdogs.runtime.results import PredictionReport
 
 

@@ -20,7 +20,7 @@ from catsdogs.models.calibration import calibration_record, logits_model, with_t
 from catsdogs.models.saving import save_model
 from catsdogs.outputs import publish_versioned
 from catsdogs.runtime.classifier import Classifier
-from catsdogs.runtime.predict import run_batches
+from catsdogs.runtime.prediction import run_batches
 from catsdogs.runtime.tta import VIEWS, chosen_mode, views
 
 

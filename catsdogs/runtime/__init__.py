@@ -10,7 +10,7 @@
   of its format is opened (``ai-edge-litert`` or ``onnxruntime``: the ``runtime`` extra; TensorFlow).
 - ``catalog``: the saved-models folder and the default model (the best validation accuracy), from the
   archives' metadata alone.
-- ``predict``: ``predict_files``, batched prediction over files with per-file failures, for any classifier.
+- ``prediction``: ``predict_files``, batched prediction over files with per-file failures, for any classifier.
 - ``results``: ``Prediction`` and ``PredictionReport``, the results of any prediction run.
 - ``images``: uploaded bytes -> uint8 RGB at the model's size with Pillow, under the file checks.
 - ``writers``: predictions as JSON, CSV and Kaggle's submission file.

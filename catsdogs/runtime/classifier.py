@@ -4,7 +4,7 @@ A ``.keras`` file, a LiteRT ``.tflite``, an ONNX ``.onnx`` and a SavedModel fold
 
 - ``predict(images, tta)``: float32 ``(N, size, size, 3)`` RGB 0-255 -> ``(N, classes)`` probabilities, with
   the model's recorded temperature and, when asked, test-time augmentation (``runtime.tta``) averaged;
-- ``decoded_batches``: the decoder its files are read with (``runtime.predict.predict_files`` batches with it);
+- ``decoded_batches``: the decoder its files are read with (``runtime.prediction.predict_files`` batches with it);
 - ``prepare`` / ``predict_items``: an upload checked in a request thread, then predicted in a shared batch
   (the server);
 - ``describe()``: the ``model:`` line every reading command starts with;
@@ -13,7 +13,7 @@ A ``.keras`` file, a LiteRT ``.tflite``, an ONNX ``.onnx`` and a SavedModel fold
 
 Its implementations: ``runtime.keras_classifier`` and ``runtime.engines`` (LiteRT, ONNX, SavedModel).
 ``runtime.opening`` is the only module that asks what kind of file a model is.
-Exports carry their temperature inside their graph (``exporting.graph``); the Keras implementation
+Exports carry their temperature inside their graph (``exports.graph``); the Keras implementation
 applies the recorded one: neither applies it twice.
 """
 

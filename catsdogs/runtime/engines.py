@@ -1,6 +1,6 @@
 """Exported models as ``runtime.classifier.Classifier``s: ``forward(raw RGB batch) -> class probabilities``.
 
-Every export (``catsdogs.exporting``) takes float32 ``(N, size, size, 3)`` RGB in 0-255 under the input
+Every export (``catsdogs.exports``) takes float32 ``(N, size, size, 3)`` RGB in 0-255 under the input
 name ``image`` and answers ``(N, classes)`` probabilities, whatever the format; the sidecar
 ``catsdogs.json`` beside it gives the class names and the size. Each runtime is imported when a model
 of its format is opened: ``ai-edge-litert`` and ``onnxruntime`` (the ``runtime`` extra), and

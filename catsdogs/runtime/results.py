@@ -1,6 +1,6 @@
 """A prediction run's results: per-file class probabilities, and the files that failed.
 
-Shared by every prediction run (``runtime.predict``: any classifier, a .keras model or an export),
+Shared by every prediction run (``runtime.prediction``: any classifier, a .keras model or an export),
 and free of TensorFlow so that the runtime stays so.
 """
 

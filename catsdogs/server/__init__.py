@@ -1,4 +1,4 @@
-"""Serving: one loaded model behind HTTP, for programs (TF Serving's REST API) and for people (a page).
+"""The server: one loaded model behind HTTP, for programs (TF Serving's REST API) and for people (a page).
 
 The model is any ``runtime.classifier.Classifier`` (``runtime.opening.open_classifier``): a ``.keras`` file or
 an export, whose ``prepare`` checks an upload in its request thread and ``predict_items`` answers a batch.

@@ -36,9 +36,9 @@ from catsdogs.errors import UserError, parameter
 from catsdogs.runtime.classifier import Classifier, Item
 from catsdogs.runtime.engines import BYTES_INPUT, BYTES_SIGNATURE, INPUT_NAME, OUTPUT_NAME, SERVING_DEFAULT
 from catsdogs.runtime.tfserving import request_values, response_body
-from catsdogs.serving.batching import Batcher
-from catsdogs.serving.limits import Limits
-from catsdogs.serving.overlays import gradcam_png
+from catsdogs.server.batching import Batcher
+from catsdogs.server.limits import Limits
+from catsdogs.server.overlays import gradcam_png
 
 LOG = logging.getLogger("catsdogs.serve")
 MODEL_VERSION = "1"
@@ -83,7 +83,7 @@ class Server:
         # 206-227 images/s); one for a runtime that is not thread-safe (LiteRT).
         self.batcher = Batcher(self._predict_batch, limits.max_batch, limits.batch_window_s,
                                2 if classifier.thread_safe else 1)
-        self.page = resources.files("catsdogs.serving").joinpath("static/index.html").read_text()
+        self.page = resources.files("catsdogs.server").joinpath("static/index.html").read_text()
 
     def _predict_batch(self, items: list[Item]) -> np.ndarray:
         probabilities = self.classifier.predict_items(items)

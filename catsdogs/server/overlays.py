@@ -13,7 +13,7 @@ from catsdogs.runtime.images import decode_bytes
 
 def gradcam_png(classifier: Classifier, data: bytes, probabilities: np.ndarray) -> bytes:
     """The Grad-CAM overlay of the predicted class over the (model-size) image, as PNG bytes."""
-    from catsdogs.explain.gradcam import grad_cam  # deferred: Keras, which an exported model's server does without
+    from catsdogs.explanations.gradcam import grad_cam  # deferred: Keras, which an exported model's server does without
 
     info = classifier.info
     image = decode_bytes(data, info.image_size)

@@ -1,4 +1,5 @@
-"""Experiments over many runs: the report's ladder, grids of settings over seeds, and comparing finished runs.
+"""Studies over many runs (what ``python -m catsdogs.experiments`` runs): the report's ladder, grids of settings
+over seeds, and comparing finished runs.
 
 - ``runs``: an experiment's runs, found by name, reused when finished and continued when interrupted.
 - ``ladder``: the report's four steps as runs, scored on the same test images, each tested against the

@@ -29,8 +29,8 @@ import numpy as np
 
 from catsdogs.config import DEFAULT_SEED, AugmentParams, TrainConfig
 from catsdogs.errors import UserError, parameter
-from catsdogs.experimenting.compare import csv_table, markdown_table
-from catsdogs.experimenting.runs import run_once
+from catsdogs.studies.compare import csv_table, markdown_table
+from catsdogs.studies.runs import run_once
 from catsdogs.models.registry import option_fields
 from catsdogs.outputs import write_json, write_text
 from catsdogs.plots import effect_figure, save_figure

@@ -8,7 +8,7 @@ import keras
 
 from catsdogs.config import AugmentParams, TrainConfig
 from catsdogs.data.files import read_image_folder
-from catsdogs.exporting.exporter import decode_folder
+from catsdogs.exports.exporter import decode_folder
 from catsdogs.metadata import ModelInfo
 from catsdogs.models import create_model
 from catsdogs.models.heads import class_probabilities
