@@ -95,8 +95,8 @@ def compare(args: argparse.Namespace) -> int:
         raise UserError("name run folders or pass --all (not both)")
     quiet_tensorflow()
     # deferred: the library imports TensorFlow, which --help and flag errors should not wait for
-    from catsdogs.studies.compare import csv_table, find_runs, markdown_table, read_runs, sort_runs
     from catsdogs.plots import curves_overlay_figure, save_figure
+    from catsdogs.studies.compare import csv_table, find_runs, markdown_table, read_runs, sort_runs
 
     paths = find_runs(Path(args.runs_dir)) if args.all else [Path(run) for run in args.runs]
     runs, failures = read_runs(paths)

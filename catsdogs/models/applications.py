@@ -12,10 +12,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import keras
+from keras import KerasTensor
 from pydantic import Field
 
 from catsdogs.errors import UserError
-from catsdogs.models.heads import flatten_dense_head, pooling_head
+from catsdogs.models.heads import Head, flatten_dense_head, pooling_head
 from catsdogs.models.recipes import TRANSFER, VGG, Recipe
 from catsdogs.models.registry import BuildContext, ModelOptions, ModelSpec, PretrainedBase, register_model
 from catsdogs.models.unfreeze import BlockMatcher
@@ -53,13 +54,13 @@ def build_base(spec: ModelSpec, image_size: int, weights: str | None = "imagenet
     return base
 
 
-def application_features(spec: ModelSpec, x: Any, context: BuildContext, options: ModelOptions) -> Any:
+def application_features(spec: ModelSpec, x: KerasTensor, context: BuildContext, options: ModelOptions) -> KerasTensor:
     base = build_base(spec, context.image_size, context.weights, getattr(options, "alpha", 1.0))
     return base(x, training=False)  # BatchNormalization stays in inference mode even when unfrozen
 
 
 def register_application(name: str, constructor: str, preprocessing: str, weights_file: Callable[[int, float], str],
-                         weights_url: str, min_size: int = 32, head: Callable[[Any, float], Any] = pooling_head,
+                         weights_url: str, min_size: int = 32, head: Head = pooling_head,
                          blocks: BlockMatcher | None = None, options: type[ModelOptions] = ModelOptions,
                          description: str | None = None, recipes: Mapping[str, Recipe] = TRANSFER,
                          trained_sizes: tuple[int, ...] = ()) -> ModelSpec:

@@ -21,12 +21,13 @@ documents' (LeNet-5 at 32 px: 61,706 for 10 classes; the 400-200 MLP at 28 px: 3
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated
 
 import keras
+from keras import KerasTensor
 from pydantic import Field
 
-from catsdogs.models.heads import dropout_head, pooling_head
+from catsdogs.models.heads import Head, dropout_head, pooling_head
 from catsdogs.models.recipes import CLASSIC, RESNET_SMALL
 from catsdogs.models.registry import BuildContext, ModelOptions, ModelSpec, register_model
 
@@ -59,7 +60,7 @@ class ResnetSmallOptions(ModelOptions):
                                                         "times as many)")
 
 
-def _lenet_features(x: Any, options: LeNetOptions, activation: str, pooling: type) -> Any:
+def _lenet_features(x: KerasTensor, options: LeNetOptions, activation: str, pooling: type) -> KerasTensor:
     for index, filters in enumerate(LENET_FILTERS, start=1):
         x = keras.layers.Conv2D(filters, 5, name=f"conv{index}", activation=None if options.batchnorm else activation,
                                 use_bias=not options.batchnorm)(x)
@@ -70,18 +71,19 @@ def _lenet_features(x: Any, options: LeNetOptions, activation: str, pooling: typ
     return x
 
 
-def lenet_features(spec: ModelSpec, x: Any, context: BuildContext, options: LeNetOptions) -> Any:
+def lenet_features(spec: ModelSpec, x: KerasTensor, context: BuildContext, options: LeNetOptions) -> KerasTensor:
     return _lenet_features(x, options, "relu", keras.layers.MaxPooling2D)
 
 
-def lenet_classic_features(spec: ModelSpec, x: Any, context: BuildContext, options: LeNetOptions) -> Any:
+def lenet_classic_features(spec: ModelSpec, x: KerasTensor,
+                           context: BuildContext, options: LeNetOptions) -> KerasTensor:
     return _lenet_features(x, options, "tanh", keras.layers.AveragePooling2D)
 
 
-def dense_head(units: Sequence[int], activation: str = "relu") -> Any:
+def dense_head(units: Sequence[int], activation: str = "relu") -> Head:
     """Flatten, then a Dense layer per entry of ``units`` (the last one followed by the dropout)."""
 
-    def head(x: Any, dropout: float) -> Any:
+    def head(x: KerasTensor, dropout: float) -> KerasTensor:
         x = keras.layers.Flatten(name="flatten")(x)
         for index, width in enumerate(units, start=1):
             x = keras.layers.Dense(width, activation=activation, name=f"dense{index}")(x)
@@ -90,7 +92,8 @@ def dense_head(units: Sequence[int], activation: str = "relu") -> Any:
     return head
 
 
-def mlp_features(spec: ModelSpec, x: Any, context: BuildContext, options: MlpOptions | Mlp1LayerOptions) -> Any:
+def mlp_features(spec: ModelSpec, x: KerasTensor,
+                 context: BuildContext, options: MlpOptions | Mlp1LayerOptions) -> KerasTensor:
     """Flatten, then a ReLU Dense layer per hidden size (``--units``)."""
     x = keras.layers.Flatten(name="flatten")(x)
     for index, width in enumerate(options.units, start=1):
@@ -98,7 +101,7 @@ def mlp_features(spec: ModelSpec, x: Any, context: BuildContext, options: MlpOpt
     return x
 
 
-def _basic_block(x: Any, filters: int, stride: int, name: str) -> Any:
+def _basic_block(x: KerasTensor, filters: int, stride: int, name: str) -> KerasTensor:
     shortcut = x
     y = keras.layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False, name=f"{name}_conv1")(x)
     y = keras.layers.BatchNormalization(name=f"{name}_bn1")(y)
@@ -111,7 +114,8 @@ def _basic_block(x: Any, filters: int, stride: int, name: str) -> Any:
     return keras.layers.Activation("relu", name=f"{name}_out")(keras.layers.Add(name=f"{name}_add")([y, shortcut]))
 
 
-def resnet_small_features(spec: ModelSpec, x: Any, context: BuildContext, options: ResnetSmallOptions) -> Any:
+def resnet_small_features(spec: ModelSpec, x: KerasTensor,
+                          context: BuildContext, options: ResnetSmallOptions) -> KerasTensor:
     x = keras.layers.Conv2D(options.width, 3, padding="same", use_bias=False, name="stem_conv")(x)
     x = keras.layers.BatchNormalization(name="stem_bn")(x)
     x = keras.layers.Activation("relu", name="stem_relu")(x)

@@ -8,31 +8,34 @@ checkpoints, cached-feature training and tests address layers by name.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 import keras
 import numpy as np
+from keras import KerasTensor
+
+Head = Callable[[KerasTensor, float], KerasTensor]  # (features, dropout) -> what the output layer reads
 
 
-def flatten_dense_head(x: Any, dropout: float) -> Any:
+def flatten_dense_head(x: KerasTensor, dropout: float) -> KerasTensor:
     """The report's VGG head: Flatten -> Dense 256 (ReLU) -> Dropout."""
     x = keras.layers.Flatten(name="flatten")(x)
     x = keras.layers.Dense(256, activation="relu", name="dense")(x)
     return keras.layers.Dropout(dropout, name="dropout")(x)
 
 
-def pooling_head(x: Any, dropout: float) -> Any:
+def pooling_head(x: KerasTensor, dropout: float) -> KerasTensor:
     """Global average pooling -> Dropout: the Keras transfer-learning guide's head for modern bases."""
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
     return keras.layers.Dropout(dropout, name="dropout")(x)
 
 
-def dropout_head(x: Any, dropout: float) -> Any:
+def dropout_head(x: KerasTensor, dropout: float) -> KerasTensor:
     """Dropout only: for an MLP, whose hidden layers are its features."""
     return keras.layers.Dropout(dropout, name="dropout")(x)
 
 
-def dropout_dense_head(x: Any, dropout: float) -> Any:
+def dropout_dense_head(x: KerasTensor, dropout: float) -> KerasTensor:
     """The report's small CNN head: Flatten -> Dropout -> Dense 512 (ReLU)."""
     x = keras.layers.Flatten(name="flatten")(x)
     x = keras.layers.Dropout(dropout, name="dropout")(x)

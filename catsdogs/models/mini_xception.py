@@ -18,9 +18,8 @@ epochs or pixels within the same time.
 
 from __future__ import annotations
 
-from typing import Any
-
 import keras
+from keras import KerasTensor
 from pydantic import Field
 
 from catsdogs.models.heads import pooling_head
@@ -32,7 +31,7 @@ STEM_FILTERS = 32
 BLOCK_FILTERS = (32, 64, 128, 256, 512)
 
 
-def _block(x: Any, filters: int, name: str) -> Any:
+def _block(x: KerasTensor, filters: int, name: str) -> KerasTensor:
     residual = x
     for index in (1, 2):
         x = keras.layers.BatchNormalization(momentum=SHORT_EPOCH_BN_MOMENTUM, name=f"{name}_bn{index}")(x)
@@ -51,18 +50,20 @@ def _width(filters: int, alpha: float) -> int:
     return max(1, round(filters * alpha))
 
 
-def _blocks(x: Any, alpha: float) -> Any:
+def _blocks(x: KerasTensor, alpha: float) -> KerasTensor:
     for number, filters in enumerate(BLOCK_FILTERS, start=1):
         x = _block(x, _width(filters, alpha), f"block{number}")
     return x
 
 
-def mini_xception_features(spec: ModelSpec, x: Any, context: BuildContext, options: MiniXceptionOptions) -> Any:
+def mini_xception_features(spec: ModelSpec, x: KerasTensor,
+                           context: BuildContext, options: MiniXceptionOptions) -> KerasTensor:
     stem = keras.layers.Conv2D(_width(STEM_FILTERS, options.alpha), 5, use_bias=False, name="stem_conv")
     return _blocks(stem(x), options.alpha)
 
 
-def mini_xception_s2_features(spec: ModelSpec, x: Any, context: BuildContext, options: MiniXceptionOptions) -> Any:
+def mini_xception_s2_features(spec: ModelSpec, x: KerasTensor,
+                              context: BuildContext, options: MiniXceptionOptions) -> KerasTensor:
     stem = keras.layers.Conv2D(_width(STEM_FILTERS, options.alpha), 3, strides=2, padding="same", use_bias=False,
                                name="stem_conv")
     return _blocks(stem(x), options.alpha)

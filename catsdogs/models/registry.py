@@ -22,12 +22,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import keras
+from keras import KerasTensor
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.fields import FieldInfo
 
 from catsdogs.config import DEFAULT_IMAGE_SIZE, LEGACY_MODEL_OPTIONS, AugmentParams
 from catsdogs.errors import UserError, parameter
-from catsdogs.models.heads import output_layer
+from catsdogs.models.heads import Head, output_layer
 from catsdogs.models.layers import Preprocess, RandomAffine
 from catsdogs.models.recipes import DEFAULT_RECIPE, Recipe
 from catsdogs.models.unfreeze import BlockMatcher, chosen_layers, unfreeze_layers
@@ -74,8 +75,9 @@ class ModelSpec:
     description: str
     preprocessing: str  # a catsdogs.models.layers.Preprocess mode
     min_size: int
-    features: Callable[[ModelSpec, Any, BuildContext, Any], Any]  # (spec, images, context, options) -> features
-    head: Callable[[Any, float], Any]  # (features, dropout) -> what the output layer reads
+    # (spec, images, context, options) -> features
+    features: Callable[[ModelSpec, KerasTensor, BuildContext, Any], KerasTensor]
+    head: Head
     blocks: BlockMatcher | None = None  # for --unfreeze blockK
     pretrained: PretrainedBase | None = None
     recipes: Mapping[str, Recipe] = field(default_factory=dict)  # name -> settings (catsdogs.models.recipes)

@@ -7,9 +7,8 @@ and its ReLU (the convolution then needs no bias), with a momentum for short epo
 
 from __future__ import annotations
 
-from typing import Any
-
 import keras
+from keras import KerasTensor
 from pydantic import Field
 
 from catsdogs.models.heads import dropout_dense_head
@@ -24,7 +23,7 @@ class SmallCnnOptions(ModelOptions):
     batchnorm: bool = Field(False, description="BatchNormalization after each convolution")
 
 
-def small_cnn_features(spec: ModelSpec, x: Any, context: BuildContext, options: SmallCnnOptions) -> Any:
+def small_cnn_features(spec: ModelSpec, x: KerasTensor, context: BuildContext, options: SmallCnnOptions) -> KerasTensor:
     for index, filters in enumerate(FILTERS, start=1):
         x = keras.layers.Conv2D(filters, 3, use_bias=not options.batchnorm, name=f"conv{index}",
                                 activation=None if options.batchnorm else "relu")(x)

@@ -29,11 +29,11 @@ import numpy as np
 
 from catsdogs.config import DEFAULT_SEED, AugmentParams, TrainConfig
 from catsdogs.errors import UserError, parameter
-from catsdogs.studies.compare import csv_table, markdown_table
-from catsdogs.studies.runs import run_once
 from catsdogs.models.registry import option_fields
 from catsdogs.outputs import write_json, write_text
 from catsdogs.plots import effect_figure, save_figure
+from catsdogs.studies.compare import csv_table, markdown_table
+from catsdogs.studies.runs import run_once
 from catsdogs.training.rundir import read_history, read_json
 from catsdogs.training.settings import resolve_config
 

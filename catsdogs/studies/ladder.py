@@ -27,13 +27,13 @@ import numpy as np
 from catsdogs.config import DEFAULT_SEED, SPLITS, TrainConfig
 from catsdogs.data.files import read_image_folder
 from catsdogs.errors import UserError
-from catsdogs.studies.compare import csv_table, markdown_table
-from catsdogs.studies.runs import run_once
 from catsdogs.inference.evaluation import evaluate_folder
 from catsdogs.metrics import mcnemar, wilson_interval
 from catsdogs.outputs import write_json, write_text
 from catsdogs.plots import ladder_figure, save_figure
 from catsdogs.runtime.opening import open_classifier
+from catsdogs.studies.compare import csv_table, markdown_table
+from catsdogs.studies.runs import run_once
 from catsdogs.training.rundir import read_history, read_json
 from catsdogs.training.settings import resolve_config
 
