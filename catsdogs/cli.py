@@ -17,7 +17,16 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NoReturn
 
 from catsdogs.config import DEFAULT_SAVED_MODELS_DIR
-from catsdogs.errors import EXIT_INTERRUPTED, EXIT_NOTHING_DONE, EXIT_OK, EXIT_USER_ERROR, UserError, flag_for
+from catsdogs.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_NOTHING_DONE,
+    EXIT_OK,
+    EXIT_OS_ERROR,
+    EXIT_USER_ERROR,
+    UserError,
+    flag_for,
+    os_error_message,
+)
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -97,6 +106,9 @@ def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[s
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         code = EXIT_INTERRUPTED
+    except OSError as exc:  # a full disk, a read-only folder, a long name: the user's to fix, so one line
+        print(f"error: {os_error_message(exc)}", file=sys.stderr)
+        code = EXIT_OS_ERROR
     sys.exit(code or EXIT_OK)
 
 

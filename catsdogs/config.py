@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import os
 import re
 import sys
@@ -196,6 +197,8 @@ def _check_bounds(name: str, value: Any, metadata: Mapping[str, Any]) -> None:
                           f"(setting {name!r})")
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return
+    if not math.isfinite(value):  # nan passes every comparison below, and inf trains a model of NaNs
+        raise ConfigError(f"{parameter(name)} must be a finite number, not {value!r} (setting {name!r})")
     for key, fails, words in (("minimum", lambda v, b: v < b, "at least"), ("maximum", lambda v, b: v > b, "at most"),
                               ("above", lambda v, b: v <= b, "above"), ("below", lambda v, b: v >= b, "below")):
         bound = metadata.get(key)

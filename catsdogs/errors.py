@@ -12,6 +12,7 @@ The library speaks to Python callers, the commands to people at a shell: a messa
 
 from __future__ import annotations
 
+import errno
 import importlib
 import re
 from collections.abc import Callable
@@ -23,6 +24,7 @@ EXIT_OK = 0
 EXIT_NOTHING_DONE = 1  # every input was bad: no result at all (each input named on stderr)
 EXIT_USER_ERROR = 2  # nothing could be started: the one-line message says why
 EXIT_CHECK_FAILED = 3  # the work was done but failed its own check (an export whose parity check failed)
+EXIT_OS_ERROR = 4  # the operating system refused a read or write: a full disk, a read-only folder, a long name
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
 
 
@@ -65,3 +67,28 @@ def require_optional(module: str, package: str, purpose: str, fix: str) -> Modul
         return importlib.import_module(module)
     except ImportError:
         raise UserError(f"{purpose} needs {package}, which is not installed; {fix}") from None
+
+
+def os_error_message(error: OSError) -> str:
+    """An operating-system error as one line naming the path and what to do.
+
+    Commands print it instead of a traceback (``cli.run_cli``, exit ``EXIT_OS_ERROR``): the disk is full, a folder is
+    read-only, a name is too long or a path vanished are the user's to fix, not bugs. The path is the one the
+    failing call named (``error.filename``), which is the most a program can say about where the problem is."""
+    path = error.filename
+    if isinstance(path, bytes):
+        path = path.decode(errors="backslashreplace")
+    if path is None:  # a write deep inside a library (Keras's zip, h5py) that did not say which file
+        if error.errno == errno.ENOSPC or error.errno == getattr(errno, "EDQUOT", None):
+            return "a disk is full (writing a file); free some space or write the outputs to another disk"
+        return f"the system refused: {error.strerror or error}; check the paths given and try again"
+    where = repr(str(path))
+    if error.errno == errno.ENOSPC or error.errno == getattr(errno, "EDQUOT", None):
+        return f"the disk holding {where} is full; free some space or write to another disk"
+    if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"{where} is read-only (or not yours to change); choose a folder you can write to"
+    if error.errno == errno.ENAMETOOLONG:
+        return f"{where}: the name is too long for its file system; shorten the file or folder name"
+    if error.errno == errno.ENOENT:
+        return f"{where} does not exist (a folder was moved or removed while the command ran?); check the path"
+    return f"{where}: {error.strerror or error}; check the path and try again"

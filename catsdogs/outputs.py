@@ -21,8 +21,10 @@ This module imports nothing of catsdogs but the errors, so every layer can write
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
+import math
 import os
 import secrets
 import shutil
@@ -42,10 +44,29 @@ TEMP_PREFIX = ".tmp-"  # temporary files start with this, so listings skip them 
 OUTPUT_MARKER = ".catsdogs-output"  # in a folder catsdogs writes results to
 
 
+NAME_MAX = 255  # bytes in one file name on the common file systems (ext4, APFS, NTFS in UTF-16 units)
+
+
 def temporary_path(path: str | Path) -> Path:
-    """A fresh hidden name beside ``path`` ending like it (``.tmp-1a2b-best.weights.h5``): Keras checks suffixes."""
+    """A fresh hidden name beside ``path`` ending like it (``.tmp-1a2b-best.weights.h5``): Keras checks suffixes.
+
+    The name never grows past ``NAME_MAX``: the middle of a long name gives way, its ending stays, so a file whose
+    own name fits can always be written."""
     path = Path(path)
-    return path.with_name(f"{TEMP_PREFIX}{secrets.token_hex(4)}-{path.name}")
+    prefix = f"{TEMP_PREFIX}{secrets.token_hex(4)}-"
+    return path.with_name(prefix + fitted_name(path.name, NAME_MAX - len(prefix)))
+
+
+def fitted_name(name: str, limit: int = NAME_MAX) -> str:
+    """``name`` in at most ``limit`` bytes (UTF-8): unchanged when it fits, else its start, a hash of the whole (so
+    two long names stay two) and its last 40 bytes (the suffixes that say what a file is), joined by ``~``."""
+    encoded = name.encode("utf-8", "surrogateescape")
+    if len(encoded) <= limit:
+        return name
+    tail = encoded[-40:].decode("utf-8", "ignore")
+    digest = hashlib.sha256(encoded).hexdigest()[:8]
+    room = limit - len(tail.encode()) - len(digest) - 2
+    return f"{encoded[:room].decode('utf-8', 'ignore')}~{digest}~{tail}"
 
 
 def _fsync(path: Path) -> None:
@@ -89,6 +110,22 @@ def atomic_path(path: str | Path, fsync: bool = False) -> Iterator[Path]:
 
 
 @contextmanager
+def staged_files(folder: str | Path) -> Iterator[Path]:
+    """A hidden folder inside ``folder`` to write a set of files in (a report). On success each file moves into
+    ``folder``; on any failure the whole set is removed. Either the set is there, complete, or none of it is: a later
+    command never reads a report that stopped half-way (a full disk after five of eight files)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=folder))
+    try:
+        yield stage
+        for item in sorted(stage.iterdir()):
+            os.replace(item, folder / item.name)  # renames within one folder: they need no new space
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+@contextmanager
 def captured_native_output(descriptors: Sequence[int] = (1, 2)) -> Iterator[None]:
     """Send file descriptors 1 and 2 to a temporary file for the block; replay it on stderr if the block fails.
 
@@ -127,8 +164,26 @@ def write_text(path: str | Path, text: str, fsync: bool = False) -> Path:
     return write_bytes(path, text.encode(), fsync)
 
 
-def write_json(path: str | Path, value: Any, fsync: bool = False) -> Path:
-    return write_text(path, json.dumps(value, indent=2, default=str) + "\n", fsync)
+def json_text(value: object, indent: int | None = 2) -> str:
+    """``value`` as standard JSON: a NaN or an infinity becomes ``null`` (Python writes a bare ``NaN``, which no
+    other JSON reader accepts), NumPy scalars become numbers, anything else unknown its ``str``."""
+    return json.dumps(_finite(value), indent=indent, default=str, allow_nan=False)
+
+
+def _finite(value: object) -> object:
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
+
+
+def write_json(path: str | Path, value: object, fsync: bool = False) -> Path:
+    return write_text(path, json_text(value) + "\n", fsync)
 
 
 def save_array(path: str | Path, array: Any) -> Path:
@@ -187,6 +242,20 @@ def _resolved(paths: Iterable[str | Path]) -> set[Path]:
     return {Path(p).resolve() for p in paths}
 
 
+def check_apart(path: str | Path, inputs: Iterable[str | Path], name: str = "output",
+                may_hold_inputs: bool = False) -> None:
+    """Refuse an output folder that is one of ``inputs``, lies inside an input folder, or (unless ``may_hold_inputs``:
+    outputs that go into new sub-folders of their own) holds an input: results among the images would be read back
+    as data (a run folder inside ``train/`` becomes a third class)."""
+    resolved = Path(path).resolve()
+    for source in sorted(_resolved(inputs)):
+        inside = source.is_dir() and source in resolved.parents
+        holds = not may_hold_inputs and resolved in source.parents
+        if source == resolved or inside or holds:
+            raise UserError(f"{parameter(name, path)} overlaps the input {source}; choose a folder apart from the "
+                            "inputs")
+
+
 def claim_output_dir(path: str | Path, inputs: Iterable[str | Path] = (), name: str = "output") -> Path:
     """``path`` as a folder for results: created if new; refused if it is a file or holds files catsdogs did not write.
 
@@ -198,10 +267,7 @@ def claim_output_dir(path: str | Path, inputs: Iterable[str | Path] = (), name: 
     given = parameter(name, path)
     if path.exists() and not path.is_dir():
         raise UserError(f"{given} is a file; give a folder (a new one, or one catsdogs wrote before)")
-    resolved = path.resolve()
-    for source in sorted(_resolved(inputs)):
-        if source == resolved or resolved in source.parents or (source.is_dir() and source in resolved.parents):
-            raise UserError(f"{given} overlaps the input {source}; choose a folder apart from the inputs")
+    check_apart(path, inputs, name)
     if path.is_dir() and not (path / OUTPUT_MARKER).exists() and any(path.iterdir()):
         raise UserError(f"{given} holds files catsdogs did not write; choose a new or empty folder")
     path.mkdir(parents=True, exist_ok=True)

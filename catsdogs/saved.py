@@ -13,11 +13,11 @@ inside each archive is read, so listing is instant whatever the models' sizes.
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Sequence
 
 from catsdogs.cli import ArgumentParser, run_cli
 from catsdogs.config import DEFAULT_SAVED_MODELS_DIR
+from catsdogs.outputs import json_text
 from catsdogs.runtime.catalog import list_saved_models
 
 
@@ -33,9 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     models = list_saved_models(args.saved_models_dir)
-    rows = [model.record(default=index == 0 and model.info is not None) for index, model in enumerate(models)]
+    rows = [model.record(default=index == 0 and model.info is not None and not model.diverged)
+            for index, model in enumerate(models)]
     if args.format == "json":
-        print(json.dumps(rows, indent=2))
+        print(json_text(rows))
         return 0
     if not rows:
         print(f"no .keras model in {args.saved_models_dir}/; train one with `python -m catsdogs.train`")

@@ -35,7 +35,7 @@ from catsdogs.models.introspection import (
     head_logits,
     split_at,
 )
-from catsdogs.outputs import save_array
+from catsdogs.outputs import fitted_name, save_array
 from catsdogs.plots import overlay_figure, save_figure
 
 # Layers whose 4-D output is not a feature map worth explaining (pooling repeats the evidence coarser).
@@ -143,9 +143,11 @@ def explain_files(model: keras.Model, info: ModelInfo, paths: Sequence[str], out
 
 
 def overlay_names(paths: Sequence[str]) -> dict[str, str]:
-    """Each input's overlay file name: its path below the inputs' common folder, ``/`` as ``__``, plus ``.png``."""
+    """Each input's overlay file name: its path below the inputs' common folder, ``/`` as ``__``, plus ``.png``
+    (shortened, keeping its ending, where that is longer than a file name may be)."""
     root = os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in paths])
-    return {path: os.path.relpath(os.path.abspath(path), root).replace(os.sep, "__") + ".png" for path in paths}
+    return {path: fitted_name(os.path.relpath(os.path.abspath(path), root).replace(os.sep, "__") + ".png")
+            for path in paths}
 
 
 def save_gradcam(model: keras.Model, info: ModelInfo, images: Sequence[str | Path], output_dir: str | Path,

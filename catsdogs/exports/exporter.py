@@ -29,7 +29,7 @@ from catsdogs.exports.graph import inference_model
 from catsdogs.exports.parity import compare
 from catsdogs.metadata import ExportRecord, ModelInfo, Parity, write_sidecar
 from catsdogs.modelcard import write_card
-from catsdogs.outputs import new_folder, write_json
+from catsdogs.outputs import check_apart, new_folder, write_json
 from catsdogs.runtime.classifier import Classifier
 from catsdogs.runtime.engines import BYTES_INPUT, BYTES_SIGNATURE, INPUT_NAME, OUTPUT_NAME, SERVING_DEFAULT
 from catsdogs.runtime.opening import open_classifier
@@ -134,10 +134,12 @@ def export_model(model_path: str | Path, export_format: str, quantize: str = "no
     held_out = representative = None
     if check_images > 0:
         check_folder = _split(_data_dir(data_dir, info, "the parity check"), (SPLITS[2], SPLITS[1]), info.class_names)
+        check_apart(output, [check_folder.root], "output", may_hold_inputs=True)  # never among the images
         held_out = (*decode_folder(check_folder, info.image_size, check_images), check_folder.root)
         skipped += held_out[2]
     if quantize == "int8":
         train = _split(_data_dir(data_dir, info, "int8 calibration"), (SPLITS[0],), info.class_names)
+        check_apart(output, [train.root], "output", may_hold_inputs=True)
         calibration, _, failures = decode_folder(train, info.image_size, REPRESENTATIVE_IMAGES)
         representative, skipped = _representative(calibration), skipped + failures
     graph = inference_model(model, info)

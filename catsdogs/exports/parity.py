@@ -43,6 +43,9 @@ def compare(reference: np.ndarray, exported: np.ndarray, labels: np.ndarray, qua
     keras_accuracy = float(np.mean(reference.argmax(1) == labels))
     accuracy = float(np.mean(exported.argmax(1) == labels))
     problems = []
+    for name, outputs in (("the Keras model", reference), ("the export", exported)):
+        if not np.isfinite(outputs).all():  # every comparison with NaN is false: it would pass the criteria below
+            problems.append(f"{name} answers with numbers that are not finite (NaN or infinity)")
     if criteria.min_agreement is not None and agreement < criteria.min_agreement:
         problems.append(f"label agreement {agreement:.2%} is under {criteria.min_agreement:.1%}")
     if criteria.max_abs_difference is not None and difference.max() > criteria.max_abs_difference:

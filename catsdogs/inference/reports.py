@@ -55,9 +55,15 @@ def write_risk_coverage_csv(curve: dict[str, Any], path: str | Path) -> Path:
 
 
 def write_evaluation(evaluation: Evaluation, output_dir: str | Path, image_size: int) -> dict[str, Path]:
-    """Every file of an evaluation in ``output_dir``; returns them by kind."""
+    """Every file of an evaluation in ``output_dir``, all of them or none (``outputs.staged_files``); returns them by
+    kind."""
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    with outputs.staged_files(output_dir) as stage:
+        files = _write_report(evaluation, stage, image_size)
+    return {kind: output_dir / path.name for kind, path in files.items()}
+
+
+def _write_report(evaluation: Evaluation, output_dir: Path, image_size: int) -> dict[str, Path]:
     confusion = evaluation.metrics["confusion_matrix"]
     files = {"metrics": output_dir / "metrics.json", "confusion_json": output_dir / "confusion.json",
              "predictions": write_predictions_csv(evaluation, output_dir / "predictions.csv"),

@@ -38,7 +38,7 @@ class ModelOptions(BaseModel):
     """A model's own options, declared in its file as a subclass: each field's type, default, bounds
     (``Field(gt=...)``) and help (``description``). This base declares none: a model without options."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 @dataclass(frozen=True)

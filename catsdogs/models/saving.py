@@ -18,6 +18,7 @@ import zipfile
 from pathlib import Path
 
 import keras
+import numpy as np
 
 import catsdogs.models.layers  # noqa: F401  (registers Preprocess and RandomAffine for deserialisation)
 from catsdogs.errors import UserError, parameter
@@ -125,4 +126,7 @@ def load_model(path: str | Path, unsafe: bool = False) -> tuple[keras.Model, Mod
     except Exception as exc:  # noqa: BLE001 (a zip that is not a Keras model fails in many ways in Keras)
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"{path} could not be loaded as a Keras model: {first_line}") from None
+    if not all(np.isfinite(keras.ops.convert_to_numpy(weight)).all() for weight in model.weights):
+        raise UserError(f"{path} holds weights that are not finite numbers (NaN or infinity): its training diverged; "
+                        "train it again with a lower learning rate")
     return model, read_model_info(path, model)

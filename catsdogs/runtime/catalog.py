@@ -5,7 +5,8 @@ other model has. ``predict``, ``evaluate`` and ``visualize`` take ``--model PATH
 
     the best validation accuracy among the models for the same classes (``evaluate`` knows the
     classes from its data; ``predict`` and ``visualize`` consider every model); models without a
-    recorded validation accuracy come after those with one; ties go to the one published last.
+    recorded validation accuracy come after those with one; ties go to the one published last. A model whose
+    recorded scores are not finite (a diverged run) is listed last and never the default.
 
 Listing reads only each archive's metadata (``catsdogs.json``), never the weights, and imports no Keras:
 ``runtime.classifier.open_classifier`` chooses the default here before it knows whether Keras is needed.
@@ -13,6 +14,7 @@ Listing reads only each archive's metadata (``catsdogs.json``), never the weight
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,9 +41,18 @@ class SavedModel:
     def test_accuracy(self) -> float | None:
         return self.info.test_accuracy if self.info else None
 
-    def rank(self) -> tuple[bool, float, int, str]:
-        """The default model has the highest rank: a validation accuracy, the best one, the latest, the name."""
-        return (self.val_accuracy is not None, self.val_accuracy or 0.0, self.modified_ns, self.path.name)
+    @property
+    def diverged(self) -> bool:
+        """Its recorded scores are not finite numbers: a run that diverged, which releases before 0.2 published."""
+        test = self.info.metrics.test if self.info else None
+        scores = [self.val_accuracy, *((test.accuracy, test.loss) if test else ())]
+        return any(score is not None and not math.isfinite(score) for score in scores)
+
+    def rank(self) -> tuple[bool, bool, float, int, str]:
+        """The default model has the highest rank: finite scores, a validation accuracy, the best one, the latest,
+        the name."""
+        return (not self.diverged, self.val_accuracy is not None, self.val_accuracy or 0.0, self.modified_ns,
+                self.path.name)
 
     def record(self, default: bool = False) -> dict[str, Any]:
         """What ``python -m catsdogs.saved`` lists about it (JSON-ready)."""
@@ -85,7 +96,7 @@ def list_saved_models(directory: str | Path) -> list[SavedModel]:
 def choose_model(directory: str | Path, class_names: Sequence[str] | None = None) -> Path:
     """The default model in ``directory`` (see the module's docstring); ``class_names`` narrows the choice."""
     directory = Path(directory)
-    models = [m for m in list_saved_models(directory) if m.info is not None and (
+    models = [m for m in list_saved_models(directory) if m.info is not None and not m.diverged and (
         class_names is None or list(m.info.class_names) == list(class_names))]
     if not models:
         for_classes = f" for the classes {list(class_names)}" if class_names is not None else ""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -27,8 +26,8 @@ def write_json(items: Sequence[Prediction | Failure], info: ModelInfo, model_pat
     """Every input's record; with ``min_confidence``, each prediction's ``answer`` too (its class or ``unsure``)."""
     records = [_record(item, info.class_names, min_confidence) for item in items]
     extra = {} if min_confidence is None else {"min_confidence": min_confidence}
-    json.dump({"model": str(model_path), "class_names": list(info.class_names), "image_size": info.image_size,
-               **extra, "predictions": records}, stream, indent=2)
+    stream.write(outputs.json_text({"model": str(model_path), "class_names": list(info.class_names),
+                                    "image_size": info.image_size, **extra, "predictions": records}))
     stream.write("\n")
 
 

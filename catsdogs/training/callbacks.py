@@ -23,6 +23,7 @@ import numpy as np
 
 from catsdogs.config import TrainConfig
 from catsdogs.data.sources import tensorflow_installed
+from catsdogs.errors import UserError, parameter
 from catsdogs.outputs import write_json, write_text
 from catsdogs.training.checkpoints import SNAPSHOT_SUFFIX, SnapshotWriter, load_snapshot, model_variables
 from catsdogs.training.rundir import read_history, read_json
@@ -30,6 +31,41 @@ from catsdogs.training.rundir import read_history, read_json
 BACKUP_DIR = "backup"  # in the run directory, while a phase trains
 BACKUP_STATE = "state.json"
 BEST = "best"  # best.weights.npz in the run directory
+
+
+class TrainingDiverged(UserError):
+    """The loss or the weights stopped being finite numbers: the run stops and publishes nothing."""
+
+
+class StopOnDivergence(keras.callbacks.Callback):
+    """Stop at the first non-finite loss (each batch) or weight (each epoch's end), before the epoch's backup.
+
+    It raises instead of setting ``stop_training`` (Keras's ``TerminateOnNaN``): the epoch's end callbacks would
+    still run, write NaN weights into the backup that ``--resume`` continues from, and the run would publish a
+    model of NaNs. Raising leaves the last finished epoch's backup as it was, so ``--resume`` starts from finite
+    weights. It must come first among the callbacks."""
+
+    def __init__(self, run_dir: Path, learning_rate: str) -> None:
+        super().__init__()
+        self.run_dir, self.learning_rate, self.epoch = run_dir, learning_rate, 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(float(loss)):
+            self._stop(f"the loss became {float(loss)} in batch {batch + 1}")
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if not all(np.isfinite(keras.ops.convert_to_numpy(weight)).all() for weight in self.model.weights):
+            self._stop("a weight is no longer a finite number")
+
+    def _stop(self, what: str) -> None:
+        resume = (f"; {parameter('resume', self.run_dir)} continues from epoch {self.epoch}, the last finished one"
+                  if self.epoch else "")
+        raise TrainingDiverged(f"training diverged in epoch {self.epoch + 1}: {what}; no model was saved. Lower "
+                               f"{parameter(self.learning_rate)} and train again{resume}")
 
 
 class EpochLog(keras.callbacks.Callback):
@@ -165,15 +201,16 @@ def make_callbacks(config: TrainConfig, run_dir: Path, model: keras.Model, phase
     # resumed run never lacks a row of an epoch it skips), and only then the averaged weights swapped in
     # for the best checkpoint (the backup must hold the raw weights that training continues from).
     writing = writer is not None
-    callbacks: list[keras.callbacks.Callback] = [EpochLog(), *([History(run_dir / "history.csv")] if writing else []),
-                                                 Backup(run_dir / BACKUP_DIR, phase, writer)]
+    learning_rate = "fine_tune_lr" if phase == "fine_tune" else "lr"
+    callbacks: list[keras.callbacks.Callback] = [
+        StopOnDivergence(run_dir, learning_rate), EpochLog(), *([History(run_dir / "history.csv")] if writing else []),
+        Backup(run_dir / BACKUP_DIR, phase, writer)]
     if config.ema:
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     if writer is not None:
         callbacks.append(BestWeights(model, run_dir / f"{BEST}{SNAPSHOT_SUFFIX}", monitor, best_so_far, writer))
     if writing and tensorflow_installed():  # Keras writes TensorBoard logs with tf.summary: none without TensorFlow
         callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False))
-    callbacks.append(keras.callbacks.TerminateOnNaN())
     if config.early_stopping:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=config.early_stopping))
     if config.reduce_lr:

@@ -35,7 +35,7 @@ from catsdogs.models.calibration import calibrated, calibration_record, logits_m
 from catsdogs.models.heads import class_probabilities
 from catsdogs.models.registry import check_trainable, get_spec, set_trainable
 from catsdogs.models.saving import save_model, update_model_info
-from catsdogs.outputs import publish_versioned, write_json
+from catsdogs.outputs import check_apart, publish_versioned, write_json
 from catsdogs.plots import plot_history
 from catsdogs.training.callbacks import BEST, existing_checkpoint, load_checkpoint
 from catsdogs.training.fitting import Phase, compile_model, fit_phases, plan_phases
@@ -171,6 +171,8 @@ def train(config: TrainConfig, resume_dir: str | Path | None = None,
         if not (run_dir / "config.json").is_file():
             raise UserError(f"{run_dir} is not a run directory (no config.json); pass the folder a run created")
         config = TrainConfig.load(run_dir / "config.json")
+    for name in ("output", "saved_models_dir"):  # never among the images, where the next run would read them
+        check_apart(getattr(config, name), [config.data_dir], name, may_hold_inputs=True)
     folders, skipped = check_splits(read_splits(config.data_dir), config.image_size, config.verbose)
     class_names = folders["train"].class_names
     num_classes = len(class_names)
@@ -204,19 +206,20 @@ def train(config: TrainConfig, resume_dir: str | Path | None = None,
             run_dir = Path(tempfile.mkdtemp(prefix=f"catsdogs-process-{process_id}-"))
         elif resume_dir is None:
             run_dir = new_run_dir(config)
-            # The settings as given, plus what they resolved to on this machine for this data.
-            config.save(run_dir / "config.json", run={
-                "versions": library_versions(), "data_fingerprint": data_fingerprint(config.data_dir),
-                "class_names": list(class_names), "images": {split: len(f) for split, f in folders.items()},
-                "skipped": [{"path": f.path, "error": f.error} for f in skipped],
-                "replicas": replicas, "global_batch_size": global_batch,
-                "augment_in": "model" if augment_in_model else "pipeline",
-                "cache": _cache_setting(config, folders), "phases": [phase.__dict__ for phase in phases],
-                "started": datetime.now().isoformat(timespec="seconds")})
-        if config.verbose:
-            log.info("run directory: %s (%d replica(s), global batch %d)", run_dir, replicas, global_batch)
-            log.info("%s", describe_recipe(config))
         try:
+            if resume_dir is None and not process_id:
+                # The settings as given, plus what they resolved to on this machine for this data.
+                config.save(run_dir / "config.json", run={
+                    "versions": library_versions(), "data_fingerprint": data_fingerprint(config.data_dir),
+                    "class_names": list(class_names), "images": {split: len(f) for split, f in folders.items()},
+                    "skipped": [{"path": f.path, "error": f.error} for f in skipped],
+                    "replicas": replicas, "global_batch_size": global_batch,
+                    "augment_in": "model" if augment_in_model else "pipeline",
+                    "cache": _cache_setting(config, folders), "phases": [phase.__dict__ for phase in phases],
+                    "started": datetime.now().isoformat(timespec="seconds")})
+            if config.verbose:
+                log.info("run directory: %s (%d replica(s), global batch %d)", run_dir, replicas, global_batch)
+                log.info("%s", describe_recipe(config))
             _fit(model, config, phases, folders, datasets, run_dir, strategy, callbacks, writes=not process_id)
         except BaseException:
             if resume_dir is None and not (run_dir / "history.csv").exists():
