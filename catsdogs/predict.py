@@ -30,7 +30,7 @@ from pathlib import Path
 
 from catsdogs.cli import ArgumentParser, add_model_arguments, report_failures, run_cli
 from catsdogs.config import TTA_MODES
-from catsdogs.data.files import Failure, expand_inputs
+from catsdogs.data.files import Failure, expand_inputs, printable
 from catsdogs.errors import UserError
 from catsdogs.metadata import ModelInfo
 from catsdogs.outputs import check_output_file, claim_output_dir
@@ -136,8 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(classifier.describe(), file=sys.stderr)
 
     answered: list[Prediction | Failure] = [*report.results, *report.failures]
-    by_path = {item.path: item for item in answered}
-    items = [by_path[path] for path in files] + problems
+    by_path = {printable(item.path): item for item in answered}  # a failure names its file escaped
+    items = [by_path[printable(path)] for path in files] + problems
     print_results(items, info, model_path, args)
     failures = [item for item in items if isinstance(item, Failure)]
     if args.kaggle_submission:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO
 
 from catsdogs.config import DECODABLE_EXTENSIONS
+from catsdogs.data.files import is_plain_name, is_text_name, printable
 from catsdogs.errors import UserError, parameter
 from data_prep.output import written_by_data_prep
 
@@ -76,6 +77,9 @@ class Ignored:
 
     name: str
     reason: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", printable(self.name))  # a name that is not UTF-8 is reported escaped
 
 
 @dataclass
@@ -257,11 +261,16 @@ def _list_class_folders(root: Path, folders: dict[str, Path], kind: str) -> Sour
     candidates: dict[str, list[Candidate]] = {}
     ignored: list[Ignored] = []
     for class_name, folder in folders.items():
+        if not is_plain_name(class_name):
+            raise UserError(f"the class folder {printable(folder)!r} has a name with control characters or bytes "
+                            "that are not UTF-8; rename it to plain text")
         for path in _walk_files(folder):
             relative = _relative(path, root)
             inside = _relative(path, folder)
             if _is_hidden(inside):
                 ignored.append(Ignored(relative, "hidden file"))
+            elif not is_text_name(relative):
+                ignored.append(Ignored(relative, "its name is not valid UTF-8; rename the file"))
             elif not _has_image_extension(path.name):
                 ignored.append(Ignored(relative, "not an image file name"))
             else:

@@ -49,12 +49,32 @@ class ImageFolder:
                 stamp = f"{stat.st_size}:{stat.st_mtime_ns}"
             except OSError:
                 stamp = "missing"
-            hasher.update(f"{path}\t{label}\t{stamp}\n".encode())
+            hasher.update(f"{path}\t{label}\t{stamp}\n".encode("utf-8", "surrogateescape"))
         return hasher.hexdigest()[:20]
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+
+def printable(path: str | Path) -> str:
+    """A path as text that can be printed and written: bytes that are not UTF-8 (which Python keeps as surrogates)
+    shown as ``\\xff`` escapes."""
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def is_text_name(path: str | Path) -> bool:
+    """Whether a path is valid UTF-8: TensorFlow, JSON and CSV need text, so a file named otherwise is skipped."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def is_plain_name(name: str) -> bool:
+    """A class name must be one line of text: it becomes a folder, a line of ``labels.txt``, JSON and titles."""
+    return is_text_name(name) and not any(ord(c) < 32 or ord(c) == 127 for c in name)
 
 
 @dataclass(frozen=True)
@@ -63,6 +83,9 @@ class Failure:
 
     path: str
     error: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", printable(self.path))  # a name that is not UTF-8 is named escaped
 
     def __str__(self) -> str:
         return f"{self.path}: {self.error}"
@@ -82,6 +105,10 @@ def read_image_folder(directory: str | Path, class_names: Sequence[str] | None =
         raise UserError(f"{root} is not a folder; prepare a split with `python -m data_prep --out DIR` "
                         f"and pass {parameter('data_dir', 'DIR')}")
     found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for name in found:  # a class name goes into labels.txt, JSON, CSV and figure titles: one line of text
+        if not is_plain_name(name):
+            raise UserError(f"the class folder {printable(root / name)!r} has a name with control characters or "
+                            "bytes that are not UTF-8; rename it to plain text")
     if class_names is None:
         class_names = found
         if len(class_names) < 2:
@@ -130,7 +157,7 @@ def data_fingerprint(data_dir: str | Path) -> str:
         return hashlib.sha256(manifest.read_bytes()).hexdigest()
     digest = hashlib.sha256()
     for path in sorted(p for p in data_dir.rglob("*") if p.is_file()):
-        digest.update(f"{path.relative_to(data_dir)}\t{path.stat().st_size}\n".encode())
+        digest.update(f"{path.relative_to(data_dir)}\t{path.stat().st_size}\n".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()
 
 

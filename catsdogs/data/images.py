@@ -36,7 +36,7 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
 
 from catsdogs.config import user_cache_dir
-from catsdogs.data.files import Failure, ImageFolder, read_image_folder
+from catsdogs.data.files import Failure, ImageFolder, is_text_name, read_image_folder
 from catsdogs.outputs import write_json
 
 DECODABLE_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP")  # Pillow's names for what TensorFlow decodes
@@ -123,6 +123,8 @@ def _starts_like_jpeg(path: str) -> bool:
 def check_image_file(path: str | Path, image_size: int) -> ImageCheck:
     """Whether ``path`` can be decoded for a model of ``image_size`` px, and its EXIF orientation."""
     path = str(path)
+    if not is_text_name(path):
+        return ImageCheck(path, "its name is not valid UTF-8, which TensorFlow and the reports need; rename the file")
     try:
         if os.path.getsize(path) == 0:
             return ImageCheck(path, "empty file (0 bytes)")
@@ -168,8 +170,8 @@ def check_files(paths: Sequence[str], image_size: int, progress: bool = False) -
 
 
 def _cache_file(folder: ImageFolder, image_size: int) -> Path:
-    key = hashlib.sha256(f"{folder.root.resolve()}|{image_size}|{max_pixels()}".encode()).hexdigest()[:20]
-    return user_cache_dir() / "file-checks" / f"{key}.json"
+    identity = f"{folder.root.resolve()}|{image_size}|{max_pixels()}".encode("utf-8", "surrogateescape")
+    return user_cache_dir() / "file-checks" / f"{hashlib.sha256(identity).hexdigest()[:20]}.json"
 
 
 def _stamp(path: str) -> list[int] | None:
