@@ -60,10 +60,14 @@ def test_compare_sorts_names_bad_folders_and_refuses_nothing(two_runs, tmp_path,
         main(["compare", str(first.run_dir), "--all"])
 
 
-def test_the_ladder_at_a_smoke_budget_writes_its_outputs_and_a_resume_reuses_the_finished_steps(tmp_path, capsys):
+def test_the_ladder_at_a_smoke_budget_writes_its_outputs_and_a_resume_reuses_the_finished_steps(tmp_path, capsys,
+                                                                                                monkeypatch):
     from helpers.images import make_split_folder
 
     data = make_split_folder(tmp_path / "data", {"train": 6, "validation": 3, "test": 4})
+    working = tmp_path / "working"
+    working.mkdir()
+    monkeypatch.chdir(working)  # where the ladder once put its feature cache
     flags = ["ladder", "--base", "mobilenet", "--alpha", "0.25", "--weights", "none", "--budget", "smoke",
              "--data-dir", str(data), "--image-size", "48", "--batch-size", "4", "--output", str(tmp_path / "exp"),
              "--verbose", "0"]
@@ -80,6 +84,8 @@ def test_the_ladder_at_a_smoke_budget_writes_its_outputs_and_a_resume_reuses_the
     assert [(c["model"], c["augment"], c["cache_features"]) for c in configs] == [
         ("small_cnn", False, False), ("small_cnn", True, False), ("mobilenet", False, True), ("mobilenet", True, False)]
     assert "| + augmentation |" in capsys.readouterr().out
+    assert not list(working.iterdir())  # every file under the ladder's folder, the frozen step's cache too
+    assert Path(configs[2]["feature_cache"]).resolve().is_relative_to(folder.resolve())
 
     runs = sorted((folder / "runs").iterdir())
     stamps = [(run / "metrics.json").stat().st_mtime_ns for run in runs]
@@ -144,3 +150,23 @@ def test_vary_values_take_the_settings_types():
     assert parse_variation("augment_params.rotation_range=0,40").values == (0.0, 40.0)
     assert parse_variation("weights=none,imagenet").values == (None, "imagenet")
     assert parse_variation("fine-tune-lr=1e-5").key == "fine_tune_lr"
+
+
+def test_a_ladder_killed_in_its_first_step_can_be_resumed(tmp_path, monkeypatch):
+    from helpers.images import make_split_folder
+
+    from catsdogs.studies import ladder
+
+    data = make_split_folder(tmp_path / "data", {"train": 4, "validation": 2, "test": 2})
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("killed in the first step")
+
+    monkeypatch.setattr(ladder, "run_once", killed)
+    with pytest.raises(KeyboardInterrupt):
+        main(["ladder", "--base", "mobilenet", "--weights", "none", "--budget", "smoke", "--data-dir", str(data),
+              "--image-size", "48", "--output", str(tmp_path / "exp"), "--verbose", "0"])
+    [folder] = (tmp_path / "exp").iterdir()
+    assert (folder / "ladder.json").is_file()
+    with pytest.raises(KeyboardInterrupt):  # --resume takes the folder (it once said "not a ladder folder")
+        main(["ladder", "--resume", str(folder), "--verbose", "0"])

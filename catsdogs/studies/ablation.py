@@ -161,8 +161,10 @@ def grid(variations: Sequence[Variation]) -> list[Cell]:
 def cell_config(cell: Cell, seed_index: int, common: Mapping[str, Any], runs_dir: Path) -> TrainConfig:
     """The cell's run settings: the model's recipe, the common settings, the cell's values, the seed."""
     seed = int(common.get("seed", DEFAULT_SEED)) + seed_index - 1
-    return resolve_config(common, cell.settings, {"seed": seed, "output": str(runs_dir), "saved_models_dir": "",
-                                                  "name": run_name(cell, seed_index)},
+    # Every file the grid writes stays under its folder: the runs, and a feature cache unless one is given.
+    return resolve_config({"feature_cache": str(runs_dir.parent / "cache" / "features")}, common, cell.settings,
+                          {"seed": seed, "output": str(runs_dir), "saved_models_dir": "",
+                           "name": run_name(cell, seed_index)},
                           source=f"the cell {cell.name}")
 
 
@@ -181,6 +183,7 @@ def run_grid(folder: Path, cells: Sequence[Cell], seeds: int, common: Mapping[st
     """Train every cell for every seed without a finished run; returns cell name -> run folders."""
     runs_dir = folder / "runs"
     runs: dict[str, list[str]] = {}
+    write_json(folder / STATE_FILE, {**state, "runs": runs})  # before the first run: a kill in it can be resumed
     for number, cell in enumerate(cells, start=1):
         for seed_index in range(1, seeds + 1):
             log.info("ablate: cell %d/%d %s, seed %d/%d", number, len(cells), cell.name, seed_index, seeds)

@@ -79,7 +79,9 @@ def step_config(step: Step, base: str, budget: str, seed_index: int, common: Map
                 runs_dir: Path) -> TrainConfig:
     """The step's run settings: the model's recipe beneath, the step's choices and the common flags above."""
     seed = int(common.get("seed", DEFAULT_SEED)) + seed_index - 1
-    settings = {**common, **step.settings(base, BUDGETS[budget]), "seed": seed, "output": str(runs_dir),
+    # Every file the ladder writes stays under its folder: the runs, and the frozen step's feature cache.
+    settings = {"feature_cache": str(runs_dir.parent / "cache" / "features"), **common,
+                **step.settings(base, BUDGETS[budget]), "seed": seed, "output": str(runs_dir),
                 "saved_models_dir": "", "name": run_name(step, seed_index), "verbose": common.get("verbose", 1)}
     if step.key in ("small_cnn", "augmented"):
         settings.pop("alpha", None)  # the base's width and weights, not the small CNN's
@@ -95,13 +97,15 @@ def run_steps(folder: Path, base: str, budget: str, seeds: int, common: Mapping[
     """
     runs_dir = folder / "runs"
     runs: dict[str, list[str]] = {}
+    state = {"base": base, "budget": budget, "seeds": seeds, "settings": dict(common)}
+    # Written before the first step, so a ladder killed in it is still one that --resume knows.
+    write_json(folder / STATE_FILE, {**state, "runs": runs})
     for step in STEPS:
         for seed_index in range(1, seeds + 1):
             run_dir = run_once(runs_dir, run_name(step, seed_index),
                                partial(step_config, step, base, budget, seed_index, common, runs_dir))
             runs.setdefault(step.key, []).append(str(run_dir))
-            write_json(folder / STATE_FILE, {"base": base, "budget": budget, "seeds": seeds, "settings": dict(common),
-                                             "runs": runs})
+            write_json(folder / STATE_FILE, {**state, "runs": runs})
     return runs
 
 
