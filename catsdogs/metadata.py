@@ -140,6 +140,13 @@ class ExportRecord(Record):
     signatures: dict[str, str] | None = None
     representative_data: dict[str, Any] | None = None
     parity: Parity | None = None
+    parity_skipped: bool = False  # export --check-images 0: unchecked by choice, not interrupted
+
+    @property
+    def checked(self) -> bool:
+        """Whether the export finished: its parity check ran (or was skipped on purpose). One interrupted before it
+        (by releases that wrote in place) has neither."""
+        return self.parity is not None or self.parity_skipped
 
 
 class ModelExtra(Record):

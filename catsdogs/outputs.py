@@ -21,6 +21,7 @@ This module imports nothing of catsdogs but the errors, so every layer can write
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import importlib.util
 import json
@@ -236,6 +237,19 @@ def new_folder(parent: str | Path, name: str) -> Path:
             continue
         return folder
     raise AssertionError("unreachable")
+
+
+def replace_empty_folder(finished: str | Path, reserved: str | Path) -> None:
+    """Move a folder written under a hidden temporary name onto ``reserved``, an empty folder that holds its name
+    (``new_folder``), so that a reader finds it whole or not at all. POSIX replaces an empty folder in one rename;
+    Windows cannot, so there the empty one goes first."""
+    try:
+        os.replace(finished, reserved)
+    except OSError as exc:
+        if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.EACCES) or any(Path(reserved).iterdir()):
+            raise
+        os.rmdir(reserved)
+        os.replace(finished, reserved)
 
 
 def _resolved(paths: Iterable[str | Path]) -> set[Path]:

@@ -236,3 +236,26 @@ def test_export_refusals_are_one_line(trained, tmp_path):
     skipped = export_model(elsewhere, "litert", output=tmp_path, check_images=0)
     assert skipped.parity is None and not (skipped.folder / "parity.json").exists()
     assert not list(tmp_path.glob(".tmp-*"))  # nothing half-written left behind
+
+
+def test_an_export_is_published_whole_and_an_unchecked_one_is_refused(trained, tmp_path, monkeypatch):
+    model_path, data = trained["binary"]
+    from catsdogs.exports import exporter
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("killed after the model and the parity check, before the card")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(exporter, "write_card", killed)
+        with pytest.raises(KeyboardInterrupt):
+            export_model(model_path, "onnx", output=tmp_path / "exports")
+    assert not list((tmp_path / "exports").iterdir())  # no folder a later command would open, no temporary one
+    # What a release that exported in place left when killed: the model and its sidecar, never checked.
+    export = export_model(model_path, "onnx", output=tmp_path / "old")
+    sidecar = json.loads((export.folder / METADATA_ENTRY).read_text())
+    del sidecar["extra"]["export"]["parity"], sidecar["extra"]["export"]["parity_skipped"]
+    (export.folder / METADATA_ENTRY).write_text(json.dumps(sidecar))
+    with pytest.raises(UserError, match="never checked against its Keras model"):
+        predict_main([str(next((data / "test").rglob("*.jpg"))), "--model", str(export.model_path)])
+    # Unchecked by choice (--check-images 0) opens.
+    assert open_classifier(export_model(model_path, "onnx", output=tmp_path / "skip", check_images=0).model_path)

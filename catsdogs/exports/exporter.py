@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -29,7 +30,7 @@ from catsdogs.exports.graph import inference_model
 from catsdogs.exports.parity import compare
 from catsdogs.metadata import ExportRecord, ModelInfo, Parity, write_sidecar
 from catsdogs.modelcard import write_card
-from catsdogs.outputs import check_apart, new_folder, write_json
+from catsdogs.outputs import TEMP_PREFIX, check_apart, new_folder, replace_empty_folder, write_json
 from catsdogs.runtime.classifier import Classifier
 from catsdogs.runtime.engines import BYTES_INPUT, BYTES_SIGNATURE, INPUT_NAME, OUTPUT_NAME, SERVING_DEFAULT
 from catsdogs.runtime.opening import open_classifier
@@ -144,30 +145,48 @@ def export_model(model_path: str | Path, export_format: str, quantize: str = "no
         representative, skipped = _representative(calibration), skipped + failures
     graph = inference_model(model, info)
     stem = source.stem
-    folder = new_folder(output, f"{stem}-{export_format}" + ("" if quantize == "none" else f"-{quantize}"))
+    name = f"{stem}-{export_format}" + ("" if quantize == "none" else f"-{quantize}")
+    # Written under a hidden name and published whole once checked and described: a kill leaves no export that a
+    # later command would open.
+    folder = new_folder(output, name)  # the name, reserved empty (a SavedModel's card is named after its folder)
+    staging = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=output)) / folder.name
     try:
-        exported_path = _write(graph, info, export_format, quantize, folder, stem, representative)
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)  # ours, just made: nothing half-exported stays
-        raise
+        staging.mkdir()
+        calibrated_on = ({"folder": str(train.root), "images": len(calibration)} if representative is not None
+                         else None)
+        written = _written(graph, info, export_format, quantize, staging, stem, representative, source,
+                           keras_classifier, held_out, calibrated_on)
+        replace_empty_folder(staging, folder)
+    finally:
+        shutil.rmtree(staging.parent, ignore_errors=True)
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()  # interrupted: the reserved name goes back
+    return Export(folder, folder / written.model_path.relative_to(staging), written.info, written.parity, skipped)
+
+
+def _written(graph: keras.Model, info: ModelInfo, export_format: str, quantize: str, folder: Path, stem: str,
+             representative: Representative | None, source: Path, keras_classifier: Classifier,
+             held_out: tuple[np.ndarray, np.ndarray, list[Failure], Path] | None,
+             calibrated_on: dict[str, object] | None) -> Export:
+    """The export in ``folder``: the model, its sidecar, the parity check against the Keras model, its card."""
+    exported_path = _write(graph, info, export_format, quantize, folder, stem, representative)
     record = ExportRecord(
         format=export_format, quantize=quantize, source=str(source), source_sha256=_sha256(source),
         input=INPUT_NAME, output=OUTPUT_NAME, exported=datetime.now().isoformat(timespec="seconds"),
         input_description="float32 (N, size, size, 3) RGB 0-255; the model preprocesses itself",
         signatures={SERVING_DEFAULT: INPUT_NAME, BYTES_SIGNATURE: BYTES_INPUT} if export_format == "saved_model"
         else None,
-        representative_data={"folder": str(train.root), "images": len(calibration)} if representative is not None
-        else None)
+        representative_data=calibrated_on, parity_skipped=held_out is None)
     exported_info = info.with_extra(export=record)
     write_sidecar(folder, exported_info)  # before opening: the engines read it
     parity = None
     if held_out is not None:
         images, labels, _, root = held_out
         reference = predict_arrays(keras_classifier, images)
-        parity = compare(reference, predict_arrays(open_classifier(exported_path), images), labels, quantize,
-                         str(root))
+        exported = predict_arrays(open_classifier(exported_path, being_checked=True), images)
+        parity = compare(reference, exported, labels, quantize, str(root))
         exported_info = info.with_extra(export=record.model_copy(update={"parity": parity}))
         write_sidecar(folder, exported_info)
         write_json(folder / "parity.json", parity.model_dump(mode="json", exclude_none=True))
     write_card(exported_path, exported_info)
-    return Export(folder, exported_path, exported_info, parity, skipped)
+    return Export(folder, exported_path, exported_info, parity, [])

@@ -10,6 +10,7 @@ TensorFlow itself for a SavedModel folder. So a ``.tflite`` prediction never pay
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from types import ModuleType
@@ -21,6 +22,8 @@ from catsdogs.errors import UserError, require_optional
 from catsdogs.metadata import ModelInfo, read_sidecar
 from catsdogs.outputs import captured_native_output
 from catsdogs.runtime.classifier import Classifier
+
+log = logging.getLogger(__name__)
 
 INPUT_NAME = "image"  # every export's input: raw RGB 0-255, (N, size, size, 3) float32
 OUTPUT_NAME = "probabilities"  # and its output, (N, classes), in class_names order
@@ -141,10 +144,21 @@ class SavedModelEngine(Engine):
 ENGINES: dict[str, type[Engine]] = {"litert": LiteRTEngine, "onnx": OnnxEngine, "saved_model": SavedModelEngine}
 
 
-def open_engine(path: Path, kind: str, threads: int | None = None) -> Engine:
+def open_engine(path: Path, kind: str, threads: int | None = None, being_checked: bool = False) -> Engine:
     """The exported model at ``path`` of ``kind`` (``litert``, ``onnx``, ``saved_model``: ``runtime.opening``
-    tells) with its sidecar metadata; a UserError names any problem."""
+    tells) with its sidecar metadata; a UserError names any problem.
+
+    An export that was never checked against its Keras model (one interrupted before its parity check, which
+    releases that wrote in place left behind) is refused, unless ``being_checked``: the check itself opens it.
+    One whose check failed opens with a warning: it was kept to inspect."""
     info = read_sidecar(path)
+    export = info.extra.export
+    if export is not None and not export.checked and not being_checked:
+        raise UserError(f"{path} is an export that was never checked against its Keras model (interrupted before "
+                        "its parity check?); export it again with `python -m catsdogs.export`")
+    if export is not None and export.parity is not None and not export.parity.passed:
+        log.warning("%s failed its parity check (%s): its answers may differ from its Keras model's", path,
+                    "; ".join(export.parity.problems))
     engine = ENGINES[kind](path, info, threads)
     with captured_native_output((2,)):  # LiteRT announces its CPU delegate on the first call
         probe = engine.forward(np.zeros((1, info.image_size, info.image_size, 3), np.float32))

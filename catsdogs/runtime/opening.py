@@ -30,12 +30,13 @@ def model_format(path: Path) -> str:
 
 
 def open_classifier(model: str | Path | None, saved_models_dir: str | Path | None = None, unsafe: bool = False,
-                    class_names: Sequence[str] | None = None, threads: int | None = None) -> Classifier:
+                    class_names: Sequence[str] | None = None, threads: int | None = None,
+                    being_checked: bool = False) -> Classifier:
     """The model at ``model``, or without one the default in ``saved_models_dir`` (``runtime.catalog``:
     ``class_names`` narrows the choice), as a ``Classifier``; a UserError names any problem.
 
     ``unsafe`` lets a ``.keras`` file with Python code (a ``Lambda`` layer) load; ``threads`` caps an export's
-    runtime threads.
+    runtime threads. ``being_checked``: an export that its parity check opens before it is recorded as checked.
     """
     by_default = not model
     if model:
@@ -52,4 +53,4 @@ def open_classifier(model: str | Path | None, saved_models_dir: str | Path | Non
         from catsdogs.runtime.keras_classifier import KerasClassifier  # deferred: Keras, only for a .keras file
 
         return KerasClassifier.load(path, unsafe, by_default)
-    return open_engine(path, kind, threads)
+    return open_engine(path, kind, threads, being_checked)
