@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
@@ -52,6 +53,8 @@ ACCEPTED_LAYOUTS = (
 _KAGGLE_NAME = re.compile(r"^(cat|dog)\.(\d+)\.jpe?g$", re.IGNORECASE)
 _PETIMAGES_MEMBER = re.compile(r"^(?:.*/)?PetImages/(Cat|Dog)/([^/]+)$")
 _LAST_NUMBER = re.compile(r"(\d+)(?!.*\d)")
+# No photo comes near this; a bigger candidate is not one (a disk image renamed .jpg, a zip member of zeros).
+MAX_SOURCE_FILE_BYTES = 256 * 1024**2
 
 
 @dataclass(frozen=True)
@@ -98,11 +101,19 @@ class Source:
         return tuple(sorted(self.candidates))
 
     def read(self, candidate: Candidate) -> bytes:
-        """The candidate's bytes; raises OSError / zipfile.BadZipFile when they cannot be read."""
+        """The candidate's bytes; raises OSError / zipfile.BadZipFile when they cannot be read.
+
+        Only a regular file is read (a device, FIFO or socket, also behind a symbolic link, would block or never
+        end: ``/dev/zero`` named ``.jpg``), and only up to the size it reports; a zip member whose declared size is
+        over ``MAX_SOURCE_FILE_BYTES`` is refused before any of it is read."""
         if candidate.file_path is not None:
-            return candidate.file_path.read_bytes()
+            return read_regular_file(candidate.file_path)
         assert self._archive is not None and candidate.member is not None
-        return self._archive.read(candidate.member)
+        declared = self._archive.getinfo(candidate.member).file_size
+        if declared > MAX_SOURCE_FILE_BYTES:
+            raise OSError(f"the zip declares {declared:,} bytes for it, over the limit of {MAX_SOURCE_FILE_BYTES:,}")
+        with self._archive.open(candidate.member) as member:
+            return member.read(MAX_SOURCE_FILE_BYTES + 1)
 
     def close(self) -> None:
         for handle in reversed(self._open_files):
@@ -114,6 +125,17 @@ class Source:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def read_regular_file(path: Path, limit: int = MAX_SOURCE_FILE_BYTES) -> bytes:
+    """A regular file's bytes, at most the size it reports; OSError for anything else or anything larger."""
+    status = os.stat(path)  # follows a symbolic link: what it points at is what would be read
+    if not stat.S_ISREG(status.st_mode):
+        raise OSError("not a regular file (a device, FIFO or socket); remove it from the source")
+    if status.st_size > limit:
+        raise OSError(f"{status.st_size:,} bytes, over the limit of {limit:,} for an image")
+    with open(path, "rb") as handle:
+        return handle.read(status.st_size)
 
 
 def image_id_from_name(file_name: str) -> int | None:
@@ -244,7 +266,7 @@ def _list_kaggle_folder(root: Path, base: Path) -> Source:
     """The ``cat.N.jpg`` / ``dog.N.jpg`` files directly in ``base`` (``root`` or ``root/train``)."""
     candidates: dict[str, list[Candidate]] = {}
     ignored: list[Ignored] = []
-    for path in sorted(p for p in base.iterdir() if p.is_file()):
+    for path in sorted(p for p in base.iterdir() if not p.is_dir()):  # special files too: read() names them
         relative = _relative(path, root)
         match = _KAGGLE_NAME.match(path.name)
         if _is_hidden(relative) or not match:
