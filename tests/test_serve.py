@@ -196,6 +196,30 @@ def test_a_slow_model_gets_503_within_the_time_limit(trained):
         assert httpx.get(f"{url}/healthz").status_code == 200
 
 
+def test_the_time_limit_holds_whatever_the_request_spends_its_time_on(trained):
+    model, data = trained
+    classifier = open_classifier(model)
+    prepare = classifier.prepare
+
+    def slow_decode(data: bytes):
+        time.sleep(3)  # a slow upload's decoding: outside the batch, once outside the limit too
+        return prepare(data)
+
+    classifier.prepare = slow_decode
+    with serving(create_app(classifier, "catsdogs", Limits(timeout_s=0.5))) as url:
+        started = time.perf_counter()
+        response = httpx.post(f"{url}/predict", content=split_images(data)[0].read_bytes())
+        waited = time.perf_counter() - started
+        assert response.status_code == 503 and "no answer within 0.5 s" in response.json()["error"]
+        assert waited < 1.5, waited  # the limit, plus at most a second
+
+
+def test_json_nested_deeper_than_any_image_is_a_400(keras_server):
+    deep = '{"instances": ' + "[" * 5000 + "]" * 5000 + "}"
+    response = httpx.post(f"{keras_server}/v1/models/pets:predict", content=deep)
+    assert response.status_code == 400 and "nested too deep" in response.json()["error"]
+
+
 def test_an_exported_model_is_served_without_grad_cam(trained, tmp_path):
     model, data = trained
     exported = export_model(model, "litert", output=tmp_path, check_images=0).model_path

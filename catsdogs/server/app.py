@@ -93,14 +93,8 @@ class Server:
         return probabilities
 
     async def predict(self, images: list[Item]) -> np.ndarray:
-        """Probabilities for prepared images, through the batcher, within the time limit."""
-        try:
-            rows = await asyncio.wait_for(asyncio.gather(*(self.batcher.predict(image) for image in images)),
-                                          self.limits.timeout_s)
-        except asyncio.TimeoutError:  # noqa: UP041 (Python 3.10: not yet the built-in TimeoutError)
-            raise ApiError(503, f"no answer within {self.limits.timeout_s:g} s; the server is overloaded, retry "
-                                "later") from None
-        return np.stack(rows)
+        """Probabilities for prepared images, through the batcher (the request's time limit is ``json_route``'s)."""
+        return np.stack(await asyncio.gather(*(self.batcher.predict(image) for image in images)))
 
     async def prepare(self, data: bytes, label: str) -> Item:
         """Uploaded bytes -> the model's input, under the file checks (in a thread: it is CPU work)."""
@@ -202,6 +196,8 @@ async def tf_serving_predict(request: Request, server: Server) -> dict[str, Any]
         body = json.loads(await read_body(request, server.limits.max_body_bytes))
     except ValueError as exc:
         raise ApiError(400, f"the body is not JSON: {exc}") from None
+    except RecursionError:  # JSON nested thousands deep: Python's parser gives up
+        raise ApiError(400, "the body is JSON nested too deep; send instances as flat lists") from None
     signature = (body.get("signature_name") or SERVING_DEFAULT) if isinstance(body, dict) else SERVING_DEFAULT
     if signature not in (SERVING_DEFAULT, BYTES_SIGNATURE):
         raise ApiError(400, f"unknown signature_name {signature!r}; this model has {SERVING_DEFAULT} (image tensors) "
@@ -210,6 +206,8 @@ async def tf_serving_predict(request: Request, server: Server) -> dict[str, Any]
         values, row = request_values(body, INPUT_NAME if signature == SERVING_DEFAULT else BYTES_INPUT)
     except UserError as exc:
         raise ApiError(400, str(exc)) from None
+    except RecursionError:
+        raise ApiError(400, "the instances are nested too deep; an image is (size, size, 3)") from None
     if len(values) > server.limits.max_images:
         raise ApiError(413, f"{len(values)} instances in one request; the limit is {server.limits.max_images}")
     size = server.classifier.info.image_size
@@ -272,7 +270,13 @@ def json_route(path: str, label: str, handler: Callable[[Request, Server], Await
 
     async def endpoint(request: Request) -> Response:
         try:
-            response: Response = JSONResponse(await handler(request, server))
+            # The whole request within the limit (reading, decoding, the batch): the 503 goes out on time; work
+            # already started in a thread may finish, and its result is dropped.
+            answer = await asyncio.wait_for(handler(request, server), server.limits.timeout_s)
+            response: Response = JSONResponse(answer)
+        except asyncio.TimeoutError:  # noqa: UP041 (Python 3.10: not yet the built-in TimeoutError)
+            response = JSONResponse({"error": f"no answer within {server.limits.timeout_s:g} s; the server is "
+                                              "overloaded, retry later"}, status_code=503)
         except ApiError as exc:
             response = JSONResponse({"error": str(exc)}, status_code=exc.status)
         except Exception:  # a fault of ours: logged with its traceback, answered, and the server goes on
