@@ -9,12 +9,15 @@ the marker) and it holds nothing data_prep did not write: a user's files are nev
 from __future__ import annotations
 
 import csv
+import ctypes
+import errno
 import io
 import json
 import os
 import re
 import secrets
 import shutil
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -101,20 +104,34 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _left_by_dead_runs(out: Path) -> list[tuple[str, Path]]:
+    """``(role, folder)`` for the work folders beside OUT (``tmp``: staging, ``old``: a replaced output) whose run
+    is gone."""
+    pattern = _work_dir_pattern(out)
+    found = []
+    for candidate in sorted(out.parent.iterdir()):
+        match = pattern.match(candidate.name)
+        if match and candidate.is_dir() and int(match.group(2)) != os.getpid() and not _pid_alive(int(match.group(2))):
+            found.append((match.group(1), candidate))
+    return found
+
+
 def remove_leftovers(out: Path) -> list[Path]:
     """Delete staging / replaced folders that killed runs left beside OUT; returns what was removed.
 
     Only folders with our name pattern, whose process is gone, and that carry our flag (staging) or
-    marker (a replaced output) are touched.
+    marker (a replaced output) are touched. A run killed between publishing's two renames left no OUT: the
+    finished new split goes back in place, else the old one.
     """
     if not out.parent.is_dir():
         return []
-    pattern = _work_dir_pattern(out)
+    if not out.exists():
+        whole = [(role != "tmp", folder) for role, folder in _left_by_dead_runs(out)
+                 if written_by_data_prep(folder) and not (folder / _STAGING_FLAG).exists()]
+        if whole:
+            os.rename(min(whole)[1], out)
     removed = []
-    for candidate in sorted(out.parent.iterdir()):
-        match = pattern.match(candidate.name)
-        if not match or not candidate.is_dir() or int(match.group(2)) == os.getpid() or _pid_alive(int(match.group(2))):
-            continue
+    for _, candidate in _left_by_dead_runs(out):
         if (candidate / _STAGING_FLAG).is_file() or written_by_data_prep(candidate):
             shutil.rmtree(candidate, ignore_errors=True)
             removed.append(candidate)
@@ -135,8 +152,30 @@ def staging_folder(out: Path) -> Iterator[Path]:
             shutil.rmtree(staging, ignore_errors=True)
 
 
+def exchange(first: Path, second: Path) -> bool:
+    """Swap two folders in one step (Linux's ``renameat2(RENAME_EXCHANGE)``), so that no moment has neither in
+    place; False where the system or the file system cannot (the caller renames twice)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # a C library without it (glibc before 2.28, musl before 1.2.2)
+        return False
+    at_current_folder, rename_exchange = -100, 2
+    if renameat2(at_current_folder, os.fsencode(first), at_current_folder, os.fsencode(second), rename_exchange):
+        number = ctypes.get_errno()
+        if number in (errno.EINVAL, errno.ENOSYS):  # a file system without exchange (some network ones)
+            return False
+        raise OSError(number, os.strerror(number), str(second))
+    return True
+
+
 def publish(staging: Path, out: Path, force: bool) -> None:
-    """Rename the finished staging folder to OUT, replacing an empty OUT or (``force``) a previous output."""
+    """Rename the finished staging folder to OUT, replacing an empty OUT or (``force``) a previous output.
+
+    A previous output is exchanged with the new one in one step where the system can, so that a kill at any
+    moment leaves the old split or the new one at OUT. Elsewhere it is renamed aside first; a kill between the two
+    renames leaves both beside OUT, and the next run puts one back (``remove_leftovers``)."""
     (staging / _STAGING_FLAG).unlink()
     replaced = None
     if out.is_dir():
@@ -144,6 +183,9 @@ def publish(staging: Path, out: Path, force: bool) -> None:
             out.rmdir()
         else:
             check_replaceable(out, force)  # OUT may have changed while we worked
+            if exchange(staging, out):  # OUT is the new split; the staging name holds the old one
+                shutil.rmtree(staging, ignore_errors=True)
+                return
             replaced = _work_dir(out, "old")
             os.rename(out, replaced)
     try:

@@ -307,3 +307,36 @@ def test_a_corrupt_zip_member_is_skipped_and_replaced(tmp_path):
     skipped = read_summary(tmp_path / "out")["skipped"]
     assert [(s["source"], "cannot be read" in s["reason"]) for s in skipped] == [("train.zip!train/cat.1.jpg", True)]
     assert_disjoint_and_complete(tmp_path / "out", SplitCounts(6, 3, 2))
+
+
+# A kill at each step of --force's replacement (the kill hook above): OUT always holds a whole split, old or new.
+KILL_AT = {
+    "before the exchange": "def exchange(a, b):\n    os.kill(os.getpid(), signal.SIGKILL)\n",
+    "after the exchange": "def exchange(a, b):\n    real_exchange(a, b); os.kill(os.getpid(), signal.SIGKILL)\n",
+    "between two renames": (  # where the system cannot exchange: the old split renamed aside, then killed
+        "def exchange(a, b):\n    return False\n"
+        "def rename(a, b):\n    real_rename(a, b)\n    if '-old-' in str(b): os.kill(os.getpid(), signal.SIGKILL)\n"
+        "os.rename = rename\n"),
+}
+
+
+@pytest.mark.parametrize("moment", KILL_AT)
+def test_a_kill_while_force_replaces_leaves_the_old_split_or_the_new_one(tmp_path, source, moment):
+    out = tmp_path / "out"
+    prepare_split(source, out, seed=1, counts=COUNTS)
+    old = (out / "manifest.csv").read_bytes()
+    script = (
+        "import os, signal\n"
+        "from data_prep import output, prepare_split, SplitCounts\n"
+        "real_exchange, real_rename = output.exchange, os.rename\n"
+        + KILL_AT[moment] +
+        "output.exchange = exchange\n"
+        f"prepare_split({str(source)!r}, {str(out)!r}, seed=2, counts=SplitCounts(6, 3, 3), force=True)\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", script], capture_output=True)
+    assert killed.returncode == -9, killed.stderr.decode()[-2000:]
+    output.remove_leftovers(out)  # what the next run does first
+    assert_disjoint_and_complete(out)
+    manifest = (out / "manifest.csv").read_bytes()
+    assert (manifest == old) == (moment == "before the exchange"), moment  # else the new, finished split
+    assert not [p for p in tmp_path.iterdir() if ".data_prep-" in p.name]
