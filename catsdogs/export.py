@@ -11,12 +11,15 @@ the model's size) and the output ``probabilities`` (one per class), in a new fol
 ``catsdogs.json`` and ``labels.txt``, its model card and ``parity.json``. The export ends with a
 parity check against the Keras model on held-out images (the test split of ``--data-dir``, by
 default the data recorded in the model); when it fails the exit status is 3 and the export is kept
-for inspection. ``int8`` is calibrated on the training split's images.
+for inspection. ``int8`` is calibrated on the training split's images. Under another Keras backend (JAX) the
+command runs itself again on the TensorFlow backend, which every format needs.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 from collections.abc import Sequence
 
@@ -53,7 +56,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.check_images < 0:
         raise UserError(f"--check-images must be 0 or more, not {args.check_images}")
-    quiet_tensorflow("python -m catsdogs.export")
+    quiet_tensorflow("python -m catsdogs.export")  # one line where TensorFlow is not installed
+    import keras  # deferred: Keras imports TensorFlow, as the library below does
+
+    if keras.backend.backend() != "tensorflow":
+        # Keras exports through TensorFlow's graphs (LiteRT needs its backend, ONNX and SavedModel its dtypes):
+        # the same command again on the TensorFlow backend, which reads the .keras file as well.
+        print(f"exporting on the TensorFlow backend (KERAS_BACKEND is {keras.backend.backend()})", file=sys.stderr)
+        again = [sys.executable, "-m", "catsdogs.export", *(sys.argv[1:] if argv is None else argv)]
+        return subprocess.run(again, env={**os.environ, "KERAS_BACKEND": "tensorflow"}).returncode
     # deferred: the library imports TensorFlow, which --help and flag errors should not wait for
     from catsdogs.exports.exporter import export_model
     from catsdogs.exports.parity import describe

@@ -84,3 +84,49 @@ def test_gradient_tools_refuse_in_one_line_under_jax(tmp_path):
         assert "Traceback" not in done.stderr and "TensorFlow backend" in last and "KERAS_BACKEND=tensorflow" in last
         # refused before any work: nothing written but the output folder's own marker
         assert not [path for path in tmp_path.glob("[gfe]/*") if path.name != ".catsdogs-output"]
+
+
+SERVE_ONE = """
+import json, sys
+import keras
+from starlette.testclient import TestClient
+from catsdogs.runtime.opening import open_classifier
+from catsdogs.server.app import create_app
+classifier = open_classifier(sys.argv[1])
+with TestClient(create_app(classifier, "pets")) as client:
+    answer = client.post("/predict", content=open(sys.argv[2], "rb").read())
+    tensors = client.post("/v1/models/pets:predict", json={{"instances": [[[[120, 120, 120]] * {size}] * {size}]}})
+print(json.dumps({{"backend": keras.backend.backend(), "status": [answer.status_code, tensors.status_code],
+                  "probability": answer.json()["results"][0]["probabilities"]["cats"],
+                  "predictions": tensors.json()["predictions"]}}))
+"""
+
+
+def test_serve_answers_on_jax_as_on_tensorflow(tmp_path):
+    path, image = tmp_path / "model.keras", tmp_path / "cat.png"
+    run_python(SAVE_AND_PREDICT, "tensorflow", str(path))
+    Image.fromarray(np.full((SIZE, SIZE, 3), 120, np.uint8)).save(image)
+    answers = {backend: run_python(SERVE_ONE, backend, str(path), str(image)) for backend in ("jax", "tensorflow")}
+    assert answers["jax"]["status"] == answers["tensorflow"]["status"] == [200, 200]
+    # A flat grey PNG decodes to the same pixels through Pillow (JAX) and TensorFlow's decoder.
+    assert abs(answers["jax"]["probability"] - answers["tensorflow"]["probability"]) < 1e-5
+    np.testing.assert_allclose(answers["jax"]["predictions"], answers["tensorflow"]["predictions"], atol=1e-5)
+
+
+@pytest.mark.parametrize("export_format", ["litert", "onnx", "saved_model"])
+def test_export_under_jax_runs_itself_on_tensorflow(tmp_path, export_format):
+    if export_format == "onnx":
+        pytest.importorskip("onnxruntime")
+    path = tmp_path / "model.keras"
+    run_python(SAVE_AND_PREDICT, "tensorflow", str(path))
+    data = tmp_path / "data" / "test"
+    for index, name in enumerate(("cats", "dogs")):
+        (data / name).mkdir(parents=True)
+        Image.fromarray(np.full((SIZE, SIZE, 3), 60 + 100 * index, np.uint8)).save(data / name / "a.png")
+    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-m", "catsdogs.export", "--model", str(path), "--format", export_format,
+                           "--data-dir", str(tmp_path / "data"), "--output", str(tmp_path / "exports")],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "exporting on the TensorFlow backend (KERAS_BACKEND is jax)" in done.stderr
+    assert "parity on 2 held-out images: passed" in done.stdout, done.stdout

@@ -118,7 +118,13 @@ def _write(graph: keras.Model, info: ModelInfo, export_format: str, quantize: st
 def export_model(model_path: str | Path, export_format: str, quantize: str = "none", output: str | Path = "exports",
                  data_dir: str | Path | None = None, check_images: int = DEFAULT_EXPORT_CHECK_IMAGES,
                  unsafe: bool = False) -> Export:
-    """Export a saved model, check it against the Keras model, and write its sidecar, card and parity report."""
+    """Export a saved model, check it against the Keras model, and write its sidecar, card and parity report.
+
+    Runs on the TensorFlow backend only (Keras exports through TensorFlow's graphs); ``python -m catsdogs.export``
+    switches to it by itself."""
+    if keras.backend.backend() != "tensorflow":
+        raise UserError(f"export_model runs on the TensorFlow backend, not {keras.backend.backend()}: set "
+                        "KERAS_BACKEND=tensorflow, or run `python -m catsdogs.export`, which switches by itself")
     if export_format not in EXPORT_FORMATS or quantize not in QUANTIZATIONS:
         raise UserError(f"{parameter('export_format')} must be one of {EXPORT_FORMATS} and {parameter('quantize')} "
                         f"one of {QUANTIZATIONS}, not {export_format!r} and {quantize!r}")

@@ -7,7 +7,9 @@ copy of it elsewhere), and the recorded temperature is applied by ``models.calib
 The server's uploads are only checked in their request threads (``prepare``) and decoded in the batcher's
 thread, with the batch's model call, in one TensorFlow graph call (``data.decode``: C++, the images in
 parallel, the pixels ``predict`` gives). Measured with 8 clients (BENCHMARKS.md section 10): decoding each
-upload in its request thread instead, one graph call per image, served 172 images/s against 227.
+upload in its request thread instead, one graph call per image, served 172 images/s against 227. That graph
+needs the TensorFlow backend; on another (JAX), uploads are decoded as an export's are (Pillow, in the request
+thread) and the batch goes through the model's own call.
 """
 
 from __future__ import annotations
@@ -56,7 +58,14 @@ class KerasClassifier(Classifier):
                         failures: list[Failure]) -> Iterator[tuple[list[str], np.ndarray]]:
         return decoded_batches(checks, self.info.image_size, batch_size, failures)
 
+    @cached_property
+    def _in_graph(self) -> bool:
+        """Whether the server's batches decode and predict in one TensorFlow graph (the TensorFlow backend only)."""
+        return keras.backend.backend() == "tensorflow"
+
     def prepare(self, data: bytes) -> Item:
+        if not self._in_graph:
+            return super().prepare(data)
         return Encoded(data, check_bytes(data, self.info.image_size).orientation)
 
     @cached_property
@@ -80,6 +89,8 @@ class KerasClassifier(Classifier):
                             input_signature=encoded))
 
     def predict_items(self, items: Sequence[Item]) -> np.ndarray:
+        if not self._in_graph:
+            return super().predict_items(items)
         decode, decode_and_forward = self._graphs
         encoded = [i for i, item in enumerate(items) if isinstance(item, Encoded)]
         data = [[item.data for item in items if isinstance(item, Encoded)],
