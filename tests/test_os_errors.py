@@ -93,8 +93,12 @@ COMMANDS = {  # command -> (its main, its arguments given the model, its data an
 }
 
 
-@pytest.mark.parametrize("number", [FULL, READ_ONLY, TOO_LONG])
-@pytest.mark.parametrize("command", list(COMMANDS))
+# Every command with a full disk; the other errors through two commands (the words are the same function's, above).
+CASES = [(command, FULL) for command in COMMANDS] + [(command, number) for command in ("evaluate", "predict --explain")
+                                                     for number in (READ_ONLY, TOO_LONG)]
+
+
+@pytest.mark.parametrize("command, number", CASES)
 def test_every_command_that_writes_reports_an_os_error_in_one_line(command, number, model, tmp_path, fail_writes,
                                                                    capsys):
     if command == "export":
