@@ -43,7 +43,7 @@ class SavedModel:
 
     @property
     def diverged(self) -> bool:
-        """Its recorded scores are not finite numbers: a run that diverged, which releases before 0.2 published."""
+        """Its recorded scores are not finite numbers: a run that diverged, which earlier releases published."""
         test = self.info.metrics.test if self.info else None
         scores = [self.val_accuracy, *((test.accuracy, test.loss) if test else ())]
         return any(score is not None and not math.isfinite(score) for score in scores)
