@@ -90,5 +90,5 @@ def os_error_message(error: OSError) -> str:
     if error.errno == errno.ENAMETOOLONG:
         return f"{where}: the name is too long for its file system; shorten the file or folder name"
     if error.errno == errno.ENOENT:
-        return f"{where} does not exist (a folder was moved or removed while the command ran?); check the path"
+        return f"{where} does not exist and cannot be made there; check the path (and that no folder was removed)"
     return f"{where}: {error.strerror or error}; check the path and try again"
