@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import io
+import itertools
 import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,8 +20,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 from helpers.images import write_image
+from helpers.serving import serving
 from helpers.training import train_tiny
 from PIL import Image
 
@@ -43,25 +41,6 @@ def trained(tmp_path_factory) -> tuple[Path, Path]:
     return train_tiny(tmp_path_factory.mktemp("serve"), "small_cnn", 48, ("cats", "dogs"), False)
 
 
-@contextlib.contextmanager
-def serving(app) -> Iterator[str]:
-    """``app`` under uvicorn in a thread, on a free 127.0.0.1 port; yields its base URL."""
-    listening = socket.socket()
-    listening.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{listening.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
-
 def split_images(data: Path) -> list[Path]:
     return sorted((data / "test").rglob("*.jpg"))
 
@@ -73,10 +52,12 @@ def keras_server(trained) -> Iterator[str]:
         yield url
 
 
-def test_health_status_and_metadata_answer_as_tf_serving_does(keras_server):
-    assert httpx.get(f"{keras_server}/healthz").json() == {"status": "ok", "model": "pets", "format": "keras"}
+def test_health_status_and_metadata_answer_as_tf_serving_does(keras_server, trained):
+    assert httpx.get(f"{keras_server}/healthz").json() == {"status": "ok", "model": "pets", "format": "keras",
+                                                           "model_version": "1", "model_file": str(trained[0])}
     status = httpx.get(f"{keras_server}/v1/models/pets").json()
-    assert status["model_version_status"][0]["state"] == "AVAILABLE"
+    assert status == {"model_version_status": [{"version": "1", "state": "AVAILABLE",
+                                                "status": {"error_code": "OK", "error_message": ""}}]}
     metadata = httpx.get(f"{keras_server}/v1/models/pets/metadata").json()
     signatures = metadata["metadata"]["signature_def"]["signature_def"]
     assert set(signatures) == {"serving_default", "serving_bytes"}
@@ -156,7 +137,7 @@ def test_tf_serving_json_gets_the_same_answer_here_and_from_the_exported_saved_m
             else:
                 theirs = engine.predict(tensors.astype(np.float32))
             key = "outputs" if "inputs" in body else "predictions"
-            assert set(ours) == {key}
+            assert set(ours) == {key, "model_spec", "model_file"} and ours["model_spec"]["version"] == "1"
             np.testing.assert_allclose(ours[key], theirs, atol=1e-4)
 
 
@@ -212,6 +193,31 @@ def test_the_time_limit_holds_whatever_the_request_spends_its_time_on(trained):
         waited = time.perf_counter() - started
         assert response.status_code == 503 and "no answer within 0.3 s" in response.json()["error"]
         assert waited < 1.3, waited  # the limit, plus at most a second
+
+
+def test_a_batch_whose_requests_timed_out_does_not_hold_up_the_next(trained):
+    model, data = trained
+    classifier = open_classifier(model)
+    predict, calls = classifier.predict_items, itertools.count()
+
+    def first_two_slow(items):
+        if next(calls) < 2:  # both batch places taken by calls that outlive their requests
+            time.sleep(3)
+        return predict(items)
+
+    classifier.predict_items = first_two_slow
+    photo = split_images(data)[0].read_bytes()
+
+    async def requests(url: str) -> list[int]:
+        async with httpx.AsyncClient(timeout=30) as client:
+            first = asyncio.create_task(client.post(f"{url}/predict", content=photo))
+            await asyncio.sleep(0.2)  # a batch of its own
+            second = asyncio.create_task(client.post(f"{url}/predict", content=photo))
+            timed_out = [response.status_code for response in await asyncio.gather(first, second)]
+            return [*timed_out, (await client.post(f"{url}/predict", content=photo)).status_code]
+
+    with serving(create_app(classifier, "catsdogs", Limits(timeout_s=1))) as url:
+        assert asyncio.run(requests(url)) == [503, 503, 200]  # the third is answered while the slow calls run on
 
 
 def test_json_nested_deeper_than_any_image_is_a_400(keras_server):

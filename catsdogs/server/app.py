@@ -1,4 +1,5 @@
-"""The HTTP application: one model, the page, our ``/predict`` and TF Serving's REST API, health and metrics.
+"""The HTTP application: the served model's versions, the page, our ``/predict`` and TF Serving's REST API,
+health and metrics.
 
 Starlette rather than FastAPI: the routes take images and TF Serving's loosely typed JSON, which we
 check ourselves (``runtime.tfserving``), so FastAPI's pydantic models and OpenAPI pages would add a
@@ -7,6 +8,10 @@ dependency tree without checking anything. uvicorn runs it (``catsdogs.serve``).
 Every answer is JSON except the page and ``/metrics``. Every error is ``{"error": "..."}`` with a 4xx
 status naming the problem (TF Serving's error shape), and a 500 for a fault of ours: a handler never
 lets an exception reach the server, so no input can stop it.
+
+Each request holds the version that was serving when it came (``server.versions``): a new model swapped in
+meanwhile does not change the model, the image size or the batch that answers it, and every prediction names
+its version and file.
 """
 
 from __future__ import annotations
@@ -16,16 +21,19 @@ import base64
 import contextlib
 import json
 import logging
+import os
+import signal
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
 import numpy as np
 import uvicorn
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
@@ -38,10 +46,11 @@ from catsdogs.runtime.engines import BYTES_INPUT, BYTES_SIGNATURE, INPUT_NAME, O
 from catsdogs.runtime.tfserving import request_values, response_body
 from catsdogs.server.batching import Batcher
 from catsdogs.server.limits import Limits
+from catsdogs.server.memory import release_memory
 from catsdogs.server.overlays import gradcam_png
+from catsdogs.server.versions import ModelSource, ModelVersions, Version
 
 LOG = logging.getLogger("catsdogs.serve")
-MODEL_VERSION = "1"
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 
 
@@ -61,6 +70,9 @@ class Metrics:
     requests: Counter
     images: Counter
     batch_size: Histogram
+    version_requests: Counter
+    serving_version: Gauge
+    versions_tried: Counter
 
     @classmethod
     def create(cls) -> Metrics:
@@ -70,43 +82,74 @@ class Metrics:
                            registry=registry),
                    Counter("catsdogs_images", "Images predicted", registry=registry),
                    Histogram("catsdogs_batch_size", "Images per model call (concurrent requests batched together)",
-                             buckets=BATCH_BUCKETS, registry=registry))
+                             buckets=BATCH_BUCKETS, registry=registry),
+                   Counter("catsdogs_model_requests", "Prediction requests taken, by the model version that answered",
+                           ["version"], registry=registry),
+                   Gauge("catsdogs_model_version", "The model version serving now", registry=registry),
+                   Counter("catsdogs_model_versions", "New model versions tried, by result (serving or refused)",
+                           ["result"], registry=registry))
 
 
 class Server:
-    """The routes' shared state: the model, its batcher, the limits, the metrics."""
+    """The routes' shared state: the model's versions (each with its batcher), the limits, the metrics."""
 
-    def __init__(self, classifier: Classifier, name: str, limits: Limits) -> None:
-        self.classifier, self.name, self.limits = classifier, name, limits
+    def __init__(self, classifier: Classifier, name: str, limits: Limits, source: ModelSource | None = None,
+                 poll_s: float = 0.0) -> None:
+        self.name, self.limits = name, limits
         self.metrics = Metrics.create()
-        # Two batches at once overlap one's decoding with the other's model (measured for .keras: 250 against
-        # 206-227 images/s); one for a runtime that is not thread-safe (LiteRT).
-        self.batcher = Batcher(self._predict_batch, limits.max_batch, limits.batch_window_s,
-                               2 if classifier.thread_safe else 1)
+        self.versions = ModelVersions(classifier, self._batcher, source, poll_s, self._tried)
+        self.metrics.serving_version.set(self.versions.serving.number)
+        # Uploads decoded at once, across requests: the decode memory is bounded (a 25-megapixel photo takes
+        # about 100 MB while it is decoded), and more threads than cores would not decode faster.
+        self.decoding = asyncio.Semaphore(os.cpu_count() or 2)
         self.page = resources.files("catsdogs.server").joinpath("static/index.html").read_text()
 
-    def _predict_batch(self, items: list[Item]) -> np.ndarray:
-        probabilities = self.classifier.predict_items(items)
-        self.metrics.batch_size.observe(len(items))
-        self.metrics.images.inc(len(items))
-        LOG.debug("batch of %d", len(items))
-        return probabilities
+    def _batcher(self, classifier: Classifier) -> Batcher:
+        def predict_batch(items: list[Item]) -> np.ndarray:
+            probabilities = classifier.predict_items(items)
+            self.metrics.batch_size.observe(len(items))
+            self.metrics.images.inc(len(items))
+            return probabilities
 
-    async def predict(self, images: list[Item]) -> np.ndarray:
-        """Probabilities for prepared images, through the batcher (the request's time limit is ``json_route``'s)."""
-        return np.stack(await asyncio.gather(*(self.batcher.predict(image) for image in images)))
+        # Two batches at once overlap one's decoding with the other's model (measured for .keras: 250 against
+        # 206-227 images/s); one for a runtime that is not thread-safe (LiteRT).
+        return Batcher(predict_batch, self.limits.max_batch, self.limits.batch_window_s,
+                       2 if classifier.thread_safe else 1, classifier.thread_safe)
 
-    async def prepare(self, data: bytes, label: str) -> Item:
-        """Uploaded bytes -> the model's input, under the file checks (in a thread: it is CPU work)."""
-        try:
-            return await run_in_threadpool(self.classifier.prepare, data)
-        except UserError as exc:
-            raise ApiError(400, f"{label}: {exc}") from None
+    def _tried(self, version: Version) -> None:
+        serving = version.state == "AVAILABLE"
+        if serving:
+            self.metrics.serving_version.set(version.number)
+        self.metrics.versions_tried.labels("serving" if serving else "refused").inc()
+
+    @contextlib.contextmanager
+    def using(self) -> Iterator[Version]:
+        """The serving version for one request (``ModelVersions.use``), counted in ``/metrics``."""
+        with self.versions.use() as version:
+            self.metrics.version_requests.labels(str(version.number)).inc()
+            yield version
+
+    async def predict(self, version: Version, images: list[Item]) -> np.ndarray:
+        """Probabilities for prepared images, through the version's batcher (the time limit is ``json_route``'s)."""
+        batcher = version.queue()
+        return np.stack(await asyncio.gather(*(batcher.predict(image) for image in images)))
+
+    async def prepare(self, version: Version, data: bytes, label: str) -> Item:
+        """Uploaded bytes -> the version's input, under the file checks (in a thread: it is CPU work)."""
+        async with self.decoding:
+            try:
+                return await run_in_threadpool(version.model().prepare, data)
+            except UserError as exc:
+                raise ApiError(400, f"{label}: {exc}") from None
 
 
 # ------------------------------------------------------------------------------------------ requests
+LARGE_BODY_BYTES = 8 * 2**20  # after a request this large, the memory it took is given back (server.memory)
+
+
 async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it is known to exceed ``limit`` (declared or streamed)."""
+    """The body, refused with 413 as soon as it is known to exceed ``limit`` (declared or streamed); a large one is
+    marked in ``request.state.large``, so that its memory is given back once it is answered."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise ApiError(413, f"the body is {int(declared):,} bytes; the limit is {limit:,}")
@@ -115,6 +158,7 @@ async def read_body(request: Request, limit: int) -> bytes:
         body += chunk
         if len(body) > limit:
             raise ApiError(413, f"the body exceeds the limit of {limit:,} bytes")
+    request.state.large = len(body) > LARGE_BODY_BYTES
     return bytes(body)
 
 
@@ -143,17 +187,33 @@ async def uploads(request: Request, server: Server) -> list[tuple[str, bytes]]:
     return files
 
 
-def model_name(server: Server, spec: str, suffix: str) -> None:
-    """``<name>[/versions/1]`` + ``suffix`` must name this model; 404 otherwise (TF Serving's words)."""
+def model_version(server: Server, spec: str, suffix: str) -> str | None:
+    """``<name>[/versions/N]`` + ``suffix`` must name this model: the version asked for (None: the latest);
+    404 otherwise (TF Serving's words)."""
     if not spec.endswith(suffix):
         raise ApiError(404, f"no such endpoint: /v1/models/{spec}")
-    name = spec[:len(spec) - len(suffix)]
-    if name in (server.name, f"{server.name}/versions/{MODEL_VERSION}"):
-        return
-    if name.split("/")[0] == server.name:
-        raise ApiError(404, f"no such endpoint: /v1/models/{spec}")
-    raise ApiError(404, f"Servable not found for request: Latest({name.split('/')[0]}); this server has "
-                        f"{server.name!r}")
+    name, _, version = spec[:len(spec) - len(suffix)].partition("/versions/")
+    if name != server.name:
+        if name.split("/")[0] == server.name:
+            raise ApiError(404, f"no such endpoint: /v1/models/{spec}")
+        raise ApiError(404, f"Servable not found for request: Latest({name.split('/')[0]}); this server has "
+                            f"{server.name!r}")
+    if version and server.versions.find(version) is None:
+        raise ApiError(404, f"Servable not found for request: Specific({name}, {version})")
+    return version or None
+
+
+def serving_version(server: Server, spec: str, suffix: str) -> None:
+    """A prediction URL may name a version only when it is the one serving (the others are not loaded)."""
+    version = model_version(server, spec, suffix)
+    if version is not None and version != str(server.versions.serving.number):
+        raise ApiError(404, f"Servable not found for request: Specific({server.name}, {version}); version "
+                            f"{server.versions.serving.number} is serving")
+
+
+def answered_by(version: Version) -> dict[str, str]:
+    """What every prediction says about the model that made it."""
+    return {"model_version": str(version.number), "model_file": str(version.path)}
 
 
 # ------------------------------------------------------------------------------------------ endpoints
@@ -163,35 +223,37 @@ async def predict_endpoint(request: Request, server: Server) -> dict[str, Any]:
     if len(files) > server.limits.max_images:
         raise ApiError(413, f"{len(files)} images in one request; the limit is {server.limits.max_images}")
     explain = request.query_params.get("gradcam", "").lower() in ("1", "true", "yes")
-    prepared: list[tuple[str, bytes, Item]] = []
-    results: list[dict[str, Any]] = []
-    for name, data in files:
-        try:
-            prepared.append((name, data, await server.prepare(data, name)))
-        except ApiError as exc:
-            results.append({"name": name, "error": str(exc)})
-    if not prepared:
-        raise ApiError(400, "no usable image: " + "; ".join(result["error"] for result in results))
-    info = server.classifier.info
-    probabilities = await server.predict([item for _, _, item in prepared])
-    for (name, data, _), row in zip(prepared, probabilities):
-        index = int(np.argmax(row))
-        result = {"name": name, "label": info.class_names[index], "probability": float(row[index]),
-                  "probabilities": {label: float(p) for label, p in zip(info.class_names, row)}}
-        if explain and server.classifier.can_explain:
-            png = await run_in_threadpool(gradcam_png, server.classifier, data, row)
-            result["gradcam_png"] = base64.b64encode(png).decode()
-        results.append(result)
-    answer: dict[str, Any] = {"model": server.name, "class_names": list(info.class_names), "results": results}
-    if explain and not server.classifier.can_explain:
-        answer["gradcam"] = (f"Grad-CAM needs the model's gradients; this is an exported ({server.classifier.kind}) "
-                             "model")
+    with server.using() as version:
+        classifier = version.model()
+        prepared: list[tuple[str, bytes, Item]] = []
+        results: list[dict[str, Any]] = []
+        for name, data in files:
+            try:
+                prepared.append((name, data, await server.prepare(version, data, name)))
+            except ApiError as exc:
+                results.append({"name": name, "error": str(exc)})
+        if not prepared:
+            raise ApiError(400, "no usable image: " + "; ".join(result["error"] for result in results))
+        info = classifier.info
+        probabilities = await server.predict(version, [item for _, _, item in prepared])
+        for (name, data, _), row in zip(prepared, probabilities):
+            index = int(np.argmax(row))
+            result = {"name": name, "label": info.class_names[index], "probability": float(row[index]),
+                      "probabilities": {label: float(p) for label, p in zip(info.class_names, row)}}
+            if explain and classifier.can_explain:
+                png = await run_in_threadpool(gradcam_png, classifier, data, row)
+                result["gradcam_png"] = base64.b64encode(png).decode()
+            results.append(result)
+    answer: dict[str, Any] = {"model": server.name, **answered_by(version), "class_names": list(info.class_names),
+                              "results": results}
+    if explain and not classifier.can_explain:
+        answer["gradcam"] = f"Grad-CAM needs the model's gradients; this is an exported ({classifier.kind}) model"
     return answer
 
 
 async def tf_serving_predict(request: Request, server: Server) -> dict[str, Any]:
     """``POST /v1/models/<name>:predict``: TF Serving's REST predict, row or columnar, tensors or b64 images."""
-    model_name(server, request.path_params["spec"], ":predict")
+    serving_version(server, request.path_params["spec"], ":predict")
     try:
         body = json.loads(await read_body(request, server.limits.max_body_bytes))
     except ValueError as exc:
@@ -210,31 +272,40 @@ async def tf_serving_predict(request: Request, server: Server) -> dict[str, Any]
         raise ApiError(400, "the instances are nested too deep; an image is (size, size, 3)") from None
     if len(values) > server.limits.max_images:
         raise ApiError(413, f"{len(values)} instances in one request; the limit is {server.limits.max_images}")
-    size = server.classifier.info.image_size
-    if signature == BYTES_SIGNATURE:
-        if not all(isinstance(value, bytes) for value in values):
-            raise ApiError(400, f'{BYTES_SIGNATURE} takes images as {{"b64": "..."}} values')
-        images = [await server.prepare(value, f"instance {index}") for index, value in enumerate(values)]
-    else:
-        try:
-            array = np.asarray(values, np.float32)
-        except (ValueError, TypeError):
-            raise ApiError(400, "the instances are not numbers of one shape") from None
-        if array.shape[1:] != (size, size, 3):
-            raise ApiError(400, f"{INPUT_NAME} must be ({size}, {size}, 3) RGB 0-255 per instance, not "
-                                f"{array.shape[1:]}; or send encoded images to {BYTES_SIGNATURE}")
-        images = list(array)
-    return response_body(await server.predict(images), row)
+    with server.using() as version:
+        size = version.model().info.image_size
+        if signature == BYTES_SIGNATURE:
+            if not all(isinstance(value, bytes) for value in values):
+                raise ApiError(400, f'{BYTES_SIGNATURE} takes images as {{"b64": "..."}} values')
+            images = [await server.prepare(version, value, f"instance {index}") for index, value in enumerate(values)]
+        else:
+            try:
+                array = np.asarray(values, np.float32)
+            except (ValueError, TypeError):
+                raise ApiError(400, "the instances are not numbers of one shape") from None
+            if array.shape[1:] != (size, size, 3):
+                raise ApiError(400, f"{INPUT_NAME} must be ({size}, {size}, 3) RGB 0-255 per instance, not "
+                                    f"{array.shape[1:]}; or send encoded images to {BYTES_SIGNATURE}")
+            images = list(array)
+        probabilities = await server.predict(version, images)
+    # gRPC's PredictResponse names the model that answered in model_spec; the REST answer gets the same
+    return {**response_body(probabilities, row),
+            "model_spec": {"name": server.name, "version": str(version.number), "signature_name": signature},
+            "model_file": str(version.path)}
 
 
-def tf_serving_status(server: Server) -> dict[str, Any]:
-    return {"model_version_status": [{"version": MODEL_VERSION, "state": "AVAILABLE",
-                                      "status": {"error_code": "OK", "error_message": ""}}]}
+def tf_serving_status(server: Server, version: str | None = None) -> dict[str, Any]:
+    """TF Serving's ``model_version_status``: every version tried, newest first (AVAILABLE: serving; END with an
+    error: refused), or only ``version``."""
+    shown = [v for v in reversed(server.versions.versions) if version is None or str(v.number) == version]
+    return {"model_version_status": [v.status() for v in shown]}
 
 
 def tf_serving_metadata(server: Server) -> dict[str, Any]:
     """TF Serving's metadata answer (the signatures, as a SavedModel export has them) plus our own."""
-    info = server.classifier.info
+    serving = server.versions.serving
+    classifier = serving.model()
+    info = classifier.info
 
     def tensor(name: str, dtype: str, dims: list[int], signature: str) -> dict[str, Any]:
         return {"dtype": dtype, "tensor_shape": {"dim": [{"size": str(d), "name": ""} for d in dims],
@@ -247,20 +318,19 @@ def tf_serving_metadata(server: Server) -> dict[str, Any]:
                           "outputs": output, "method_name": "tensorflow/serving/predict"},
         BYTES_SIGNATURE: {"inputs": {BYTES_INPUT: tensor(BYTES_INPUT, "DT_STRING", [-1], BYTES_SIGNATURE)},
                           "outputs": output, "method_name": "tensorflow/serving/predict"}}
-    return {"model_spec": {"name": server.name, "signature_name": "", "version": MODEL_VERSION},
+    return {"model_spec": {"name": server.name, "signature_name": "", "version": str(serving.number)},
             "metadata": {"signature_def": {"signature_def": signatures}},
             "catsdogs": {"class_names": list(info.class_names), "image_size": size, "model": info.model_name,
-                         "format": server.classifier.kind, "file": str(server.classifier.path),
-                         "grad_cam": server.classifier.can_explain}}
+                         "format": classifier.kind, "file": str(serving.path), "version": serving.number,
+                         "grad_cam": classifier.can_explain}}
 
 
 async def tf_serving_get(request: Request, server: Server) -> dict[str, Any]:
     spec = request.path_params["spec"]
     if spec.endswith("/metadata"):
-        model_name(server, spec, "/metadata")
+        model_version(server, spec, "/metadata")
         return tf_serving_metadata(server)
-    model_name(server, spec, "")
-    return tf_serving_status(server)
+    return tf_serving_status(server, model_version(server, spec, ""))
 
 
 # ------------------------------------------------------------------------------------------ the app
@@ -283,20 +353,25 @@ def json_route(path: str, label: str, handler: Callable[[Request, Server], Await
             LOG.exception("%s failed", label)
             response = JSONResponse({"error": "internal error; the server log has the details"}, status_code=500)
         server.metrics.requests.labels(label, str(response.status_code)).inc()
+        if getattr(request.state, "large", False):  # after the answer is sent
+            response.background = BackgroundTask(release_memory)
         return response
 
     return Route(path, endpoint, methods=methods)
 
 
-def create_app(classifier: Classifier, name: str = "catsdogs", limits: Limits | None = None) -> Starlette:
-    """The application serving ``classifier`` as ``name`` (the TF Serving model name in the URLs)."""
-    server = Server(classifier, name, limits or Limits())
+def create_app(classifier: Classifier, name: str = "catsdogs", limits: Limits | None = None,
+               source: ModelSource | None = None, poll_s: float = 0.0) -> Starlette:
+    """The application serving ``classifier`` as ``name`` (the TF Serving model name in the URLs) as version 1;
+    with a ``source``, new models from it every ``poll_s`` seconds (0: on ``request_check`` only, i.e. SIGHUP)."""
+    server = Server(classifier, name, limits or Limits(), source, poll_s)
 
     async def page(request: Request) -> Response:
         return HTMLResponse(server.page)
 
     async def health(request: Request, _: Server) -> dict[str, Any]:
-        return {"status": "ok", "model": name, "format": classifier.kind}
+        serving = server.versions.serving
+        return {"status": "ok", "model": name, "format": serving.model().kind, **answered_by(serving)}
 
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(server.metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -306,11 +381,11 @@ def create_app(classifier: Classifier, name: str = "catsdogs", limits: Limits | 
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        server.batcher.start()
+        server.versions.start()
         yield
-        await server.batcher.stop()
-        LOG.info("served %d batches, mean size %.2f", sum(server.batcher.batch_sizes.values()),
-                 server.batcher.mean_batch_size)
+        batcher = server.versions.serving.queue()
+        server.versions.stop()
+        LOG.info("served %d batches, mean size %.2f", sum(batcher.batch_sizes.values()), batcher.mean_batch_size)
 
     routes = [Route("/", page), Route("/metrics", metrics),
               json_route("/healthz", "/healthz", health, server, ["GET"]),
@@ -328,12 +403,34 @@ def bind(host: str, port: int) -> socket.socket:
     listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         listening.bind((host, port))
+        listening.listen(2048)  # connections from now on wait in the backlog until uvicorn accepts them
     except OSError as exc:
         listening.close()
         raise UserError(f"cannot listen on {host}:{port}: {exc.strerror}; choose another {parameter('port')}") from None
     return listening
 
 
-def run(app: Starlette, listening: socket.socket) -> None:
-    """Serve ``app`` on ``listening`` with uvicorn until interrupted (no access log: /metrics counts requests)."""
-    uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(sockets=[listening])
+class _Server(uvicorn.Server):
+    """uvicorn, telling ``on_ready`` once it accepts connections (after the app's start-up, not at ``bind``)."""
+
+    def __init__(self, config: uvicorn.Config, on_ready: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.on_ready = on_ready
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if not self.should_exit:
+            self.on_ready()
+
+
+def run(app: Starlette, listening: socket.socket, on_ready: Callable[[], None] = lambda: None) -> None:
+    """Serve ``app`` on ``listening`` with uvicorn until interrupted (no access log: /metrics counts requests);
+    ``on_ready`` once requests are answered. SIGHUP asks for a look at the model's source now."""
+    server: Server = app.state.server
+    hangup = getattr(signal, "SIGHUP", None)  # none on Windows
+    previous = signal.signal(hangup, lambda *_: server.versions.request_check()) if hangup is not None else None
+    try:
+        _Server(uvicorn.Config(app, log_level="warning", access_log=False), on_ready).run(sockets=[listening])
+    finally:
+        if hangup is not None:
+            signal.signal(hangup, previous)
