@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -59,31 +60,61 @@ def run_python(code: str, backend: str, *args: str) -> dict:
     return result
 
 
+@pytest.fixture(scope="module")
+def saved_under_tensorflow(tmp_path_factory) -> tuple[Path, dict]:
+    """One model saved under TensorFlow for every test that starts from one (a process each costs seconds)."""
+    path = tmp_path_factory.mktemp("tensorflow") / "model.keras"
+    return path, run_python(SAVE_AND_PREDICT, "tensorflow", str(path))
+
+
 @pytest.mark.parametrize("saved_under, loaded_under", [("tensorflow", "jax"), ("jax", "tensorflow")])
-def test_a_model_saved_under_one_backend_predicts_the_same_under_the_other(tmp_path, saved_under, loaded_under):
-    path = tmp_path / "model.keras"
-    saved = run_python(SAVE_AND_PREDICT, saved_under, str(path))
+def test_a_model_saved_under_one_backend_predicts_the_same_under_the_other(tmp_path, saved_under, loaded_under,
+                                                                         saved_under_tensorflow):
+    if saved_under == "tensorflow":
+        path, saved = saved_under_tensorflow
+    else:
+        path = tmp_path / "model.keras"
+        saved = run_python(SAVE_AND_PREDICT, saved_under, str(path))
     loaded = run_python(LOAD_AND_PREDICT, loaded_under, str(path))
     assert loaded["classes"] == ["cats", "dogs"]
     np.testing.assert_allclose(loaded["predictions"], saved["predictions"], atol=1e-5)
     assert np.ptp(saved["predictions"]) > 0  # a model that answers the same for everything would prove nothing
 
 
-def test_gradient_tools_refuse_in_one_line_under_jax(tmp_path):
-    path = tmp_path / "model.keras"
-    run_python(SAVE_AND_PREDICT, "tensorflow", str(path))
+# The three commands as a user runs them (their cli(): the one-line error and the exit status), in one process.
+RUN_COMMANDS = """
+import contextlib, io, json, sys
+import keras
+from catsdogs import predict, visualize
+results = []
+for command, argv in json.loads(sys.argv[1]):
+    stderr = io.StringIO()
+    sys.argv = [command, *argv]
+    with contextlib.redirect_stderr(stderr):
+        try:
+            {{"predict": predict, "visualize": visualize}}[command].cli()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code
+    results.append([code, stderr.getvalue()])
+print(json.dumps({{"backend": keras.backend.backend(), "results": results}}))
+"""
+
+
+def test_gradient_tools_refuse_in_one_line_under_jax(tmp_path, saved_under_tensorflow):
+    path = str(saved_under_tensorflow[0])
     image = tmp_path / "cat.png"
     Image.fromarray(np.full((SIZE, SIZE, 3), 120, np.uint8)).save(image)
-    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu"}
-    for command in (["catsdogs.visualize", "gradcam", "--image", str(image), "--model", str(path), "--output", str(tmp_path / "g")],
-                    ["catsdogs.visualize", "filters", "--model", str(path), "--output", str(tmp_path / "f")],
-                    ["catsdogs.predict", str(image), "--model", str(path), "--explain", str(tmp_path / "e")]):
-        done = subprocess.run([sys.executable, "-m", *command], env=env, capture_output=True, text=True, timeout=300)
-        assert done.returncode != 0, command
-        last = done.stderr.strip().splitlines()[-1]
-        assert "Traceback" not in done.stderr and "TensorFlow backend" in last and "KERAS_BACKEND=tensorflow" in last
-        # refused before any work: nothing written but the output folder's own marker
-        assert not [path for path in tmp_path.glob("[gfe]/*") if path.name != ".catsdogs-output"]
+    commands = [["visualize", ["gradcam", "--image", str(image), "--model", path, "--output", str(tmp_path / "g")]],
+                ["visualize", ["filters", "--model", path, "--output", str(tmp_path / "f")]],
+                ["predict", [str(image), "--model", path, "--explain", str(tmp_path / "e")]]]
+    results = run_python(RUN_COMMANDS, "jax", json.dumps(commands))["results"]
+    for command, (code, stderr) in zip(commands, results):
+        assert code not in (0, None), command
+        last = stderr.strip().splitlines()[-1]
+        assert "Traceback" not in stderr and "TensorFlow backend" in last and "KERAS_BACKEND=tensorflow" in last
+    # refused before any work: nothing written but the output folder's own marker
+    assert not [path for path in tmp_path.glob("[gfe]/*") if path.name != ".catsdogs-output"]
 
 
 SERVE_ONE = """
@@ -102,9 +133,8 @@ print(json.dumps({{"backend": keras.backend.backend(), "status": [answer.status_
 """
 
 
-def test_serve_answers_on_jax_as_on_tensorflow(tmp_path):
-    path, image = tmp_path / "model.keras", tmp_path / "cat.png"
-    run_python(SAVE_AND_PREDICT, "tensorflow", str(path))
+def test_serve_answers_on_jax_as_on_tensorflow(tmp_path, saved_under_tensorflow):
+    path, image = saved_under_tensorflow[0], tmp_path / "cat.png"
     Image.fromarray(np.full((SIZE, SIZE, 3), 120, np.uint8)).save(image)
     answers = {backend: run_python(SERVE_ONE, backend, str(path), str(image)) for backend in ("jax", "tensorflow")}
     assert answers["jax"]["status"] == answers["tensorflow"]["status"] == [200, 200]
@@ -113,12 +143,11 @@ def test_serve_answers_on_jax_as_on_tensorflow(tmp_path):
     np.testing.assert_allclose(answers["jax"]["predictions"], answers["tensorflow"]["predictions"], atol=1e-5)
 
 
-def test_export_under_jax_runs_itself_on_tensorflow(tmp_path):
+def test_export_under_jax_runs_itself_on_tensorflow(tmp_path, saved_under_tensorflow):
     # LiteRT, the format Keras writes only from TensorFlow's backend; the command reruns whole on TensorFlow, so every
     # format then goes as tests/test_export.py checks it there.
     export_format = "litert"
-    path = tmp_path / "model.keras"
-    run_python(SAVE_AND_PREDICT, "tensorflow", str(path))
+    path = saved_under_tensorflow[0]
     data = tmp_path / "data" / "test"
     for index, name in enumerate(("cats", "dogs")):
         (data / name).mkdir(parents=True)
