@@ -17,10 +17,10 @@ belong to the command modules (``python -m catsdogs.train``), and Python binds a
 its submodule whenever that submodule is imported, so one name cannot be both.
 
 The layout (see ARCHITECTURE.md): commands at the top (``train``, ``predict``, ``evaluate``,
-``visualize``, ``saved``, ``export``, ``serve``, ``experiments``) and what they share (``cli``); the library in
-sub-packages named for what they hold (``server``, ``studies``, ``explanations``, ``inference``, ``training``,
-``exports``, ``runtime``, ``models``, ``data``); and below them ``modelcard``, ``plots``, ``affine``, ``affine_ops``,
-``metrics``, ``metadata``, ``config``, ``outputs`` and ``errors``.
+``visualize``, ``saved``, ``export``, ``serve``, ``experiments``, ``audit``) and what they share (``cli``); the
+library in sub-packages named for what they hold (``server``, ``studies``, ``audits``, ``explanations``,
+``inference``, ``training``, ``exports``, ``runtime``, ``models``, ``data``); and below them ``modelcard``,
+``plots``, ``affine``, ``affine_ops``, ``metrics``, ``metadata``, ``config``, ``outputs`` and ``errors``.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from catsdogs import config
 
 ROOT = Path(__file__).resolve().parents[1]
 PRODUCT = [ROOT / "catsdogs", ROOT / "data_prep", ROOT / "benchmarks"]
-COMMANDS = {"train", "predict", "evaluate", "visualize", "saved", "export", "serve", "experiments"}  # catsdogs/<name>.py: what users type
+COMMANDS = {"train", "predict", "evaluate", "visualize", "saved", "export", "serve", "experiments", "audit"}  # catsdogs/<name>.py: what users type
 
 
 def python_files(folders: list[Path]) -> list[Path]:

@@ -12,6 +12,7 @@
 - ``pillow_decode``: the TensorFlow decoder's copy in Pillow and NumPy. No TensorFlow.
 - ``pydataset``: ``--pipeline pydataset``, the same batches through ``keras.utils.PyDataset``. No TensorFlow.
 - ``sources``: the pipeline by ``--pipeline`` name (tf.data's only where TensorFlow is installed).
+- ``near_duplicates``: perceptual hashes and near-duplicate groups (the audit's, and data_prep's). No TensorFlow.
 
 This package knows nothing of models or training. Import the modules themselves: this file imports
 nothing, so that ``catsdogs.data.files`` stays free of TensorFlow.

@@ -1,0 +1,150 @@
+"""``python -m catsdogs.audit`` on generated data: a flipped label is the top suspect, a near-copy across splits is a
+leak, the report opens in a browser with its thumbnails, and without the base's weights the rest still runs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers.commands import run_command
+from helpers.images import make_split_folder
+from PIL import Image, ImageDraw
+
+pytest.importorskip("cleanlab", reason="the audit extra is not installed: pip install -e '.[audit]'")
+
+from catsdogs.audit import main as audit_main  # noqa: E402
+from catsdogs.data.near_duplicates import (  # noqa: E402
+    HASH_BITS_WITH_FEATURES,
+    near_duplicate_pairs,
+    perceptual_hash,
+)
+
+SIZE = 64
+
+
+def photo_like(path: Path, seed: int) -> Path:
+    """A 320x240 drawing at ``path``, shapes in shades of its class's colour: its hash moves as a photo's does under
+    the planted changes (2-8 bits), where a hash of pure noise is noise itself."""
+    with Image.open(path) as image:
+        colour = np.asarray(image.convert("RGB"), np.float32).mean((0, 1))
+    rng = np.random.default_rng(seed)
+
+    def shade() -> tuple[int, ...]:
+        return tuple(int(v) for v in np.clip(colour + rng.uniform(-50, 50, 3), 0, 255))
+
+    drawing = Image.new("RGB", (320, 240), shade())
+    draw = ImageDraw.Draw(drawing)
+    for _ in range(12):
+        x, y = int(rng.integers(0, 280)), int(rng.integers(0, 200))
+        draw.ellipse((x, y, x + int(rng.integers(30, 120)), y + int(rng.integers(30, 120))), fill=shade())
+    drawing.save(path, quality=95)
+    return path
+
+
+def plant_near_copy(source: Path, target: Path) -> Path:
+    """``source`` made photo-like, then cropped by 5 %, resized to 90 % and re-encoded as JPEG at quality 60 (the
+    issue's planted leak) as ``target``."""
+    with Image.open(photo_like(source, 0)) as image:
+        width, height = image.size
+        dx, dy = round(0.025 * width), round(0.025 * height)
+        copy = image.convert("RGB").crop((dx, dy, width - dx, height - dy))
+        copy.resize((round(0.9 * copy.width), round(0.9 * copy.height))).save(target, quality=60)
+    return target
+
+
+def rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def audited(tmp_path_factory) -> tuple[Path, Path, Path, Path]:
+    """Colour-coded classes (a random base tells them apart), one flipped training label, one near-copy of a
+    training image in test; audited with random weights (``--weights none``)."""
+    root = tmp_path_factory.mktemp("audit")
+    data = make_split_folder(root / "data", {"train": 20, "validation": 6, "test": 6}, size=SIZE)
+    flipped = data / "train" / "dogs" / "was_a_cat.jpg"
+    shutil.move(data / "train" / "cats" / "cats.3.jpg", flipped)
+    copy = plant_near_copy(data / "train" / "dogs" / "dogs.5.jpg", data / "test" / "dogs" / "copy.jpg")
+    code = audit_main(["--data-dir", str(data), "--output", str(root / "audit"), "--weights", "none",
+                       "--image-size", str(SIZE)])
+    assert code == 0
+    return data, root / "audit", flipped, copy
+
+
+def test_a_flipped_label_is_the_top_suspect_with_the_class_it_should_have(audited):
+    _, output, flipped, _ = audited
+    suspects = rows(output / "label_issues.csv")
+    assert suspects[0]["path"] == str(flipped)
+    assert (suspects[0]["given_label"], suspects[0]["suggested_label"], suspects[0]["rank"]) == ("dogs", "cats", "1")
+    ranking = json.loads((output / "audit.json").read_text())["label_ranking"]
+    assert len(ranking) == 20 * 2 + 6 * 2 * 2 + 1 and ranking[0]["path"] == str(flipped)  # every image is ranked
+
+
+def test_a_near_copy_across_splits_is_reported_as_a_leak_by_path(audited):
+    data, output, _, copy = audited
+    groups = rows(output / "near_duplicates.csv")
+    leaking = {row["path"] for row in groups if row["leak"] == "True"}
+    assert leaking == {str(data / "train" / "dogs" / "dogs.5.jpg"), str(copy)}
+    assert {row["split"] for row in groups if row["path"] in leaking} == {"train", "test"}
+    counts = {(row["split"], row["class"]): int(row["images"]) for row in rows(output / "counts.csv")}
+    assert counts == {("train", "cats"): 19, ("train", "dogs"): 21, ("validation", "cats"): 6,
+                      ("validation", "dogs"): 6, ("test", "cats"): 6, ("test", "dogs"): 7}
+
+
+def test_look_alikes_need_both_signals_and_the_same_picture_needs_only_its_hash():
+    """Hashes 12 bits apart (look-alikes, for a hash) pair only when the features agree; 2 bits apart always pair."""
+    alike, unlike = np.array([[1.0, 0.1], [1.0, 0.12]]), np.array([[1.0, 0.0], [0.0, 1.0]])
+    look_alikes = [0, (1 << 12) - 1]
+    assert near_duplicate_pairs(look_alikes) == []
+    assert near_duplicate_pairs(look_alikes, unlike) == []
+    assert [pair[:3] for pair in near_duplicate_pairs(look_alikes, alike)] == [(0, 1, 12)]
+    same_picture = [0, 0b11]
+    assert [pair[:3] for pair in near_duplicate_pairs(same_picture, unlike)] == [(0, 1, 2)]
+
+
+def test_the_hash_moves_little_under_re_encoding_resizing_and_cropping(audited, tmp_path):
+    data, _, _, copy = audited
+    original = perceptual_hash(data / "train" / "dogs" / "dogs.5.jpg")
+    assert bin(original ^ perceptual_hash(copy)).count("1") <= HASH_BITS_WITH_FEATURES
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_the_html_report_opens_in_a_browser_and_shows_its_thumbnails(audited):
+    from playwright.sync_api import sync_playwright
+
+    _, output, flipped, _ = audited
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.goto((output / "report.html").resolve().as_uri())
+            shown = page.evaluate("[...document.images].filter(i => i.complete && i.naturalWidth > 0).length")
+            text = page.text_content("body")
+        finally:
+            browser.close()
+    assert shown >= 3 and str(flipped) in text and "across splits (leak)" in text
+
+
+def test_without_the_bases_weights_the_label_check_says_so_and_the_rest_runs(tmp_path, capsys):
+    data = make_split_folder(tmp_path / "data", {"train": 6, "validation": 2, "test": 2}, size=SIZE)
+    plant_near_copy(data / "train" / "cats" / "cats.1.jpg", data / "test" / "cats" / "copy.jpg")
+    code, out, err = run_command(audit_main, ["--data-dir", data, "--output", tmp_path / "audit",
+                                              "--image-size", SIZE], capsys)
+    assert code == 0
+    skipped = [line for line in err.splitlines() if line.startswith("label and outlier checks skipped")]
+    assert len(skipped) == 1 and "mobilenet" in skipped[0] and "weights" in skipped[0]
+    assert rows(tmp_path / "audit" / "label_issues.csv") == []
+    assert {row["path"] for row in rows(tmp_path / "audit" / "near_duplicates.csv")} == {
+        str(data / "train" / "cats" / "cats.1.jpg"), str(data / "test" / "cats" / "copy.jpg")}
+
+
+def test_a_missing_folder_is_one_line_and_nothing_is_written(tmp_path, capsys):
+    code, _, err = run_command(audit_main, ["--data-dir", tmp_path / "nowhere", "--output", tmp_path / "audit"],
+                               capsys)
+    assert code == 2 and err.count("\n") == 1 and "nowhere does not exist" in err
+    assert not (tmp_path / "audit").exists()
