@@ -163,7 +163,7 @@ COMMANDS_ON_AN_EXPORT = {
     "predict": "from catsdogs.predict import main\ncode = main([IMAGE, '--model', MODEL])",
     "evaluate": "from catsdogs.evaluate import main\ncode = main(['--model', MODEL, '--data-dir', DATA, '--output', OUT])",
     "serve": ("from starlette.testclient import TestClient\nimport catsdogs.server.app as app\nanswers = []\n"
-              "def run(application, sock):\n    with TestClient(application) as client:\n"
+              "def run(application, sock, on_ready):\n    on_ready()\n    with TestClient(application) as client:\n"
               "        answers.append(client.post('/predict', content=open(IMAGE, 'rb').read()).status_code)\n"
               "app.run = run\nfrom catsdogs.serve import main\n"
               "code = main(['--model', MODEL, '--port', '0']) + sum(a != 200 for a in answers) + (not answers)"),
