@@ -16,6 +16,7 @@ from catsdogs.config import CACHE_ENV, DEFAULT_DATA_DIR
 from catsdogs.errors import UserError
 from data_prep import download
 from data_prep.datasets import CLASS_NAMES, DATASETS, make_dataset_source
+from data_prep.sources import CSV_ROW
 from data_prep.split import DEFAULT_SEED, SPLIT_MODES, SplitCounts, SplitFractions, prepare_split
 from data_prep.synthetic import make_synthetic_source
 
@@ -30,7 +31,8 @@ fashion_mnist, cifar10 (keras.datasets: downloaded once). Their images are split
 
 Sources (detected automatically): Kaggle dogs-vs-cats.zip or train.zip; a folder of cat.N.jpg / dog.N.jpg
 (flat or under train/); Microsoft's kagglecatsanddogs_*.zip or its PetImages/Cat|Dog folder; any folder
-with one sub-folder of images per class."""
+with one sub-folder of images per class; a CSV of path,label rows (paths relative to the CSV), or of Kaggle's
+id,label rows with --images DIR."""
 
 EPILOG = f"""\
 examples:
@@ -38,7 +40,8 @@ examples:
   %(prog)s --download --out {DEFAULT_DATA_DIR}
   %(prog)s --synthetic 200 --out /tmp/synthetic_split
   %(prog)s --source digits --out data/digits                    (10 classes, 50/25/25 %% per class)
-  %(prog)s --source my_photos/ --out data/mine --train 0.7 --val 0.15 --test 0.15"""
+  %(prog)s --source my_photos/ --out data/mine --train 0.7 --val 0.15 --test 0.15
+  %(prog)s --source labels.csv --out data/mine --train 0.7 --val 0.15 --test 0.15"""
 
 
 def _count(text: str) -> int:
@@ -80,6 +83,9 @@ def build_parser() -> ArgumentParser:
                                                         f"set: {', '.join(DATASETS)} (a path of that name wins)")
     where.add_argument("--download", action="store_true",
                        help="download Microsoft's PetImages archive (about 787 MB; resumable) and use it")
+    parser.add_argument("--images", metavar="DIR",
+                        help="with --source LABELS.csv of id,label rows: the folder whose files the ids name "
+                             "(<id>.jpg, as Kaggle ships them)")
     where.add_argument("--synthetic", metavar="N", type=_positive,
                        help="generate N synthetic images per class (warm discs = cats, cool squares/triangles = "
                             "dogs) and use them; counts default to 50/25/25%% of N")
@@ -182,10 +188,14 @@ def _main(argv: Sequence[str] | None) -> int:
         else:
             source = Path(args.source)
         summary = prepare_split(source, args.out, split=args.split, seed=args.seed, counts=counts,
-                                force=args.force, link=args.link, progress=progress, extra_summary=extra)
+                                force=args.force, link=args.link, progress=progress, extra_summary=extra,
+                                images_dir=args.images)
     finally:
         if temporary is not None:
             shutil.rmtree(temporary, ignore_errors=True)
+    for row in summary.ignored:  # a CSV's bad rows, named like bad files
+        if row["reason"].startswith(CSV_ROW):
+            print(f"skipped {row['reason']}", file=sys.stderr)
     for skipped in summary.skipped:  # named even with --quiet: the user must know what was left out
         print(f"skipped {skipped['source']} ({skipped['class']}): {skipped['reason']}", file=sys.stderr)
     if not args.quiet:

@@ -16,6 +16,8 @@ so manifests do not depend on where the source lives.
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import re
 import shutil
@@ -37,6 +39,8 @@ KAGGLE_FOLDER = "kaggle-folder"
 PETIMAGES_ZIP = "petimages-zip"
 PETIMAGES_FOLDER = "petimages-folder"
 CLASS_FOLDERS = "class-folders"
+CSV_LABELS = "csv-labels"
+CSV_ROW = "CSV row"  # how a skipped row's reason starts (the command names each one)
 
 # What data_prep accepts: TensorFlow's decodable formats plus those only Pillow reads (WebP, TIFF); every
 # non-JPEG is re-encoded to an RGB JPEG (``checking``), so a split holds only what the pipeline decodes.
@@ -47,7 +51,8 @@ PETIMAGES_CLASSES = {"Cat": "cats", "Dog": "dogs"}
 ACCEPTED_LAYOUTS = (
     "Kaggle dogs-vs-cats.zip or train.zip, a folder of cat.N.jpg/dog.N.jpg (flat or under train/), "
     "Microsoft's kagglecatsanddogs_*.zip or its extracted PetImages/Cat|Dog folder, "
-    "or a folder with one sub-folder of images per class (at least 2)"
+    "a folder with one sub-folder of images per class (at least 2), "
+    "or a CSV of path,label (paths relative to the CSV; or id,label with --images DIR)"
 )
 
 _KAGGLE_NAME = re.compile(r"^(cat|dog)\.(\d+)\.jpe?g$", re.IGNORECASE)
@@ -334,6 +339,82 @@ def _open_folder_source(root: Path) -> Source:
                     f"accepted: {ACCEPTED_LAYOUTS}")
 
 
+# --- CSV sources ---------------------------------------------------------------------------------------
+
+
+def _csv_rows(path: Path) -> list[list[str]]:
+    try:
+        text = read_regular_file(path, 64 * 1024**2).decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not UTF-8 text; save the labels as a UTF-8 CSV") from None
+    return [row for row in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in row)]
+
+
+def _images_by_stem(folder: Path) -> dict[str, Path]:
+    """The image files directly in ``folder`` by file name and by name without extension (Kaggle's ids)."""
+    found: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if _has_image_extension(path.name):
+            found.setdefault(path.name, path)
+            found.setdefault(path.stem, path)
+    return found
+
+
+def _open_csv_source(path: Path, images_dir: Path | None) -> Source:
+    """``path,label`` rows (paths relative to the CSV's folder, or absolute), or ``id,label`` rows naming files in
+    ``images_dir`` (``<id>`` or ``<id>.<ext>``: Kaggle's files). A header row is recognised by its names. A bad row
+    (no such file, no label, a file listed twice, not two cells) is named and skipped, like a bad file."""
+    rows = _csv_rows(path)
+    header = [cell.strip().lower() for cell in rows[0][:2]] if rows else []
+    if header in (["path", "label"], ["id", "label"], ["file", "label"]):
+        first = 2
+        rows = rows[1:]
+    else:
+        first = 1
+    if images_dir is not None and not images_dir.is_dir():
+        raise UserError(f"{parameter('images', images_dir)} is not a folder; pass the folder the ids' files are in")
+    by_id = _images_by_stem(images_dir) if images_dir is not None else {}
+    root = path.parent
+    candidates: dict[str, list[Candidate]] = {}
+    ignored: list[Ignored] = []
+    seen: dict[Path, int] = {}
+    for number, row in enumerate(rows, first):
+        def skip(reason: str, row: list[str] = row, number: int = number) -> None:
+            ignored.append(Ignored(f"{path.name}:{number}", f"{CSV_ROW} {number} ({','.join(row)[:80]}): {reason}"))
+
+        if len(row) != 2:
+            skip(f"{len(row)} cells, not 2 (path,label)")
+            continue
+        name, label = (cell.strip() for cell in row)
+        if not label or not is_plain_name(label) or "/" in label:
+            skip("no label" if not label else "the label is not a plain name (a folder name)")
+            continue
+        file = by_id.get(name) if images_dir is not None else (root / name)
+        if file is None or not file.is_file():
+            skip(f"no image file {name!r} in {images_dir}" if images_dir is not None else
+                 f"no such file {root / name}")
+            continue
+        if not _has_image_extension(file.name):
+            skip("not an image file name")
+            continue
+        key = file.resolve()
+        if key in seen:
+            skip(f"the file is listed already, in row {seen[key]}")
+            continue
+        seen[key] = number
+        try:
+            relative = _relative(file, root)
+        except ValueError:  # outside the CSV's folder
+            relative = file.as_posix().lstrip("/")
+        stem = relative.rsplit(".", 1)[0].replace("/", "__").replace("..", "_")
+        candidates.setdefault(label, []).append(
+            Candidate(label, relative, image_id_from_name(file.name), stem, file_path=file))
+    if len(candidates) < 2:
+        raise UserError(f"{path} labels {len(candidates)} class(es) with a usable file; a split needs at least 2 "
+                        f"(rows: path,label{', or id,label with --images DIR' if images_dir is None else ''})")
+    return _finish(path, CSV_LABELS, candidates, ignored)
+
+
 def require_source(path: str | Path) -> Path:
     """``path`` as a Path, or a UserError if nothing is there."""
     path = Path(path).expanduser()
@@ -343,13 +424,18 @@ def require_source(path: str | Path) -> Path:
     return path
 
 
-def open_source(path: str | Path, scratch_dir: Path | None = None) -> Source:
-    """Detect the layout of ``path`` (a zip or a folder) and list its candidates; use it as a context manager.
+def open_source(path: str | Path, scratch_dir: Path | None = None, images_dir: Path | None = None) -> Source:
+    """Detect the layout of ``path`` (a zip, a folder or a CSV of labels) and list its candidates; use it as a
+    context manager.
 
-    ``scratch_dir`` holds the anonymous temporary copy of a nested ``train.zip`` (default: the system's).
-    Raises UserError for a missing path or a layout it does not know.
+    ``scratch_dir`` holds the anonymous temporary copy of a nested ``train.zip`` (default: the system's);
+    ``images_dir``: where a CSV's ids are files. Raises UserError for a missing path or a layout it does not know.
     """
     path = require_source(path)
+    if path.suffix.lower() == ".csv" and path.is_file():
+        return _open_csv_source(path, images_dir)
+    if images_dir is not None:
+        raise UserError(f"{parameter('images')} goes with a CSV of id,label rows; {path} is not a .csv file")
     if path.is_dir():
         return _open_folder_source(path)
     if zipfile.is_zipfile(path):

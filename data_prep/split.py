@@ -280,8 +280,10 @@ def prepare_split(
     link: bool = False,
     progress: bool = False,
     extra_summary: dict | None = None,
+    images_dir: str | Path | None = None,
 ) -> PrepSummary:
-    """Build ``out/{train,validation,test}/<class>/`` plus ``manifest.csv`` and ``summary.json`` from ``source``.
+    """Build ``out/{train,validation,test}/<class>/`` plus ``manifest.csv`` and ``summary.json`` from ``source``
+    (``images_dir``: where a CSV source's ids are files).
 
     ``split``: ``"random"`` (seeded: same source and seed give a byte-identical manifest) or ``"by-id"``
     (candidates sorted by the number in their name: the first ``counts.train`` to train, and so on).
@@ -295,7 +297,8 @@ def prepare_split(
     source, out = require_source(source), Path(out).expanduser()
     output.check_destination(out, source, force)
     output.remove_leftovers(out)
-    with output.staging_folder(out) as staging, open_source(source, scratch_dir=staging) as opened:
+    images = Path(images_dir) if images_dir else None
+    with output.staging_folder(out) as staging, open_source(source, scratch_dir=staging, images_dir=images) as opened:
         per_class = {c: counts.counts_for(len(opened.candidates[c])) for c in opened.class_names}
         for class_name, wanted in per_class.items():
             available = len(opened.candidates[class_name])
