@@ -95,9 +95,12 @@ def main() -> None:
 
         ranking = [row["path"] for row in json.loads((work / "audit-5" / "audit.json").read_text())["label_ranking"]]
         precision, recall = precision_recall(ranking, flipped, len(flipped))
+        in_train = [path for path in ranking if Path(path).parts[-3] == "train"]
+        _, train_recall = precision_recall(in_train, flipped, len(flipped))
         results["command"] = {"seconds": seconds, "flipped": len(flipped), "precision_at_k": precision,
-                              "recall_at_k": recall}
-        print(f"command: {seconds:.0f} s, top {len(flipped)}: precision {precision:.3f}, recall {recall:.3f}")
+                              "recall_at_k": recall, "train_recall_at_k": train_recall}
+        print(f"command: {seconds:.0f} s, top {len(flipped)}: precision {precision:.3f}, recall {recall:.3f}; "
+              f"within train: recall {train_recall:.3f}")
 
         # 2. noise levels, features once (the images are the same files whatever their labels)
         splits = read_splits(data)
@@ -117,17 +120,20 @@ def main() -> None:
             noisy_labels[flip] = 1 - noisy_labels[flip]
             check = check_labels(noisy_labels, out_of_sample_probabilities(features, noisy_labels))
             order = [str(i) for i in check.ranked()]
+            in_train = [i for i in order if train[int(i)]]
             truth = {str(i) for i in flip}
             row: dict[str, Any] = {"noise": f"{100 * share:.0f} %", "flipped": len(flip)}
             for name, k in (("k", len(flip)), ("2k", 2 * len(flip))):
                 row[f"precision_at_{name}"], row[f"recall_at_{name}"] = precision_recall(order, truth, k)
+                row[f"train_precision_at_{name}"], row[f"train_recall_at_{name}"] = precision_recall(in_train, truth, k)
             verdict = set(np.flatnonzero(check.is_issue).astype(str))
             row["cleanlab_issues"] = len(verdict)
             row["cleanlab_precision"] = len(verdict & truth) / max(1, len(verdict))
             row["cleanlab_recall"] = len(verdict & truth) / len(truth)
             rows.append(row)
         print_table(rows, ["noise", "flipped", "precision_at_k", "recall_at_k", "precision_at_2k", "recall_at_2k",
-                           "cleanlab_issues", "cleanlab_precision", "cleanlab_recall"])
+                           "train_recall_at_k", "train_recall_at_2k", "cleanlab_issues", "cleanlab_precision",
+                           "cleanlab_recall"])
         results["noise"] = rows
 
         # 4. the real split's top 30 suspects
