@@ -6,6 +6,10 @@
   means something else on every data set.
 - **Odd images**, from the pictures alone (no model): too dark or too bright (mean grey level), blurred (the
   variance of the Laplacian of the grey image at 256 px), tiny (short side), or of an extreme shape.
+
+cleanvision (from cleanlab's authors) checks these and more; the five measures here are a few lines of NumPy on the
+image the audit already opens for its hash, where cleanvision would read every image again through its own loader
+and bring its own dependencies for the same five numbers.
 """
 
 from __future__ import annotations

@@ -235,7 +235,7 @@ code {{ word-break: break-all; }} .group {{ border: 1px solid #ccc; padding: .3r
 {label_section}
 <h2>Near-duplicates: {len(audit.groups)} groups, {summary["leaking_groups"]} across splits</h2>
 {"".join(groups) or "<p>None found.</p>"}
-<h2>Outliers: {len(outlying)} images far from every other</h2>
+<h2>Outliers: {len(outlying)} (the images farthest from their nearest neighbours)</h2>
 {outlier_section}
 <h2>Odd images: {len(odd)}</h2>
 {odd_section or "<p>None.</p>"}
