@@ -419,8 +419,8 @@ def require_source(path: str | Path) -> Path:
     """``path`` as a Path, or a UserError if nothing is there."""
     path = Path(path).expanduser()
     if not path.exists():
-        raise UserError(f"source {path} does not exist; pass a Kaggle or PetImages zip or folder with "
-                        f"{parameter('source')} (or use {parameter('download')} / {parameter('synthetic', 'N')})")
+        raise UserError(f"source {path} does not exist; pass a Kaggle or PetImages zip or folder, or a CSV of labels, "
+                        f"with {parameter('source')} (or use {parameter('download')} / {parameter('synthetic', 'N')})")
     return path
 
 
