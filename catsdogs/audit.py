@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from catsdogs.data.images import check_files
     from catsdogs.data.near_duplicates import groups_of, near_duplicate_pairs, perceptual_hash
     from catsdogs.outputs import claim_output_dir, quiet_tensorflow
-    from catsdogs.runtime.prediction import progress_bar
+    from catsdogs.runtime.prediction import predict_files, progress_bar
 
     data_dir = Path(args.data_dir)
     if (data_dir / SPLITS[0]).is_dir():
@@ -77,8 +77,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UserError(f"data folder {data_dir} does not exist; pass a data_prep output or a folder of class "
                             "folders")
         folders = {"all": read_image_folder(data_dir)}
-    output = claim_output_dir(args.output, [data_dir])  # before any work: results never land among the images
     class_names = next(iter(folders.values())).class_names
+    classifier = None
+    if args.model:  # opened first: a model for other classes is refused before any work
+        from catsdogs.runtime.opening import open_classifier  # deferred: Keras, for a .keras model
+
+        classifier = open_classifier(args.model, unsafe=args.unsafe)
+        if list(classifier.info.class_names) != list(class_names):
+            raise UserError(f"--model {args.model} has the classes {list(classifier.info.class_names)}; the data has "
+                            f"{list(class_names)}")
+    output = claim_output_dir(args.output, [data_dir])  # before any work: results never land among the images
     listed = [AuditedImage(path, split, label) for split, folder in folders.items()
               for path, label in zip(folder.paths, folder.labels)]
     checks = check_files([image.path for image in listed], args.image_size, progress=sys.stderr.isatty())
@@ -110,29 +118,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         extractor = feature_extractor(args.base, args.image_size, weights, options)
         kept, rows, late = image_features(extractor, paths, args.image_size, args.batch_size)
     except UserError as exc:
-        audit.label_note = f"needs {args.base}'s features: {exc}"
-        print(f"label and outlier checks skipped: {audit.label_note}", file=sys.stderr)
+        checks_left = "outlier check" if classifier is not None else "label and outlier checks"
+        audit.label_note = "" if classifier is not None else f"needs {args.base}'s features: {exc}"
+        print(f"{checks_left} skipped: they need {args.base}'s features: {exc}", file=sys.stderr)
     else:
         if late or len(kept) != len(paths):
             raise UserError(f"{len(late)} files failed to decode after their check: {late[0] if late else ''}")
         features = rows
 
-    if features is not None:
-        if args.model:
-            # deferred: Keras, for a .keras model
-            from catsdogs.runtime.opening import open_classifier
-            from catsdogs.runtime.prediction import predict_files
-
-            classifier = open_classifier(args.model, unsafe=args.unsafe)
-            if list(classifier.info.class_names) != list(class_names):
-                raise UserError(f"--model {args.model} has the classes {list(classifier.info.class_names)}, the data "
-                                f"{list(class_names)}")
-            report = predict_files(classifier, paths, args.batch_size, progress=None)
-            by_path = {result.path: result.probabilities for result in report.results}
-            probabilities = np.stack([by_path[path] for path in paths])
-        else:
-            probabilities = out_of_sample_probabilities(features, labels, args.folds)
+    probabilities = None
+    if classifier is not None:  # the model's own probabilities (in-sample on its training split)
+        report = predict_files(classifier, paths, args.batch_size, progress=None)
+        by_path = {result.path: result.probabilities for result in report.results}
+        missing = [path for path in paths if path not in by_path]
+        if missing:
+            raise UserError(f"--model could not read {len(missing)} files the checks passed, e.g. {missing[0]}")
+        probabilities = np.stack([by_path[path] for path in paths])
+    elif features is not None:
+        probabilities = out_of_sample_probabilities(features, labels, args.folds)
+    if probabilities is not None:
         audit.labels = check_labels(labels, probabilities)
+    if features is not None:
         audit.outlier_scores = outlier_scores(features)
         audit.outlier_indices = outliers(audit.outlier_scores)
     audit.groups = groups_of(near_duplicate_pairs(hashes, features))

@@ -12,7 +12,11 @@ import numpy as np
 import pytest
 from helpers.commands import run_command
 from helpers.images import make_split_folder
+from helpers.training import train_tiny
 from PIL import Image, ImageDraw
+
+from catsdogs.metadata import ModelInfo
+from catsdogs.models.saving import load_model, save_model
 
 pytest.importorskip("cleanlab", reason="the audit extra is not installed: pip install -e '.[audit]'")
 
@@ -141,6 +145,20 @@ def test_without_the_bases_weights_the_label_check_says_so_and_the_rest_runs(tmp
     assert rows(tmp_path / "audit" / "label_issues.csv") == []
     assert {row["path"] for row in rows(tmp_path / "audit" / "near_duplicates.csv")} == {
         str(data / "train" / "cats" / "cats.1.jpg"), str(data / "test" / "cats" / "copy.jpg")}
+
+
+def test_with_a_model_its_probabilities_rank_the_labels_even_without_the_bases_weights(audited, tmp_path, capsys):
+    data, _, flipped, _ = audited
+    model, _ = train_tiny(tmp_path / "model", "small_cnn", 48, ("cats", "dogs"), False)  # the same colours
+    code, _, err = run_command(audit_main, ["--data-dir", data, "--model", model, "--output", tmp_path / "audit"],
+                               capsys)  # the base's ImageNet weights are not here: the outlier check says so
+    assert code == 0 and "outlier check skipped" in err
+    assert rows(tmp_path / "audit" / "label_issues.csv")[0]["path"] == str(flipped)
+    assert rows(tmp_path / "audit" / "outliers.csv") == []
+    keras_model, info = load_model(model)
+    other = save_model(keras_model, tmp_path / "birds.keras", ModelInfo(["cats", "birds"], 48, "small_cnn"))
+    code, _, err = run_command(audit_main, ["--data-dir", data, "--model", other, "--output", tmp_path / "o2"], capsys)
+    assert code == 2 and "['cats', 'birds']" in err and not (tmp_path / "o2").exists()
 
 
 def test_a_missing_folder_is_one_line_and_nothing_is_written(tmp_path, capsys):
