@@ -7,7 +7,8 @@ import Keras when asked for).
 
 Modules: ``sources`` (detect a source's layout, list its candidate images), ``checking`` (decode fully,
 re-encode odd formats), ``output`` (staging folder, atomic publish, ``--force`` rules, manifest and summary),
-``split`` (order, dedupe, select, write), ``download`` (the Microsoft PetImages archive, resumable),
+``split`` (order, dedupe, select, write), ``changes`` (``--exclude`` / ``--relabel``: acting on an audit),
+``download`` (the Microsoft PetImages archive, resumable),
 ``synthetic`` (generated stand-in data), ``datasets`` (scikit-learn's digits, keras.datasets' MNIST,
 Fashion-MNIST and CIFAR-10 as class folders), ``cli`` (flags -> :func:`prepare_split`).
 """

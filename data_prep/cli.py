@@ -41,7 +41,8 @@ examples:
   %(prog)s --synthetic 200 --out /tmp/synthetic_split
   %(prog)s --source digits --out data/digits                    (10 classes, 50/25/25 %% per class)
   %(prog)s --source my_photos/ --out data/mine --train 0.7 --val 0.15 --test 0.15
-  %(prog)s --source labels.csv --out data/mine --train 0.7 --val 0.15 --test 0.15"""
+  %(prog)s --source labels.csv --out data/mine --train 0.7 --val 0.15 --test 0.15
+  %(prog)s --source train.zip --split by-id --out data/clean --exclude audit/label_issues.csv   (after an audit)"""
 
 
 def _count(text: str) -> int:
@@ -83,6 +84,12 @@ def build_parser() -> ArgumentParser:
                                                         f"set: {', '.join(DATASETS)} (a path of that name wins)")
     where.add_argument("--download", action="store_true",
                        help="download Microsoft's PetImages archive (about 787 MB; resumable) and use it")
+    audit = parser.add_argument_group("acting on an audit (python -m catsdogs.audit); the source is never changed")
+    audit.add_argument("--exclude", metavar="FILE",
+                       help="a CSV with a path column (the audit's, edited): those files are left out of the new split")
+    audit.add_argument("--relabel", metavar="FILE",
+                       help="a CSV with path and label (or the audit's suggested_label) columns: those files go to "
+                            "that class")
     parser.add_argument("--images", metavar="DIR",
                         help="with --source LABELS.csv of id,label rows: the folder whose files the ids name "
                              "(<id>.jpg, as Kaggle ships them)")
@@ -189,7 +196,7 @@ def _main(argv: Sequence[str] | None) -> int:
             source = Path(args.source)
         summary = prepare_split(source, args.out, split=args.split, seed=args.seed, counts=counts,
                                 force=args.force, link=args.link, progress=progress, extra_summary=extra,
-                                images_dir=args.images)
+                                images_dir=args.images, exclude=args.exclude, relabel=args.relabel)
     finally:
         if temporary is not None:
             shutil.rmtree(temporary, ignore_errors=True)

@@ -25,6 +25,7 @@ from catsdogs import __version__
 from catsdogs.config import DEFAULT_SEED, SPLITS
 from catsdogs.errors import UserError, parameter
 from data_prep import output
+from data_prep.changes import apply_changes, read_changes
 from data_prep.checking import CheckedImage, UndecodableImage, check_image
 from data_prep.sources import Candidate, Source, open_source, require_source
 
@@ -269,6 +270,18 @@ def _select_class(source: Source, class_name: str, ordered: list[Candidate], cou
                           f"unreadable, {dropped} duplicates)", counts)
 
 
+def _apply_audit(opened: Source, exclude: str | Path | None, relabel: str | Path | None) -> dict:
+    """Apply --exclude / --relabel to the opened source; what summary.json records of them."""
+    excluded = read_changes(Path(exclude), "exclude", opened, relabel=False) if exclude else []
+    relabelled = read_changes(Path(relabel), "relabel", opened, relabel=True) if relabel else []
+    class_of = {c.name: name for name, candidates in opened.candidates.items() for c in candidates}
+    apply_changes(opened, excluded, relabelled)
+    return {"excluded": [{"source": c.source, "path": c.path, "class": class_of[c.source], "reason": c.reason}
+                         for c in excluded],
+            "relabelled": [{"source": c.source, "path": c.path, "from": class_of[c.source], "to": c.label,
+                            "reason": c.reason} for c in relabelled]}
+
+
 def prepare_split(
     source: str | Path,
     out: str | Path,
@@ -281,9 +294,12 @@ def prepare_split(
     progress: bool = False,
     extra_summary: dict | None = None,
     images_dir: str | Path | None = None,
+    exclude: str | Path | None = None,
+    relabel: str | Path | None = None,
 ) -> PrepSummary:
     """Build ``out/{train,validation,test}/<class>/`` plus ``manifest.csv`` and ``summary.json`` from ``source``
-    (``images_dir``: where a CSV source's ids are files).
+    (``images_dir``: where a CSV source's ids are files; ``exclude`` / ``relabel``: CSVs of files to leave out or
+    to put in another class, ``data_prep.changes``).
 
     ``split``: ``"random"`` (seeded: same source and seed give a byte-identical manifest) or ``"by-id"``
     (candidates sorted by the number in their name: the first ``counts.train`` to train, and so on).
@@ -299,6 +315,9 @@ def prepare_split(
     output.remove_leftovers(out)
     images = Path(images_dir) if images_dir else None
     with output.staging_folder(out) as staging, open_source(source, scratch_dir=staging, images_dir=images) as opened:
+        extra = dict(extra_summary or {})
+        if exclude or relabel:
+            extra.update(_apply_audit(opened, exclude, relabel))
         per_class = {c: counts.counts_for(len(opened.candidates[c])) for c in opened.class_names}
         for class_name, wanted in per_class.items():
             available = len(opened.candidates[class_name])
@@ -321,7 +340,7 @@ def prepare_split(
             seed=seed if split == "random" else None, requested=counts, class_names=opened.class_names,
             counts=per_split, actions=state.actions, skipped=state.skipped, reencoded=state.reencoded,
             duplicates=state.duplicates, ignored=[{"source": i.name, "reason": i.reason} for i in opened.ignored],
-            candidates={c: len(opened.candidates[c]) for c in opened.class_names}, extra=dict(extra_summary or {}))
+            candidates={c: len(opened.candidates[c]) for c in opened.class_names}, extra=extra)
         output.write_reports(staging, rows, summary.to_dict())
         opened.close()  # release the nested-zip scratch file before the folder moves
         output.publish(staging, out, force)
