@@ -66,16 +66,17 @@ def batch_totals(metrics: str) -> tuple[float, float]:
     return total, count
 
 
-async def post(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, payload: bytes) -> int:
-    """One ``POST /predict`` on a kept-alive connection; its status. HTTP/1.1 by hand: the clients share
+async def post(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str,
+               payload: bytes) -> tuple[int, bytes]:
+    """One ``POST /predict`` on a kept-alive connection; its status and body. HTTP/1.1 by hand: the clients share
     the server's two cores, and a full client library costs more CPU per request than the server's parsing."""
     writer.write(f"POST /predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: image/jpeg\r\n"
                  f"Content-Length: {len(payload)}\r\n\r\n".encode() + payload)
     await writer.drain()
     head = await reader.readuntil(b"\r\n\r\n")
     length = int(re.search(rb"content-length: *(\d+)", head, re.I).group(1))
-    await reader.readexactly(length)
-    return int(head.split(b" ", 2)[1])
+    body = await reader.readexactly(length)
+    return int(head.split(b" ", 2)[1]), body
 
 
 async def load(url: str, payloads: list[bytes], clients: int) -> tuple[list[float], int, float]:
@@ -94,7 +95,7 @@ async def load(url: str, payloads: list[bytes], clients: int) -> tuple[list[floa
             while not queue.empty():
                 payload = queue.get_nowait()
                 start = time.perf_counter()
-                status = await post(reader, writer, f"{host}:{port}", payload)
+                status, _ = await post(reader, writer, f"{host}:{port}", payload)
                 latencies.append(time.perf_counter() - start)
                 errors += status != 200
         finally:

@@ -39,6 +39,7 @@ from typing import Any
 import httpx
 import numpy as np
 from common import prepare_data, print_table, write_results
+from serve import post
 
 from catsdogs.data.files import expand_inputs
 
@@ -95,13 +96,7 @@ class Load:
                 payload = self.payloads[turn % len(self.payloads)]
                 turn += self.clients
                 sent = time.monotonic()
-                writer.write(f"POST /predict HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: image/jpeg\r\n"
-                             f"Content-Length: {len(payload)}\r\n\r\n".encode() + payload)
-                await writer.drain()
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = int(re.search(rb"content-length: *(\d+)", head, re.I).group(1))
-                body = await reader.readexactly(length)
-                status = int(head.split(b" ", 2)[1])
+                status, body = await post(reader, writer, f"{host}:{port}", payload)
                 version = json.loads(body).get("model_version", "") if status == 200 else ""
                 self.answers.append((sent, time.monotonic() - sent, status, version))
         finally:

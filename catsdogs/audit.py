@@ -25,6 +25,7 @@ import numpy as np
 
 from catsdogs.cli import ArgumentParser, report_failures, run_cli
 from catsdogs.config import DEFAULT_DATA_DIR, SPLITS
+from catsdogs.data.near_duplicates import AUDIT_EXTRA
 from catsdogs.errors import UserError, require_optional
 
 DEFAULT_BASE = "mobilenet"
@@ -58,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.folds < 2 or args.show < 1 or args.batch_size < 1 or args.image_size < 32:
         raise UserError("--folds must be at least 2, --show and --batch-size at least 1, --image-size at least 32")
-    require_optional("cleanlab", "cleanlab", "python -m catsdogs.audit", "pip install 'catsdogs[audit]'")
+    require_optional("cleanlab", "cleanlab", "python -m catsdogs.audit", AUDIT_EXTRA)
     # deferred: the library, which --help and flag errors should not wait for
     from catsdogs.audits.labels import check_labels, out_of_sample_probabilities
     from catsdogs.audits.outliers import oddities, outlier_scores, outliers

@@ -15,10 +15,9 @@ import keras
 import numpy as np
 
 from catsdogs.data.files import Failure
-from catsdogs.data.images import check_files
 from catsdogs.data.sources import decoded_batches
 from catsdogs.models import create_model
-from catsdogs.runtime.prediction import progress_bar
+from catsdogs.runtime.prediction import run_decoded
 from catsdogs.training.features import split_at_first_trainable
 
 
@@ -35,16 +34,8 @@ def feature_extractor(base: str, image_size: int, weights: str | None, options: 
 def image_features(extractor: keras.Model, paths: Sequence[str], image_size: int, batch_size: int = 32,
                    progress: bool | None = None) -> tuple[list[str], np.ndarray, list[Failure]]:
     """The paths that decoded, their feature rows (float32, in that order), and a ``Failure`` per file that did not."""
-    checks = check_files(paths, image_size)
-    failures = [check.failure() for check in checks if not check.ok]
-    usable = [check for check in checks if check.ok]
-    kept: list[str] = []
-    rows: list[np.ndarray] = []
-    with progress_bar(len(usable), progress) as bar:
-        bar.set_description("features")
-        for batch, images in decoded_batches(usable, image_size, batch_size, failures):
-            kept += batch
-            rows.append(np.asarray(extractor.predict_on_batch(images), np.float32))
-            bar.update(len(batch))
+    kept, rows, failures = run_decoded(
+        lambda checks, size, failed: decoded_batches(checks, image_size, size, failed), image_size,
+        lambda images: np.asarray(extractor.predict_on_batch(images), np.float32), paths, batch_size, progress)
     width = int(extractor.output.shape[-1])
-    return kept, (np.concatenate(rows) if rows else np.zeros((0, width), np.float32)), failures
+    return kept, (rows.astype(np.float32) if len(kept) else np.zeros((0, width), np.float32)), failures

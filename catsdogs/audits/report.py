@@ -137,37 +137,28 @@ def _data_uri(path: str) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def _sheet(rows: list[dict[str, Any]], path: Path, title: Any) -> None:
-    if rows:
-        image_grid([_thumbnail(row["_file"]) for row in rows], path, titles=[title(row) for row in rows],
-                   tile_inches=1.6)
+def _sheet(rows: list[dict[str, Any]], files: dict[str, str], path: Path, title: Any) -> None:
+    """A contact sheet of the rows' images (``files``: a row's printable path -> the file)."""
+    image_grid([_thumbnail(files[row["path"]]) for row in rows], path, titles=[title(row) for row in rows],
+               tile_inches=1.6)
 
 
-def _cards(rows: list[dict[str, Any]], caption: Any) -> str:
-    return "".join(f'<figure><img src="{_data_uri(row["_file"])}" alt="{html.escape(row["path"])}">'
+def _cards(rows: list[dict[str, Any]], files: dict[str, str], caption: Any) -> str:
+    return "".join(f'<figure><img src="{_data_uri(files[row["path"]])}" alt="{html.escape(row["path"])}">'
                    f"<figcaption>{caption(row)}</figcaption></figure>" for row in rows)
 
 
 def write_report(audit: Audit, output: Path) -> list[Path]:
     """Every file of the module's docstring in ``output``; the paths written."""
-    by_printable = {printable(image.path): image.path for image in audit.images}
-
-    def with_file(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [{**row, "_file": by_printable[row["path"]]} for row in rows]
-
-    suspects, duplicates = with_file(audit.suspects()), with_file(audit.duplicate_rows())
-    outlying, odd = with_file(audit.outlier_rows()), with_file(audit.odd_rows())
+    files = {printable(image.path): image.path for image in audit.images}
+    suspects, duplicates = audit.suspects(), audit.duplicate_rows()
+    outlying, odd = audit.outlier_rows(), audit.odd_rows()
     written = [
-        write_text(output / "label_issues.csv", _csv([{k: v for k, v in r.items() if k != "_file"} for r in suspects],
-                                                     ["rank", "rank_in_split", "path", "split", "given_label",
-                                                      "suggested_label", "score"])),
-        write_text(output / "near_duplicates.csv", _csv([{k: v for k, v in r.items() if k != "_file"}
-                                                         for r in duplicates], ["group", "leak", "path", "split",
-                                                                                "label"])),
-        write_text(output / "outliers.csv", _csv([{k: v for k, v in r.items() if k != "_file"} for r in outlying],
-                                                 ["rank", "path", "split", "label", "score"])),
-        write_text(output / "odd_images.csv", _csv([{k: v for k, v in r.items() if k != "_file"} for r in odd],
-                                                   ["path", "split", "label", "kind", "value"])),
+        write_text(output / "label_issues.csv", _csv(suspects, ["rank", "rank_in_split", "path", "split",
+                                                                "given_label", "suggested_label", "score"])),
+        write_text(output / "near_duplicates.csv", _csv(duplicates, ["group", "leak", "path", "split", "label"])),
+        write_text(output / "outliers.csv", _csv(outlying, ["rank", "path", "split", "label", "score"])),
+        write_text(output / "odd_images.csv", _csv(odd, ["path", "split", "label", "kind", "value"])),
         write_text(output / "counts.csv", _csv([{"split": s, "class": c, "images": n} for s, per in
                                                 audit.counts().items() for c, n in per.items()],
                                                ["split", "class", "images"])),
@@ -177,11 +168,9 @@ def write_report(audit: Audit, output: Path) -> list[Path]:
         ranking = [{"path": printable(audit.images[i].path), "split": audit.images[i].split,
                     "given_label": audit.class_names[audit.images[i].label],
                     "score": float(audit.labels.scores[i])} for i in audit.labels.ranked()]
-    clean = [[{k: v for k, v in r.items() if k != "_file"} for r in rows] for rows in (suspects, duplicates,
-                                                                                       outlying, odd)]
     written.append(write_json(output / "audit.json", {
-        "summary": audit.summary(), "label_issues": clean[0], "near_duplicates": clean[1], "outliers": clean[2],
-        "odd_images": clean[3], "label_ranking": ranking}))
+        "summary": audit.summary(), "label_issues": suspects, "near_duplicates": duplicates, "outliers": outlying,
+        "odd_images": odd, "label_ranking": ranking}))
     sheets = [("label_issues.png", suspects[:audit.shown],
                lambda r: f"{r['given_label']}->{r['suggested_label']} {r['score']:.2f}"),
               ("near_duplicates.png", duplicates[:4 * audit.shown],
@@ -190,13 +179,13 @@ def write_report(audit: Audit, output: Path) -> list[Path]:
               ("odd_images.png", odd[:audit.shown], lambda r: f"{r['kind']} {r['value']:g}")]
     for name, rows, title in sheets:
         if rows:
-            _sheet(rows, output / name, title)
+            _sheet(rows, files, output / name, title)
             written.append(output / name)
-    written.append(write_text(output / "report.html", _html(audit, suspects, duplicates, outlying, odd)))
+    written.append(write_text(output / "report.html", _html(audit, files, suspects, duplicates, outlying, odd)))
     return written
 
 
-def _html(audit: Audit, suspects: list[dict[str, Any]], duplicates: list[dict[str, Any]],
+def _html(audit: Audit, files: dict[str, str], suspects: list[dict[str, Any]], duplicates: list[dict[str, Any]],
           outlying: list[dict[str, Any]], odd: list[dict[str, Any]]) -> str:
     e = html.escape
     summary = audit.summary()
@@ -208,16 +197,18 @@ def _html(audit: Audit, suspects: list[dict[str, Any]], duplicates: list[dict[st
         leak = members[0]["leak"]
         groups.append(f'<div class="group{" leak" if leak else ""}"><h3>group {number}'
                       f'{" - across splits (leak)" if leak else ""}</h3>'
-                      + _cards(members, lambda r: f"{e(r['split'])} / {e(r['label'])}<br><code>{e(r['path'])}</code>")
+                      + _cards(members, files,
+                               lambda r: f"{e(r['split'])} / {e(r['label'])}<br><code>{e(r['path'])}</code>")
                       + "</div>")
-    label_section = (_cards(suspects[:audit.shown], lambda r: f"#{r['rank']} {e(r['split'])}: given "
+    label_section = (_cards(suspects[:audit.shown], files, lambda r: f"#{r['rank']} {e(r['split'])}: given "
                             f"<b>{e(r['given_label'])}</b>, suggested <b>{e(r['suggested_label'])}</b>, score "
                             f"{r['score']:.3f}<br><code>{e(r['path'])}</code>")
                      if audit.labels is not None else f"<p>Not run: {e(audit.label_note)}</p>")
     warnings = "".join(f"<p class=warn>{e(w)}</p>" for w in audit.unbalanced())
-    outlier_section = _cards(outlying[:audit.shown], lambda r: f"{e(r['split'])} / {e(r['label'])}, score "
+    outlier_section = _cards(outlying[:audit.shown], files, lambda r: f"{e(r['split'])} / {e(r['label'])}, score "
                              f"{r['score']:.3f}<br><code>{e(r['path'])}</code>") or "<p>Not run, or none.</p>"
-    odd_section = _cards(odd[:audit.shown], lambda r: f"{e(r['kind'])} ({r['value']:g})<br><code>{e(r['path'])}</code>")
+    odd_section = _cards(odd[:audit.shown], files,
+                         lambda r: f"{e(r['kind'])} ({r['value']:g})<br><code>{e(r['path'])}</code>")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>catsdogs audit</title>
 <style>

@@ -11,13 +11,13 @@ others are still predicted.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 from tqdm import tqdm
 
 from catsdogs.data.files import Failure
-from catsdogs.data.images import check_files
+from catsdogs.data.images import ImageCheck, check_files
 from catsdogs.runtime.classifier import Classifier
 from catsdogs.runtime.results import Prediction, PredictionReport
 
@@ -33,17 +33,27 @@ def progress_bar(total: int, progress: bool | None) -> tqdm:
     return tqdm(total=total, unit="image", file=sys.stderr, disable=disable, leave=False)
 
 
+Decoder = Callable[[Sequence[ImageCheck], int, list[Failure]], Iterator[tuple[list[str], np.ndarray]]]
+
+
 def run_batches(classifier: Classifier, forward: Callable[[np.ndarray], np.ndarray], paths: Sequence[str],
                 batch_size: int = 32, progress: bool | None = False) -> tuple[list[str], np.ndarray, list[Failure]]:
     """``forward`` over ``paths`` decoded in batches for ``classifier``: the paths that decoded, their rows (in that
     order) and a ``Failure`` for each file that did not, whether the check or the decoder refused it."""
-    checks = check_files(paths, classifier.info.image_size)
+    return run_decoded(classifier.decoded_batches, classifier.info.image_size, forward, paths, batch_size, progress)
+
+
+def run_decoded(decode: Decoder, image_size: int, forward: Callable[[np.ndarray], np.ndarray], paths: Sequence[str],
+                batch_size: int = 32, progress: bool | None = False) -> tuple[list[str], np.ndarray, list[Failure]]:
+    """``run_batches`` with any decoder (``checks, batch size, failures -> (paths, images)`` batches) at
+    ``image_size``: what a feature extractor, which is no classifier, runs through (``audits.features``)."""
+    checks = check_files(paths, image_size)
     failures = [check.failure() for check in checks if not check.ok]
     usable = [check for check in checks if check.ok]
     kept: list[str] = []
     rows: list[np.ndarray] = []
     with progress_bar(len(usable), progress) as bar:
-        for batch, images in classifier.decoded_batches(usable, batch_size, failures):
+        for batch, images in decode(usable, batch_size, failures):
             kept += batch
             rows.append(np.asarray(forward(images)))
             bar.update(len(batch))
