@@ -89,6 +89,21 @@ def test_a_flipped_label_is_the_top_suspect_with_the_class_it_should_have(audite
     assert len(ranking) == 20 * 2 + 6 * 2 * 2 + 1 and ranking[0]["path"] == str(flipped)  # every image is ranked
 
 
+def test_the_same_data_and_seed_give_the_same_ranking_and_another_seed_another(audited, tmp_path):
+    """A random base (``--weights none``) is drawn from ``--seed``: without it, 3 draws in 48 hid the flip."""
+    data, output, _, _ = audited
+
+    def ranking(seed: int) -> list[tuple[str, float]]:
+        folder = tmp_path / f"seed{seed}"
+        assert audit_main(["--data-dir", str(data), "--output", str(folder), "--weights", "none",
+                           "--image-size", str(SIZE), "--seed", str(seed)]) == 0
+        return [(row["path"], round(row["score"], 6)) for row in json.loads((folder / "audit.json").read_text())["label_ranking"]]
+
+    first = [(row["path"], round(row["score"], 6)) for row in json.loads((output / "audit.json").read_text())["label_ranking"]]
+    assert ranking(0) == first
+    assert ranking(1) != first
+
+
 def test_a_near_copy_across_splits_is_reported_as_a_leak_by_path(audited):
     data, output, _, copy = audited
     groups = rows(output / "near_duplicates.csv")
