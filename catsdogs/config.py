@@ -76,6 +76,7 @@ FILL_MODES = ("nearest", "reflect", "wrap", "constant")
 INTERPOLATIONS = ("bilinear", "nearest")
 OPTIMIZERS = ("rmsprop", "adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine")  # --schedule: the learning rate within a phase
+CLASS_WEIGHTS = ("none", "balanced")  # --class-weight: balanced weighs class c by N / (classes * N_c)
 # data-parallel: keras.distribution on the JAX backend, over every device of every process; multi-worker is asked for
 # only to be told why not (TensorFlow's MultiWorkerMirroredStrategy fails with Keras 3's fit).
 STRATEGIES = ("auto", "mirrored", "one-device", "default", "data-parallel", "multi-worker")
@@ -365,6 +366,10 @@ class TrainConfig:
                              group=OPTIMISATION, minimum=0, metavar="EPOCHS")
     label_smoothing: float = setting(0.0, help="soften the targets: 1 - S for the true class, S shared by all "
                                                "(e.g. 0.1)", group=OPTIMISATION, minimum=0, below=1)
+    class_weight: str = setting("none", help="balanced: weigh each training image's loss by N / (classes x its "
+                                             "class's count), so a small class counts as much as a large one "
+                                             "(blended like the labels under mixup and CutMix)",
+                                group=OPTIMISATION, choices=CLASS_WEIGHTS)
     ema: float = setting(0.0, help="validate and keep a moving average of the weights with this momentum, "
                                    "e.g. 0.99 (0: off)", group=OPTIMISATION, minimum=0, below=1, metavar="MOMENTUM")
     early_stopping: int = setting(0, help="stop after PATIENCE epochs without a better validation accuracy (0: off)",

@@ -38,7 +38,7 @@ from catsdogs.errors import UserError, parameter
 from catsdogs.models.introspection import find_base
 from catsdogs.models.registry import set_trainable
 from catsdogs.outputs import temporary_path, write_json
-from catsdogs.training.fitting import Phase, compile_model, fit_phases, keras_verbosity
+from catsdogs.training.fitting import Phase, class_weights, compile_model, fit_phases, keras_verbosity
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +182,7 @@ def train_with_cached_features(model: keras.Model, config: TrainConfig, phases: 
     if config.augment and not config.augment_copies and config.verbose:
         log.info("note: cached features are fixed; augmentation applies only through --augment-copies K")
     num_classes = len(folders["train"].class_names)
+    weights = class_weights(config, folders["train"].labels, num_classes)
     global_batch = config.batch_size * strategy.num_replicas_in_sync
 
     def phase_data(phase: Phase) -> tuple[keras.Model, dict[str, tf.data.Dataset]]:
@@ -192,7 +193,7 @@ def train_with_cached_features(model: keras.Model, config: TrainConfig, phases: 
             if config.verbose:
                 log.info("phase %s: every base layer trains; training on images", phase.name)
             with strategy.scope():
-                compile_model(model, config, phase.learning_rate, num_classes)
+                compile_model(model, config, phase.learning_rate, num_classes, weights)
             return model, datasets
         prefix, suffix, cut_name = split_at_first_trainable(model)
         feature_sets: dict[str, tf.data.Dataset] = {}
@@ -202,7 +203,7 @@ def train_with_cached_features(model: keras.Model, config: TrainConfig, phases: 
                 feature_sets[split] = feature_dataset(stored, folders[split].labels, global_batch,
                                                       shuffle=split == "train", seed=config.seed)
         with strategy.scope():
-            compile_model(suffix, config, phase.learning_rate, num_classes)
+            compile_model(suffix, config, phase.learning_rate, num_classes, weights)
         return suffix, feature_sets
 
     fit_phases(model, config, phases, run_dir, strategy, num_classes, callbacks, phase_data)

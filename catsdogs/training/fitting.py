@@ -106,14 +106,60 @@ def soft_target_accuracy(num_classes: int) -> keras.metrics.Metric:
     return keras.metrics.MeanMetricWrapper(agrees, name="accuracy")
 
 
+def class_weights(config: TrainConfig, labels: Sequence[int], num_classes: int) -> list[float] | None:
+    """``--class-weight balanced``: ``N / (classes * N_c)`` per class c of the training labels (scikit-learn's
+    ``compute_class_weight("balanced")``), so that every class's weights sum to the same; None for ``none``."""
+    if config.class_weight == "none":
+        return None
+    counts = np.bincount(np.asarray(labels, int), minlength=num_classes)
+    return [float(len(labels) / (num_classes * count)) if count else 0.0 for count in counts]
+
+
+@keras.saving.register_keras_serializable(package="catsdogs")
+class ClassWeightedLoss(keras.losses.Loss):
+    """``loss`` with each image weighted by its class's weight, as Keras's ``fit(class_weight=...)`` weighs it
+    (the weight joins the sample weight the loss is reduced with), but from the targets themselves: a blended
+    image (mixup, CutMix) weighs ``lam * w_a + (1 - lam) * w_b``, the blend its labels have, where Keras's own
+    ``class_weight`` takes integer labels only; and it works alike on every pipeline, backend and cached features,
+    since it lives in the compiled loss rather than in one input pipeline."""
+
+    def __init__(self, loss: Any, class_weights: Sequence[float], name: str = "class_weighted", **kwargs: Any):
+        super().__init__(name=name, **kwargs)
+        self.loss = keras.losses.get(loss) if isinstance(loss, dict | str) else loss
+        self.class_weights = [float(weight) for weight in class_weights]
+
+    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
+        weights = self.weights_of(y_true, y_pred)
+        if sample_weight is not None:
+            weights = weights * keras.ops.reshape(keras.ops.cast(sample_weight, weights.dtype), (-1,))
+        return self.loss(y_true, y_pred, sample_weight=weights)
+
+    def weights_of(self, y_true: Any, y_pred: Any) -> Any:
+        """Each image's weight: its (soft) target's mix of the class weights."""
+        table = keras.ops.convert_to_tensor(self.class_weights, "float32")
+        if len(self.class_weights) == 2:  # the target is the second class's share
+            share = keras.ops.reshape(keras.ops.cast(y_true, "float32"), (-1,))
+            return (1.0 - share) * table[0] + share * table[1]
+        return keras.ops.matmul(keras.ops.cast(_dense_targets(y_true, y_pred, len(self.class_weights)), "float32"),
+                                table)
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:  # only __call__ is used; Loss declares this abstract
+        return self.loss.call(y_true, y_pred)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "loss": keras.losses.serialize(self.loss), "class_weights": self.class_weights}
+
+
 # The mean over the images that weigh something: without sample weights the plain mean; with the blanks that
 # even out several processes' evaluation batches (weight 0), their zeros are left out of the divisor too.
 MEAN = "mean_with_sample_weight"
 
 
-def compile_model(model: keras.Model, config: TrainConfig, learning_rate: float, num_classes: int) -> None:
+def compile_model(model: keras.Model, config: TrainConfig, learning_rate: float, num_classes: int,
+                  weights: Sequence[float] | None = None) -> None:
     """Binary or sparse categorical cross-entropy (label-smoothed when asked) and accuracy, with the config's
-    optimizer and XLA choice; with mixup or CutMix, a loss and an accuracy that take their soft targets."""
+    optimizer and XLA choice; with mixup or CutMix, a loss and an accuracy that take their soft targets; with
+    class ``weights`` (``class_weights``), the loss weighted by them (the accuracy stays the plain one)."""
     mixing = bool(config.mixup or config.cutmix)
     if num_classes == 2:
         loss = keras.losses.BinaryCrossentropy(label_smoothing=config.label_smoothing, reduction=MEAN)
@@ -123,6 +169,8 @@ def compile_model(model: keras.Model, config: TrainConfig, learning_rate: float,
                 if config.label_smoothing or mixing else keras.losses.SparseCategoricalCrossentropy(reduction=MEAN))
         accuracy = soft_target_accuracy(num_classes) if mixing else keras.metrics.SparseCategoricalAccuracy(
             name="accuracy")
+    if weights is not None:
+        loss = ClassWeightedLoss(loss, weights)
     jit = {"auto": "auto", "on": True, "off": False}[config.jit_compile]
     # Weighted, so the blank images that even out several processes' evaluation batches (weight 0) do not count;
     # without sample weights it is the plain accuracy.

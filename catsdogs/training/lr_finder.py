@@ -23,7 +23,7 @@ from catsdogs.config import TrainConfig
 from catsdogs.data.files import read_splits
 from catsdogs.outputs import new_folder, write_json
 from catsdogs.plots import learning_rate_figure, save_figure
-from catsdogs.training.fitting import compile_model, keras_verbosity, plan_phases
+from catsdogs.training.fitting import class_weights, compile_model, keras_verbosity, plan_phases
 from catsdogs.training.settings import model_from_config
 from catsdogs.training.trainer import build_datasets, check_splits
 
@@ -97,7 +97,8 @@ def find_learning_rate(config: TrainConfig, start: float = 1e-7, end: float = 10
     phase = plan_phases(config)[0]
     datasets = build_datasets(config, {"train": folders["train"]}, config.batch_size, augment_in_model=False)
     model = model_from_config(config, len(folders["train"].class_names), phase.unfreeze)
-    compile_model(model, config, start, len(folders["train"].class_names))
+    classes = len(folders["train"].class_names)
+    compile_model(model, config, start, classes, class_weights(config, folders["train"].labels, classes))
     sweep = _ExponentialSweep(start, end, steps)
     model.fit(datasets["train"].repeat(), epochs=1, steps_per_epoch=steps, callbacks=[sweep], shuffle=False,
               verbose=keras_verbosity(config.verbose))

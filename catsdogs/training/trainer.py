@@ -38,7 +38,7 @@ from catsdogs.models.saving import save_model, update_model_info
 from catsdogs.outputs import check_apart, publish_versioned, write_json
 from catsdogs.plots import plot_history
 from catsdogs.training.callbacks import BEST, existing_checkpoint, load_checkpoint
-from catsdogs.training.fitting import Phase, compile_model, fit_phases, plan_phases
+from catsdogs.training.fitting import Phase, class_weights, compile_model, fit_phases, plan_phases
 from catsdogs.training.rundir import (
     library_versions,
     new_run_dir,
@@ -281,6 +281,7 @@ def _fit(model: keras.Model, config: TrainConfig, phases: list[Phase], folders: 
          callbacks: Sequence[keras.callbacks.Callback], writes: bool = True) -> None:
     """The phases, on images or on cached features; the model left compiled for evaluation."""
     num_classes = len(folders["train"].class_names)
+    weights = class_weights(config, folders["train"].labels, num_classes)
     if config.cache_features:
         if train_with_cached_features is None or config.pipeline != "tf.data":
             raise UserError(f"{parameter('cache_features')} stores features through tf.data: train with TensorFlow "
@@ -291,12 +292,12 @@ def _fit(model: keras.Model, config: TrainConfig, phases: list[Phase], folders: 
         def on_images(phase: Phase) -> tuple[keras.Model, dict[str, Any]]:
             with strategy.scope():
                 set_trainable(model, phase.unfreeze)
-                compile_model(model, config, phase.learning_rate, num_classes)
+                compile_model(model, config, phase.learning_rate, num_classes, weights)
             return model, datasets
 
         fit_phases(model, config, phases, run_dir, strategy, num_classes, callbacks, on_images, writes)
     with strategy.scope():  # cached-feature runs fitted only part of it; evaluate needs it compiled
-        compile_model(model, config, phases[-1].learning_rate, num_classes)
+        compile_model(model, config, phases[-1].learning_rate, num_classes, weights)
 
 
 def _finish(model: keras.Model, config: TrainConfig, run_dir: Path, datasets: dict[str, Any],
