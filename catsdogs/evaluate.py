@@ -43,13 +43,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tta", nargs="?", const="auto", choices=(*TTA_MODES, "auto"), metavar="MODE",
                         help="test-time augmentation: flip (2 views) or crops (12), probabilities averaged; alone, "
                              "the mode chosen on validation by --choose-tta (default: none)")
-    tune = parser.add_argument_group("tuning on the validation split (saves <name>-calibrated|tta.keras beside the "
-                                     "model, which is left as it is, then evaluates that one)")
+    tune = parser.add_argument_group("tuning on the validation split (saves <name>-calibrated|tta|threshold.keras "
+                                     "beside the model, which is left as it is, then evaluates that one)")
     tune.add_argument("--calibrate", action="store_true",
                       help="fit a temperature (temperature scaling) through --tta's views: honest probabilities, "
                            "the same classes")
     tune.add_argument("--choose-tta", action="store_true",
                       help="score every --tta mode on the validation split and record the best (ties: fewer views)")
+    tune.add_argument("--choose-threshold", action="store_true",
+                      help="two classes: the threshold on the second class's probability with the best balanced "
+                           "accuracy on validation, through --tta's views; predict, serve and exports decide by it")
     return parser
 
 
@@ -57,10 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.batch_size < 1 or args.mistakes < 0:
         raise UserError("--batch-size must be at least 1 and --mistakes at least 0")
-    tuning = args.calibrate or args.choose_tta
+    tuning = args.calibrate or args.choose_tta or args.choose_threshold
     if tuning and not (Path(args.data_dir) / SPLITS[1]).is_dir():
-        raise UserError(f"--calibrate and --choose-tta fit on the validation split; {args.data_dir} has no "
-                        f"{SPLITS[1]}/ folder: pass --data-dir a data_prep output")
+        raise UserError(f"--calibrate, --choose-tta and --choose-threshold fit on the validation split; "
+                        f"{args.data_dir} has no {SPLITS[1]}/ folder: pass --data-dir a data_prep output")
     # deferred: the library, which --help and flag errors should not wait for (an export's needs no TensorFlow)
     from catsdogs.data.files import read_image_folder, resolve_split_folder
     from catsdogs.inference.evaluation import evaluate_folder
@@ -72,7 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # without --model: the best model for these classes
     classifier = open_classifier(args.model, args.saved_models_dir, args.unsafe, folder.class_names)
     if tuning and not classifier.can_explain:
-        raise UserError("--calibrate and --choose-tta tune a .keras model; tune that one, then export it again "
+        raise UserError("--calibrate, --choose-tta and --choose-threshold tune a .keras model; tune that one, then "
+                        "export it again "
                         "(the export carries what was chosen)")
     claim_output_dir(args.output, [folder.root])  # before any work: results never land among the images
     line = classifier.describe()
@@ -82,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         validation = read_image_folder(resolve_split_folder(args.data_dir, SPLITS[1]))
         classifier, failures = tune_on_validation(classifier, validation, args.calibrate, args.choose_tta,
-                                                  requested_tta, args.batch_size)
+                                                  requested_tta, args.batch_size, args.choose_threshold)
         report_tuning(classifier.info, failures)
         line = f"model: {classifier.path} (tuned on {validation.root})"
     info = classifier.info
@@ -99,10 +103,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def report_tuning(info: ModelInfo, failures: Sequence[object]) -> None:
-    """What ``--calibrate`` and ``--choose-tta`` found, on stderr (the unusable validation files first)."""
+    """What ``--calibrate``, ``--choose-tta`` and ``--choose-threshold`` found, on stderr (the unusable validation
+    files first)."""
     for failure in failures:
         print(f"skipped {failure}", file=sys.stderr)
-    fit, choice = info.extra.calibration_fit, info.extra.tta
+    fit, choice, threshold = info.extra.calibration_fit, info.extra.tta, info.extra.threshold
     if fit:
         print(f"calibrated on {fit.images} validation images (test-time augmentation {fit.tta}): "
               f"temperature {fit.temperature:.3f}, NLL {fit.nll_before:.4f} -> {fit.nll_after:.4f}", file=sys.stderr)
@@ -110,6 +115,10 @@ def report_tuning(info: ModelInfo, failures: Sequence[object]) -> None:
         scores = ", ".join(f"{mode} {accuracy:.4f}" for mode, accuracy in choice.accuracy.items())
         print(f"test-time augmentation on {choice.images} validation images: {scores}; chose {choice.mode}",
               file=sys.stderr)
+    if threshold:
+        print(f"decision threshold on {threshold.images} validation images: {threshold.second_class} at "
+              f"P >= {threshold.threshold:.4f}, balanced accuracy {threshold.balanced_accuracy_at_half:.4f} at 0.5 -> "
+              f"{threshold.balanced_accuracy:.4f}", file=sys.stderr)
 
 
 def cli() -> None:

@@ -72,6 +72,18 @@ class TTAChoice(Record):
     loss: dict[str, float]
 
 
+class ThresholdChoice(Record):
+    """A two-class model's decision threshold on its second class's probability, chosen on validation for the
+    best balanced accuracy (``evaluate --choose-threshold``), and that score beside the plain 0.5's."""
+
+    threshold: float
+    second_class: str
+    split: str
+    images: int
+    balanced_accuracy: float
+    balanced_accuracy_at_half: float
+
+
 class ClassScores(Record):
     precision: float
     recall: float
@@ -90,6 +102,7 @@ class SplitScores(Record):
 
     images: int = 0
     accuracy: float
+    balanced_accuracy: float | None = None
     loss: float | None = None
     roc_auc: float | None = None
     calibration: CalibrationScores | None = None
@@ -163,6 +176,7 @@ class ModelExtra(Record):
     temperature: float | None = None  # applied by every runtime (``models.calibration``; exports bake it in)
     calibration_fit: TemperatureFit | None = None
     tta: TTAChoice | None = None
+    threshold: ThresholdChoice | None = None  # applied by every runtime (``metrics.decide``)
     metrics: TrainingMetrics | None = None
     trained: str | None = None
     export: ExportRecord | None = None
@@ -183,6 +197,11 @@ class ModelInfo:
     @property
     def binary(self) -> bool:
         return len(self.class_names) == 2
+
+    @property
+    def decision_threshold(self) -> float | None:
+        """The chosen threshold on the second class's probability (``metrics.decide``); None: the most probable."""
+        return self.extra.threshold.threshold if self.extra.threshold else None
 
     @property
     def metrics(self) -> TrainingMetrics:

@@ -86,6 +86,48 @@ def top_k_accuracy(probabilities: np.ndarray, labels: np.ndarray, k: int) -> flo
     return float(np.mean(np.any(top_k == np.asarray(labels)[:, None], axis=1)))
 
 
+def decide(probabilities: np.ndarray, threshold: float | None = None) -> np.ndarray:
+    """The class each row answers: the most probable one, or, for two classes with a chosen ``threshold``, the
+    second class wherever its probability reaches the threshold (``evaluate --choose-threshold``). Every command,
+    the server and the exported-model runtime decide through this."""
+    probabilities = np.asarray(probabilities)
+    if threshold is None:
+        return probabilities.argmax(axis=1)
+    if probabilities.shape[1] != 2:
+        raise ValueError(f"a decision threshold needs two classes, not {probabilities.shape[1]}")
+    return (probabilities[:, 1] >= threshold).astype(np.int64)
+
+
+def balanced_accuracy(matrix: np.ndarray) -> float:
+    """The mean of the classes' recalls (those with images): what accuracy is when every class counts the same."""
+    actual = matrix.sum(axis=1)
+    present = actual > 0
+    return float(np.mean(np.diag(matrix)[present] / actual[present])) if present.any() else 0.0
+
+
+def choose_threshold(second_class: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """The threshold on the second class's probability with the highest balanced accuracy on labelled images
+    (Youden's J, which is ``2 * balanced accuracy - 1``), and that balanced accuracy.
+
+    The candidates are 0.5 and the midpoints between neighbouring distinct probabilities, so a threshold sits
+    between images rather than on one; ties go to the candidate nearest 0.5, the plain decision. Written here
+    rather than taken from scikit-learn (``TunedThresholdClassifierCV`` refits an estimator, and scikit-learn is
+    not a dependency of the runtimes that apply the threshold): a sort and two searches.
+    """
+    scores, labels = np.asarray(second_class, np.float64), np.asarray(labels, int)
+    positives, negatives = np.sort(scores[labels == 1]), np.sort(scores[labels == 0])
+    if not len(positives) or not len(negatives):
+        raise ValueError("choosing a threshold needs images of both classes")
+    distinct = np.unique(scores)
+    candidates = np.concatenate([[0.5], (distinct[:-1] + distinct[1:]) / 2])
+    recall_second = (len(positives) - np.searchsorted(positives, candidates, "left")) / len(positives)
+    recall_first = np.searchsorted(negatives, candidates, "left") / len(negatives)
+    balanced = (recall_second + recall_first) / 2
+    best = np.flatnonzero(balanced >= balanced.max() - 1e-12)
+    chosen = best[np.argmin(np.abs(candidates[best] - 0.5))]
+    return float(candidates[chosen]), float(balanced[chosen])
+
+
 def per_class_scores(matrix: np.ndarray, class_names: Sequence[str]) -> dict[str, dict[str, float | int]]:
     """Precision, recall, F1 and support per class from the confusion matrix (0 where undefined)."""
     true_positives = np.diag(matrix).astype(float)
@@ -166,21 +208,28 @@ def risk_coverage(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, An
 
 
 def compute_metrics(probabilities: np.ndarray, labels: np.ndarray, class_names: Sequence[str],
-                    top_k: int = 2) -> dict[str, Any]:
-    """Every score of ``metrics.json`` from ``(N, classes)`` probabilities and true class indices."""
+                    top_k: int = 2, threshold: float | None = None) -> dict[str, Any]:
+    """Every score of ``metrics.json`` from ``(N, classes)`` probabilities and true class indices; the labels
+    decided as ``decide`` does (``threshold``: a two-class model's chosen one)."""
     probabilities, labels = np.asarray(probabilities, np.float64), np.asarray(labels, int)
     num_classes = len(class_names)
-    predicted = np.argmax(probabilities, axis=1)
+    predicted = decide(probabilities, threshold)
     matrix = confusion_matrix(labels, predicted, num_classes)
     per_class = per_class_scores(matrix, class_names)
+    supported = [name for name in class_names if per_class[name]["support"]]
+    worst = min(supported, key=lambda name: per_class[name]["recall"]) if supported else None
     metrics: dict[str, Any] = {
         "images": len(labels),
         "accuracy": float(np.trace(matrix) / max(matrix.sum(), 1)),
         "accuracy_interval_95": list(wilson_interval(int(np.trace(matrix)), int(matrix.sum()))),
+        "balanced_accuracy": balanced_accuracy(matrix),
+        "worst_class": {"name": worst, "recall": per_class[worst]["recall"]} if worst else None,
         "loss": cross_entropy(probabilities, labels),
         "per_class": per_class,
         "macro_f1": float(np.mean([scores["f1"] for scores in per_class.values()])),
     }
+    if threshold is not None:
+        metrics["threshold"] = threshold
     if num_classes == 2:  # the score is P(class 1), what the sigmoid gives
         metrics["roc_auc"] = roc_auc(labels == 1, probabilities[:, 1])
     else:

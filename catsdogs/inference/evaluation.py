@@ -50,7 +50,8 @@ def evaluate_folder(classifier: Classifier, folder: str | Path | ImageFolder, ba
     labels = np.array([label_of[result.path] for result in report.results], int)
     if not report.results:
         raise UserError(f"no image in {folder.root} could be decoded")
-    metrics = {"data": str(folder.root), **compute_metrics(report.probabilities, labels, info.class_names, top_k)}
+    metrics = {"data": str(folder.root), **compute_metrics(report.probabilities, labels, info.class_names, top_k,
+                                                                 info.decision_threshold)}
     metrics["most_confident_mistakes"] = most_confident_mistakes(report, labels, mistakes)
     metrics["skipped"] = len(report.failures)  # beside "images", the number evaluated
     metrics["failures"] = [{"path": f.path, "error": f.error} for f in report.failures]

@@ -88,6 +88,12 @@ def summary(metrics: dict[str, Any]) -> str:
     """A few lines for the console."""
     lines = [f"{metrics['images']} images: accuracy {metrics['accuracy']:.4f}, loss {metrics['loss']:.4f}"
              + (f", ROC AUC {metrics['roc_auc']:.4f}" if metrics.get("roc_auc") is not None else "")]
+    if metrics.get("worst_class"):
+        worst = metrics["worst_class"]
+        lines.append(f"balanced accuracy {metrics['balanced_accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}; "
+                     f"worst class {worst['name']} (recall {worst['recall']:.4f})"
+                     + (f"; threshold {metrics['threshold']:.4f} on P({list(metrics['per_class'])[1]})"
+                        if metrics.get("threshold") is not None else ""))
     lines += [f"{key.replace('_', ' ')} {value:.4f}" for key, value in metrics.items() if key.startswith("top_")]
     if "calibration" in metrics:
         calibration = metrics["calibration"]

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from catsdogs.data.files import Failure
 from catsdogs.data.images import ImageCheck, check_files
+from catsdogs.metrics import decide
 from catsdogs.runtime.classifier import Classifier
 from catsdogs.runtime.results import Prediction, PredictionReport
 
@@ -70,7 +71,7 @@ def predict_files(classifier: Classifier, paths: Sequence[str], batch_size: int 
     kept, probabilities, failures = run_batches(classifier, lambda images: classifier.predict(images, tta), paths,
                                                 batch_size, progress)
     report = PredictionReport(list(info.class_names), failures=failures)
-    for path, row in zip(kept, probabilities):
-        index = int(np.argmax(row))
-        report.results.append(Prediction(path, row, index, info.class_names[index]))
+    decided = decide(probabilities, info.decision_threshold) if len(kept) else np.zeros(0, np.int64)
+    for path, row, index in zip(kept, probabilities, decided):
+        report.results.append(Prediction(path, row, int(index), info.class_names[index]))
     return report

@@ -41,6 +41,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from catsdogs.errors import UserError, parameter
+from catsdogs.metrics import decide
 from catsdogs.runtime.classifier import Classifier, Item
 from catsdogs.runtime.engines import BYTES_INPUT, BYTES_SIGNATURE, INPUT_NAME, OUTPUT_NAME, SERVING_DEFAULT
 from catsdogs.runtime.tfserving import request_values, response_body
@@ -236,12 +237,13 @@ async def predict_endpoint(request: Request, server: Server) -> dict[str, Any]:
             raise ApiError(400, "no usable image: " + "; ".join(result["error"] for result in results))
         info = classifier.info
         probabilities = await server.predict(version, [item for _, _, item in prepared])
-        for (name, data, _), row in zip(prepared, probabilities):
-            index = int(np.argmax(row))
+        for (name, data, _), row, decided in zip(prepared, probabilities,
+                                                 decide(np.asarray(probabilities), info.decision_threshold)):
+            index = int(decided)
             result = {"name": name, "label": info.class_names[index], "probability": float(row[index]),
                       "probabilities": {label: float(p) for label, p in zip(info.class_names, row)}}
             if explain and classifier.can_explain:
-                png = await run_in_threadpool(gradcam_png, classifier, data, row)
+                png = await run_in_threadpool(gradcam_png, classifier, data, row, index)
                 result["gradcam_png"] = base64.b64encode(png).decode()
             results.append(result)
     answer: dict[str, Any] = {"model": server.name, **answered_by(version), "class_names": list(info.class_names),
