@@ -116,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         quiet_tensorflow()
         import keras  # deferred: Keras and TensorFlow
 
-        from catsdogs.audits.features import feature_extractor, image_features
+        from catsdogs.audits.features import feature_extractor, image_features  # deferred: as keras
 
         weights = None if args.weights.lower() == "none" else args.weights
         # A random base's features vary with its draw: in 48 draws, 3 did not rank a planted flip first.
