@@ -28,6 +28,9 @@ MARKER = "catsdogs.data_prep"  # summary.json's "created_by": the proof that dat
 SUMMARY_NAME = "summary.json"
 MANIFEST_NAME = "manifest.csv"
 MANIFEST_COLUMNS = ("split", "class", "path", "source", "id", "sha256", "source_sha256", "width", "height", "action")
+# A split written with --relabel also says, on each moved file's row, its class before and why; other splits keep
+# the columns above alone, so their manifests (and the data fingerprints hashed from them) stay as they were.
+RELABEL_COLUMNS = ("relabelled_from", "reason")
 _STAGING_FLAG = ".data_prep-staging"  # written first into a staging folder, so cleanup knows it is ours
 
 
@@ -217,9 +220,12 @@ def place_image(data: bytes, destination: Path, link_from: Path | None = None) -
 
 
 def manifest_text(rows: Sequence[dict]) -> str:
-    """The manifest as CSV text (``\\n`` line ends, fixed column order) so that it is byte-reproducible."""
+    """The manifest as CSV text (``\\n`` line ends, fixed column order) so that it is byte-reproducible; the
+    ``RELABEL_COLUMNS`` too when a row has them (blank on the rows that were not moved)."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
+    relabelled = any(column in row for row in rows for column in RELABEL_COLUMNS)
+    columns = MANIFEST_COLUMNS + RELABEL_COLUMNS if relabelled else MANIFEST_COLUMNS
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", restval="")
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()

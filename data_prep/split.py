@@ -205,6 +205,7 @@ class _Selection:
     reencoded: list[dict] = field(default_factory=list)
     duplicates: list[dict] = field(default_factory=list)
     actions: dict[str, int] = field(default_factory=lambda: {"copied": 0, "linked": 0, "reencoded": 0})
+    relabelled: dict[str, dict[str, str]] = field(default_factory=dict)  # source name -> its manifest note
 
 
 def _unique_file_name(stem: str, used: set[str]) -> str:
@@ -232,7 +233,8 @@ def _write_accepted(candidate: Candidate, data: bytes, digest: str, checked: Che
     state.rows.append(((SPLITS.index(split), class_name, candidate.id_order), {
         "split": split, "class": class_name, "path": relative, "source": candidate.name,
         "id": "" if candidate.image_id is None else candidate.image_id, "sha256": written,
-        "source_sha256": digest, "width": checked.width, "height": checked.height, "action": action}))
+        "source_sha256": digest, "width": checked.width, "height": checked.height, "action": action,
+        **state.relabelled.get(candidate.name, {})}))
 
 
 def _select_class(source: Source, class_name: str, ordered: list[Candidate], counts: SplitCounts, staging: Path,
@@ -316,14 +318,16 @@ def prepare_split(
     images = Path(images_dir) if images_dir else None
     with output.staging_folder(out) as staging, open_source(source, scratch_dir=staging, images_dir=images) as opened:
         extra = dict(extra_summary or {})
+        state = _Selection()
         if exclude or relabel:
             extra.update(_apply_audit(opened, exclude, relabel))
+            state.relabelled = {change["source"]: {"relabelled_from": change["from"], "reason": change["reason"]}
+                                for change in extra["relabelled"]}
         per_class = {c: counts.counts_for(len(opened.candidates[c])) for c in opened.class_names}
         for class_name, wanted in per_class.items():
             available = len(opened.candidates[class_name])
             if available < wanted.total:
                 raise _not_enough(class_name, available, f"candidate files in {source}", wanted)
-        state = _Selection()
         total = sum(wanted.total for wanted in per_class.values())
         with tqdm(total=total, unit="img", desc="checking", file=sys.stderr, disable=None if progress else True,
                   leave=False) as bar:

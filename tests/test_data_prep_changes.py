@@ -40,6 +40,11 @@ def test_exclude_and_relabel_write_a_new_split_and_leave_the_source_and_the_old_
     rows = {row["source"]: row for row in read_manifest(new)}
     assert a_dog["source"] not in rows
     assert rows[a_cat["source"]]["class"] == "dogs" and rows[another_cat["source"]]["class"] == "cats"
+    # the manifest says which rows moved, from where and why; the others' notes are blank
+    assert (rows[a_cat["source"]]["relabelled_from"], rows[a_cat["source"]]["reason"]) == ("cats",
+                                                                                          "listed in relabel.csv")
+    assert rows[another_cat["source"]]["relabelled_from"] == rows[another_cat["source"]]["reason"] == ""
+    assert "relabelled_from" not in manifest[0]  # a split written without --relabel has the plain columns
     summary = read_summary(new)
     assert [(e["source"], e["class"]) for e in summary["excluded"]] == [(a_dog["source"], "dogs")]
     assert [(r["source"], r["from"], r["to"]) for r in summary["relabelled"]] == [(a_cat["source"], "cats", "dogs")]
