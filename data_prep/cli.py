@@ -90,6 +90,9 @@ def build_parser() -> ArgumentParser:
     audit.add_argument("--relabel", metavar="FILE",
                        help="a CSV with path and label (or the audit's suggested_label) columns: those files go to "
                             "that class")
+    audit.add_argument("--group-near-duplicates", action="store_true",
+                       help="keep each group of near-duplicate photos (the audit's perceptual hash) in one split, so "
+                            "none leaks from train into validation or test; the counts move by the members moved")
     parser.add_argument("--images", metavar="DIR",
                         help="with --source LABELS.csv of id,label rows: the folder whose files the ids name "
                              "(<id>.jpg, as Kaggle ships them)")
@@ -196,7 +199,8 @@ def _main(argv: Sequence[str] | None) -> int:
             source = Path(args.source)
         summary = prepare_split(source, args.out, split=args.split, seed=args.seed, counts=counts,
                                 force=args.force, link=args.link, progress=progress, extra_summary=extra,
-                                images_dir=args.images, exclude=args.exclude, relabel=args.relabel)
+                                images_dir=args.images, exclude=args.exclude, relabel=args.relabel,
+                                group_near_duplicates=args.group_near_duplicates)
     finally:
         if temporary is not None:
             shutil.rmtree(temporary, ignore_errors=True)

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from catsdogs import __version__
 from catsdogs.config import DEFAULT_SEED, SPLITS
+from catsdogs.data.near_duplicates import groups_of, near_duplicate_pairs, perceptual_hash
 from catsdogs.errors import UserError, parameter
 from data_prep import output
 from data_prep.changes import apply_changes, read_changes
@@ -206,6 +207,9 @@ class _Selection:
     duplicates: list[dict] = field(default_factory=list)
     actions: dict[str, int] = field(default_factory=lambda: {"copied": 0, "linked": 0, "reencoded": 0})
     relabelled: dict[str, dict[str, str]] = field(default_factory=dict)  # source name -> its manifest note
+    group_of: dict[str, int] = field(default_factory=dict)  # source name -> its near-duplicate group
+    group_split: dict[int, str] = field(default_factory=dict)  # group -> the split its first accepted member took
+    moved: list[dict] = field(default_factory=list)  # members placed in their group's split instead of their own
 
 
 def _unique_file_name(stem: str, used: set[str]) -> str:
@@ -260,7 +264,14 @@ def _select_class(source: Source, class_name: str, ordered: list[Candidate], cou
             state.skipped.append({"source": candidate.name, "class": class_name, "reason": str(exc)})
             continue
         state.seen[digest] = candidate.name
-        relative = f"{counts.split_of(accepted)}/{class_name}/{_unique_file_name(candidate.out_stem, used_names)}"
+        split = counts.split_of(accepted)
+        group = state.group_of.get(candidate.name)
+        if group is not None:  # --group-near-duplicates: where the group's first member went
+            kept = state.group_split.setdefault(group, split)
+            if kept != split:
+                state.moved.append({"source": candidate.name, "class": class_name, "from": split, "to": kept})
+                split = kept
+        relative = f"{split}/{class_name}/{_unique_file_name(candidate.out_stem, used_names)}"
         _write_accepted(candidate, data, digest, checked, relative, staging, link, state)
         accepted += 1
         progress.update(1)
@@ -284,6 +295,23 @@ def _apply_audit(opened: Source, exclude: str | Path | None, relabel: str | Path
                             "reason": c.reason} for c in relabelled]}
 
 
+def near_duplicate_groups(source: Source, progress: bool = False) -> list[list[str]]:
+    """The source's candidates in groups of near-duplicates (source names), by the audit's own functions
+    (``catsdogs.data.near_duplicates``) on the perceptual hash alone: data_prep runs no model for the features the
+    audit adds. A file that cannot be read or decoded is left out here; the selection names it."""
+    names, hashes = [], []
+    candidates = [c for name in source.class_names for c in source.candidates[name]]
+    with tqdm(candidates, unit="img", desc="near-duplicates", file=sys.stderr, disable=None if progress else True,
+              leave=False) as bar:
+        for candidate in bar:
+            try:
+                hashes.append(perceptual_hash(source.read(candidate)))
+            except (OSError, ValueError, zipfile.BadZipFile, zlib.error, EOFError):
+                continue
+            names.append(candidate.name)
+    return [[names[i] for i in group] for group in groups_of(near_duplicate_pairs(hashes))]
+
+
 def prepare_split(
     source: str | Path,
     out: str | Path,
@@ -298,10 +326,13 @@ def prepare_split(
     images_dir: str | Path | None = None,
     exclude: str | Path | None = None,
     relabel: str | Path | None = None,
+    group_near_duplicates: bool = False,
 ) -> PrepSummary:
     """Build ``out/{train,validation,test}/<class>/`` plus ``manifest.csv`` and ``summary.json`` from ``source``
     (``images_dir``: where a CSV source's ids are files; ``exclude`` / ``relabel``: CSVs of files to leave out or
-    to put in another class, ``data_prep.changes``).
+    to put in another class, ``data_prep.changes``; ``group_near_duplicates``: each group of near-duplicates,
+    ``near_duplicate_groups``, in the split its first accepted member takes, so that none leaks across splits;
+    the splits' counts then differ from those asked for by the members moved, which ``summary.json`` lists).
 
     ``split``: ``"random"`` (seeded: same source and seed give a byte-identical manifest) or ``"by-id"``
     (candidates sorted by the number in their name: the first ``counts.train`` to train, and so on).
@@ -323,6 +354,9 @@ def prepare_split(
             extra.update(_apply_audit(opened, exclude, relabel))
             state.relabelled = {change["source"]: {"relabelled_from": change["from"], "reason": change["reason"]}
                                 for change in extra["relabelled"]}
+        if group_near_duplicates:
+            groups = near_duplicate_groups(opened, progress)
+            state.group_of = {name: number for number, group in enumerate(groups) for name in group}
         per_class = {c: counts.counts_for(len(opened.candidates[c])) for c in opened.class_names}
         for class_name, wanted in per_class.items():
             available = len(opened.candidates[class_name])
@@ -335,6 +369,12 @@ def prepare_split(
                 ordered = order_candidates(opened.candidates[class_name], split, seed, class_name)
                 _select_class(opened, class_name, ordered, wanted, staging, link, state, bar)
         rows = [row for _, row in sorted(state.rows, key=lambda item: item[0])]
+        if group_near_duplicates:
+            split_of = {row["source"]: row["split"] for row in rows}
+            extra["near_duplicate_groups"] = [{"sources": group, "splits": sorted({split_of[s] for s in group
+                                                                                   if s in split_of})}
+                                              for group in groups]
+            extra["moved_to_their_group"] = state.moved
         per_split = {name: {c: 0 for c in opened.class_names} for name in SPLITS
                      if any(getattr(wanted, name) for wanted in per_class.values())}
         for row in rows:

@@ -1,12 +1,15 @@
 """Acting on an audit (``data_prep --exclude FILE --relabel FILE``): a new split from the same source, the files
-named in the audit's CSVs left out or moved, the source and the old split untouched, summary.json saying why."""
+named in the audit's CSVs left out or moved, the source and the old split untouched, summary.json saying why; and
+``--group-near-duplicates``, which keeps a planted near-copy in its original's split."""
 
 from __future__ import annotations
 
 import csv
 
+import pytest
 from helpers.commands import assert_one_line_error, run_data_prep
 from helpers.data_prep import build_source, read_manifest, read_summary, tree_digest
+from helpers.images import plant_near_copy
 
 
 def write_csv(path, columns, rows):
@@ -62,3 +65,26 @@ def test_a_row_naming_no_file_of_the_source_or_an_unknown_class_is_one_line(tmp_
                                   "--val", "1", "--test", "1"], capsys)
     assert_one_line_error(code, err, "'birds'", "cats, dogs")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_group_near_duplicates_keeps_a_planted_copy_in_its_originals_split(tmp_path, capsys):
+    pytest.importorskip("imagehash", reason="the audit extra is not installed: pip install -e '.[audit]'")
+    source = build_source("kaggle-folder", tmp_path / "src", n_per_class=12)
+    original, copy = sorted(source.glob("cat.*.jpg"), key=lambda p: int(p.name.split(".")[1]))[1::10]
+    plant_near_copy(original, copy)  # by id, the copy (cat.11) lands in test and its original (cat.1) in train
+    counts = ["--train", "6", "--val", "3", "--test", "3", "--split", "by-id", "--quiet"]
+    code, _, err = run_data_prep(["--source", source, "--out", tmp_path / "plain", *counts], capsys)
+    assert code == 0, err
+    plain = {row["source"]: row["split"] for row in read_manifest(tmp_path / "plain")}
+    assert (plain[original.name], plain[copy.name]) == ("train", "test")  # the leak the option prevents
+
+    code, _, err = run_data_prep(["--source", source, "--out", tmp_path / "grouped", "--group-near-duplicates",
+                                  *counts], capsys)
+    assert code == 0, err
+    grouped = {row["source"]: row["split"] for row in read_manifest(tmp_path / "grouped")}
+    assert (grouped[original.name], grouped[copy.name]) == ("train", "train")
+    summary = read_summary(tmp_path / "grouped")
+    assert summary["near_duplicate_groups"] == [{"sources": [original.name, copy.name], "splits": ["train"]}]
+    assert summary["moved_to_their_group"] == [{"source": copy.name, "class": "cats", "from": "test", "to": "train"}]
+    assert summary["counts"]["train"]["cats"] == 7 and summary["counts"]["test"]["cats"] == 2  # moved, not dropped
+    assert {k: v for k, v in grouped.items() if k != copy.name} == {k: v for k, v in plain.items() if k != copy.name}

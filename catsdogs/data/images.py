@@ -29,7 +29,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -223,8 +223,9 @@ def check_folder(folder: ImageFolder, image_size: int, progress: bool = False) -
     return checked, failures
 
 
-def open_upright(path: str | Path, max_side: int = DISPLAY_MAX_SIDE) -> np.ndarray:
-    """A file as uint8 RGB, upright (EXIF), at most ``max_side`` on its long side: memory bounded by the size.
+def open_upright(path: str | Path | IO[bytes], max_side: int = DISPLAY_MAX_SIDE) -> np.ndarray:
+    """A file (a path, or an open binary file) as uint8 RGB, upright (EXIF), at most ``max_side`` on its long
+    side: memory bounded by the size.
 
     JPEGs decode straight at a reduced scale (draft mode); other formats must be under the pixel limit
     (call ``check_image_file`` first) and are shrunk after decoding.

@@ -18,6 +18,7 @@ No TensorFlow and no model here: ``data_prep --group-near-duplicates`` groups wi
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -38,10 +39,12 @@ AUDIT_EXTRA = "pip install 'catsdogs[audit]'"
 HASH_SIDE = 256  # the image is shrunk to this before hashing (phash looks at 32x32 anyway)
 
 
-def perceptual_hash(path: str | Path) -> int:
-    """The 64-bit DCT hash of the upright image (``imagehash.phash``) as an integer."""
+def perceptual_hash(image_file: str | Path | bytes) -> int:
+    """The 64-bit DCT hash of the upright image (``imagehash.phash``) as an integer; a path or the file's bytes
+    (a source inside a zip, ``data_prep --group-near-duplicates``)."""
     imagehash = require_optional("imagehash", "imagehash", "finding near-duplicates", AUDIT_EXTRA)
-    image = Image.fromarray(open_upright(path, HASH_SIDE))
+    image = Image.fromarray(open_upright(io.BytesIO(image_file) if isinstance(image_file, bytes) else image_file,
+                                         HASH_SIDE))
     bits = imagehash.phash(image).hash.flatten()
     return int("".join("1" if bit else "0" for bit in bits), 2)
 

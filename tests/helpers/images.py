@@ -45,3 +45,37 @@ def write_legacy_h5_weights(model, path: Path) -> Path:
             for name, variable in zip(names, layer.weights):
                 group.create_dataset(name.decode(), data=np.asarray(variable.numpy()))
     return path
+
+
+def photo_like(path: Path, seed: int) -> Path:
+    """A 320x240 drawing at ``path``, shapes in shades of its class's colour: its hash moves as a photo's does under
+    the planted changes (2-8 bits), where a hash of pure noise is noise itself."""
+    from PIL import Image, ImageDraw
+
+    with Image.open(path) as image:
+        colour = np.asarray(image.convert("RGB"), np.float32).mean((0, 1))
+    rng = np.random.default_rng(seed)
+
+    def shade() -> tuple[int, ...]:
+        return tuple(int(v) for v in np.clip(colour + rng.uniform(-50, 50, 3), 0, 255))
+
+    drawing = Image.new("RGB", (320, 240), shade())
+    draw = ImageDraw.Draw(drawing)
+    for _ in range(12):
+        x, y = int(rng.integers(0, 280)), int(rng.integers(0, 200))
+        draw.ellipse((x, y, x + int(rng.integers(30, 120)), y + int(rng.integers(30, 120))), fill=shade())
+    drawing.save(path, quality=95)
+    return path
+
+
+def plant_near_copy(source: Path, target: Path) -> Path:
+    """``source`` made photo-like, then cropped by 5 %, resized to 90 % and re-encoded as JPEG at quality 60 (the
+    issue's planted leak) as ``target``."""
+    from PIL import Image
+
+    with Image.open(photo_like(source, 0)) as image:
+        width, height = image.size
+        dx, dy = round(0.025 * width), round(0.025 * height)
+        copy = image.convert("RGB").crop((dx, dy, width - dx, height - dy))
+        copy.resize((round(0.9 * copy.width), round(0.9 * copy.height))).save(target, quality=60)
+    return target
