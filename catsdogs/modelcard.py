@@ -137,13 +137,23 @@ def _calibration_note(info: ModelInfo) -> str:
             "applies it.")
 
 
+def _decision_note(info: ModelInfo) -> str:
+    choice = info.extra.threshold
+    if choice is None:
+        return ""
+    return (f" It answers {choice.second_class} when P({choice.second_class}) >= {choice.threshold:.4f}, a threshold "
+            f"chosen on {choice.images} {choice.split} images for balanced accuracy "
+            f"({choice.balanced_accuracy_at_half:.4f} at 0.5, {choice.balanced_accuracy:.4f} at the threshold); every "
+            "runtime applies it.")
+
+
 def _use_section(info: ModelInfo) -> list[str]:
     classes = ", ".join(info.class_names)
     return ["## Intended use and known limits", "",
             f"- Intended use: sorting photos that show one of {classes}, of the kind in the training data; "
             "teaching and comparing small-data image classification.",
             f"- It always answers one of {classes}: a photo of anything else still gets one of these labels, often "
-            "with high confidence. " + _calibration_note(info),
+            "with high confidence. " + _calibration_note(info) + _decision_note(info),
             "- The test figures hold for photos like the test split (same source, same kind of framing); "
             "other cameras, drawings, crops or several animals in one image may score lower.",
             "- Not for decisions about people or animals' welfare; no fairness or robustness study was made.", ""]

@@ -75,6 +75,8 @@ def test_choose_threshold_records_the_validation_choice_and_evaluate_scores_by_i
     assert choice.second_class == "dogs" and choice.split == "validation" and choice.images == 6
     assert "decision threshold on 6 validation images: dogs at P >=" in err and "balanced accuracy" in out
     assert load_model(model_path)[1].extra.threshold is None  # the original is left as it was
+    card = tuned.with_suffix(".md").read_text()
+    assert f"It answers dogs when P(dogs) >= {choice.threshold:.4f}" in card
     assert evaluate_main(["--model", str(tuned), "--data-dir", str(data), "--split", "validation",
                           "--output", str(tmp_path / "validation")]) == 0
     scored = json.loads((tmp_path / "validation" / "metrics.json").read_text())
