@@ -79,7 +79,8 @@ def main() -> None:
         counts = unbalanced_copy(data, work / "data")
         print(f"split: {counts}")
         for weighting in ("none", "balanced"):
-            seconds = command("catsdogs.train",  # the first run also computes the cached features "--data-dir", str(work / "data"), "--model", "mobilenet", "--alpha",
+            # the first run also computes the cached features, which the second reads
+            seconds = command("catsdogs.train", "--data-dir", str(work / "data"), "--model", "mobilenet", "--alpha",
                               "0.25", "--weights", args.weights, "--image-size", "224", "--recipe", "frozen",
                               "--cache-features", "--feature-cache", str(work / "features"), "--class-weight",
                               weighting, "--seed", str(args.seed), "--output", str(work / "runs"),
