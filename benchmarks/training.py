@@ -55,9 +55,9 @@ ROWS = {  # name: (model, unfreeze, mode, extra config)
 # With a GPU (--gpu): mixed precision, XLA, augmentation inside the model, and MirroredStrategy scaling.
 GPU_ROWS = {
     "vgg19 block5 ours gpu": ("vgg19", "block5", "ours", {"augment_in": "model"}),
-    "vgg19 block5 ours gpu mixed": ("vgg19", "block5", "ours", {"augment_in": "model", "mixed_precision": True}),
+    "vgg19 block5 ours gpu mixed": ("vgg19", "block5", "ours", {"augment_in": "model", "precision": "mixed_float16"}),
     "vgg19 block5 ours gpu mixed XLA": ("vgg19", "block5", "ours",
-                                        {"augment_in": "model", "mixed_precision": True, "jit_compile": "on"}),
+                                        {"augment_in": "model", "precision": "mixed_float16", "jit_compile": "on"}),
     "vgg19 block5 ours all gpus": ("vgg19", "block5", "ours", {"augment_in": "model", "strategy": "mirrored"}),
 }
 ROWS.update(GPU_ROWS)

@@ -85,6 +85,9 @@ AUGMENT_PLACES = ("auto", "pipeline", "model")
 # Pillow and NumPy (no TensorFlow: the JAX backend trains where TensorFlow is not installed).
 PIPELINES = ("tf.data", "pydataset")
 JIT_CHOICES = ("auto", "on", "off")
+# --precision: Keras's dtype policies. mixed_float16 is for GPUs; mixed_bfloat16 for CPUs with AVX-512 BF16 or AMX
+# (oneDNN's bfloat16 kernels) and for recent GPUs. Weights, the output layer and the loss stay float32 in each.
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 RECORD_KEY = "run"  # config.json's record of what the settings resolved to; not a setting itself
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
@@ -302,9 +305,15 @@ NO_AUGMENTATION = AugmentParams(
 LEGACY_MODEL_OPTIONS: dict[str, Any] = {"alpha": 1.0, "batchnorm": False, "units": [], "depth": 0}
 
 
-def with_model_options(values: Mapping[str, Any]) -> dict[str, Any]:
-    """``values`` with the options of before (``alpha``, ``batchnorm``, ``units``, ``depth`` at the top level)
-    moved into ``model_options`` (``models.registry.model_options`` leaves out those at their neutral value)."""
+def with_current_names(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` in today's settings: the options of before (``alpha``, ``batchnorm``, ``units``, ``depth`` at the
+    top level) moved into ``model_options`` (``models.registry.model_options`` leaves out those at their neutral
+    value), and ``mixed_precision: true`` (before ``precision``) as ``precision: mixed_float16``."""
+    if "mixed_precision" in values:
+        legacy = bool(values["mixed_precision"])
+        values = {key: value for key, value in values.items() if key != "mixed_precision"}
+        if legacy:
+            values.setdefault("precision", "mixed_float16")
     moved = {key: value for key, value in values.items() if key in LEGACY_MODEL_OPTIONS}
     if not moved:
         return dict(values)
@@ -400,7 +409,9 @@ class TrainConfig:
     feature_cache: str = setting("cache/features", help="where --cache-features keeps features (keyed by model, "
                                                         "weights, data, augmentation)", group=PERFORMANCE,
                                  metavar="DIR")
-    mixed_precision: bool = setting(False, help="float16 compute (GPUs)", group=PERFORMANCE)
+    precision: str = setting("float32", help="compute precision: float32, mixed_float16 (GPUs) or mixed_bfloat16 "
+                                             "(CPUs with bfloat16 instructions, recent GPUs); weights stay float32",
+                             group=PERFORMANCE, choices=PRECISIONS)
     jit_compile: str = setting("auto", help="XLA: auto lets Keras decide (on for GPU, off for CPU, where it is "
                                             "slower)", group=PERFORMANCE, choices=JIT_CHOICES)
     # distribution
@@ -460,14 +471,14 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], source: str = "the settings") -> TrainConfig:
-        return cls(**_known(cls, with_model_options(values), source))
+        return cls(**_known(cls, with_current_names(values), source))
 
     @classmethod
     def resolve(cls, *layers: Mapping[str, Any], source: str = "the settings") -> TrainConfig:
         """The config from layers of settings, later layers winning (defaults <- recipe <- file <- flags)."""
         merged: dict[str, Any] = {}
         for layer in layers:
-            for key, value in with_model_options(layer).items():
+            for key, value in with_current_names(layer).items():
                 if key in ("augment_params", "model_options"):  # nested: a layer changes only what it names
                     value = value.to_dict() if isinstance(value, AugmentParams) else dict(value)
                     merged[key] = {**merged.get(key, {}), **value}

@@ -180,8 +180,7 @@ def train(config: TrainConfig, resume_dir: str | Path | None = None,
 
     keras.utils.set_random_seed(config.seed)
     previous_policy = keras.mixed_precision.global_policy()
-    if config.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
+    keras.mixed_precision.set_global_policy(config.precision)
     try:
         strategy = make_strategy(config.strategy, config.devices)
         replicas = strategy.num_replicas_in_sync
@@ -232,9 +231,13 @@ def train(config: TrainConfig, resume_dir: str | Path | None = None,
                 if resume_dir is None:
                     shutil.rmtree(run_dir, ignore_errors=True)  # the scratch folder: nothing was written in it
                 return Run(config, run_dir, model, class_names, {}, {}, None, None)
-            # Process 0 scores, saves and publishes alone, so the model leaves the processes' distribution.
-            model = _single_process_copy(model, config, num_classes, phases[-1], augment_in_model)
             datasets = build_datasets(config, folders, config.batch_size, augment_in_model)
+        if processes > 1 or config.precision != "float32":
+            # Process 0 scores, saves and publishes alone, so the model leaves the processes' distribution; and it is
+            # saved in float32 whatever it trained in: a mixed policy saved with the layers would follow the model
+            # into every runtime and export (ONNX refuses a graph that mixes float16 or bfloat16 with float32).
+            keras.mixed_precision.set_global_policy("float32")
+            model = _plain_copy(model, config, num_classes, phases[-1], augment_in_model)
         return _finish(model, config, run_dir, datasets, folders, len(skipped))
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
@@ -263,10 +266,11 @@ def weights_fingerprint(model: keras.Model) -> str:
     return digest.hexdigest()[:16]
 
 
-def _single_process_copy(model: keras.Model, config: TrainConfig, num_classes: int, last: Phase,
-                         augment_in_model: bool) -> keras.Model:
-    """The trained model rebuilt outside ``keras.distribution``, its weights copied (each process holds them
-    all: data parallelism replicates them), so process 0 can evaluate and save it without the others."""
+def _plain_copy(model: keras.Model, config: TrainConfig, num_classes: int, last: Phase,
+                augment_in_model: bool) -> keras.Model:
+    """The trained model rebuilt outside ``keras.distribution`` under the global dtype policy (float32 when it is
+    saved), its weights copied (each process holds them all: data parallelism replicates them; a mixed policy keeps
+    them in float32), so process 0 can evaluate and save it alone, as any float32 model."""
     weights = model.get_weights()
     keras.distribution.set_distribution(None)
     copy = model_from_config(config, num_classes, last.unfreeze, augment_in_model)
