@@ -14,7 +14,6 @@ Written: ``results/cleaning.json``.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
@@ -24,8 +23,7 @@ from pathlib import Path
 
 import numpy as np
 from audit import noisy_copy
-from common import prepare_data, print_table, write_results
-from unbalanced import command
+from common import command, prepare_data, print_table, real_photo_arguments, train_mobilenet_head, write_results
 
 from catsdogs.metrics import mcnemar
 
@@ -38,11 +36,7 @@ def correct_by_path(predictions_csv: Path) -> dict[str, bool]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--weights", required=True, help="MobileNet 0.25's ImageNet no-top weights file")
-    parser.add_argument("--data-dir", help="a by-id split (default: the Kaggle subset, prepared by common.py)")
-    parser.add_argument("--seed", type=int, default=0, help="the training runs' seed")
-    args = parser.parse_args()
+    args = real_photo_arguments(__doc__ or "")
     data = Path(args.data_dir) if args.data_dir else prepare_data()
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
@@ -59,10 +53,7 @@ def main() -> None:
                 os.symlink(os.readlink(link), target)
         rows, correct = [], {}
         for name, folder in (("noisy", noisy), ("cleaned", cleaned)):
-            command("catsdogs.train", "--data-dir", str(folder), "--model", "mobilenet", "--alpha", "0.25",
-                    "--weights", args.weights, "--image-size", "224", "--recipe", "frozen", "--cache-features",
-                    "--feature-cache", str(work / "features"), "--seed", str(args.seed), "--output",
-                    str(work / "runs"), "--saved-models-dir", str(work / "saved"), "--name", name, "--verbose", "0")
+            train_mobilenet_head(folder, args.weights, work, name, args.seed, "--verbose", "0")
             command("catsdogs.evaluate", "--model", str(work / "saved" / f"{name}.keras"), "--data-dir", str(folder),
                     "--output", str(work / f"{name}-test"))
             metrics = json.loads((work / f"{name}-test" / "metrics.json").read_text())

@@ -6,6 +6,7 @@ Benchmarks measure; tests check behaviour. Each script prints a table and writes
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -103,3 +104,29 @@ def write_results(name: str, payload: dict[str, Any]) -> Path:
     path.write_text(json.dumps({"machine": machine(), **payload}, indent=2) + "\n")
     print(f"wrote {path}")
     return path
+
+
+def command(*args: str) -> float:
+    """Run ``python -m <args>`` as a user would; its wall seconds."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", *args], check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    return time.perf_counter() - start
+
+
+def real_photo_arguments(description: str) -> argparse.Namespace:
+    """``--weights`` (MobileNet 0.25's), ``--data-dir`` and ``--seed``: what the benchmarks on real photos take."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--weights", required=True, help="MobileNet 0.25's ImageNet no-top weights file")
+    parser.add_argument("--data-dir", help="a by-id split (default: the Kaggle subset, prepared by common.py)")
+    parser.add_argument("--seed", type=int, default=0, help="the training runs' seed")
+    return parser.parse_args()
+
+
+def train_mobilenet_head(data: Path, weights: str, work: Path, name: str, seed: int, *flags: str) -> float:
+    """``python -m catsdogs.train``: MobileNet 0.25 at 224 px, its head on cached features (``--recipe frozen``),
+    published as ``work/saved/<name>.keras``; the features are cached in ``work/features`` for the next run.
+    Its wall seconds."""
+    return command("catsdogs.train", "--data-dir", str(data), "--model", "mobilenet", "--alpha", "0.25", "--weights",
+                   weights, "--image-size", "224", "--recipe", "frozen", "--cache-features", "--feature-cache",
+                   str(work / "features"), "--seed", str(seed), "--output", str(work / "runs"), "--saved-models-dir",
+                   str(work / "saved"), "--name", name, *flags)

@@ -14,18 +14,16 @@ Written: ``results/unbalanced.json``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import prepare_data, print_table, write_results
+from common import command, prepare_data, print_table, real_photo_arguments, train_mobilenet_head, write_results
 
 from catsdogs.data.files import read_splits
 
@@ -52,13 +50,6 @@ def unbalanced_copy(data: Path, target: Path, seed: int = 0) -> dict[str, dict[s
     return counts
 
 
-def command(*args: str) -> float:
-    """Run ``python -m <args>``; its wall seconds."""
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", *args], check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    return time.perf_counter() - start
-
-
 def scores(metrics_file: Path) -> dict[str, Any]:
     metrics = json.loads(metrics_file.read_text())
     return {"accuracy": metrics["accuracy"], "balanced_accuracy": metrics["balanced_accuracy"],
@@ -67,11 +58,7 @@ def scores(metrics_file: Path) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--weights", required=True, help="MobileNet 0.25's ImageNet no-top weights file")
-    parser.add_argument("--data-dir", help="a by-id split (default: the Kaggle subset, prepared by common.py)")
-    parser.add_argument("--seed", type=int, default=0, help="the training runs' seed")
-    args = parser.parse_args()
+    args = real_photo_arguments(__doc__ or "")
     data = Path(args.data_dir) if args.data_dir else prepare_data()
     rows, runs = [], {}
     with tempfile.TemporaryDirectory() as scratch:
@@ -80,11 +67,8 @@ def main() -> None:
         print(f"split: {counts}")
         for weighting in ("none", "balanced"):
             # the first run also computes the cached features, which the second reads
-            seconds = command("catsdogs.train", "--data-dir", str(work / "data"), "--model", "mobilenet", "--alpha",
-                              "0.25", "--weights", args.weights, "--image-size", "224", "--recipe", "frozen",
-                              "--cache-features", "--feature-cache", str(work / "features"), "--class-weight",
-                              weighting, "--seed", str(args.seed), "--output", str(work / "runs"),
-                              "--saved-models-dir", str(work / "saved"), "--name", weighting, "--verbose", "2")
+            seconds = train_mobilenet_head(work / "data", args.weights, work, weighting, args.seed, "--class-weight",
+                                           weighting, "--verbose", "2")
             model = work / "saved" / f"{weighting}.keras"
             command("catsdogs.evaluate", "--model", str(model), "--data-dir", str(work / "data"),
                     "--output", str(work / f"{weighting}-test"))
