@@ -34,8 +34,10 @@ from typing import Any
 
 from common import print_table, run_isolated, write_results
 
+from catsdogs.config import DEFAULT_IMAGE_SIZE
+
 MODELS = {  # name: (create_model name, options, image size)
-    "small_cnn": ("small_cnn", {}, 150),
+    "small_cnn": ("small_cnn", {}, DEFAULT_IMAGE_SIZE),
     "mini_xception_s2": ("mini_xception_s2", {"alpha": 1.5}, 180),
     "mobilenet 0.25": ("mobilenet", {"alpha": 0.25}, 224),  # its ImageNet size (the 0.956 recipe)
 }
